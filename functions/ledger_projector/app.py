@@ -1,0 +1,43 @@
+"""Projects wallet writes from the table's stream into ledger entries (see
+:mod:`credit_meter.projector`). A failed record is reported as a batch item failure, so the
+stream retries from it and nothing is skipped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
+    DynamoDBRecord,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from credit_meter.projector import entries_for_record
+from credit_meter.store import Store
+
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+
+
+def project(record: DynamoDBRecord) -> None:
+    entries = entries_for_record(record.raw_event)
+    if entries:
+        Store().put_entries(entries)
+        metrics.add_metric(name="LedgerEntriesWritten", unit=MetricUnit.Count, value=len(entries))
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(
+        event=event, record_handler=project, processor=processor, context=context
+    )

@@ -1,0 +1,200 @@
+"""The metering HTTP API (API Gateway HTTP API, payload v2). Each route: parse, one call into
+:mod:`credit_meter.service`, respond. Errors become problem+json in :mod:`http_errors`."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ValidationError
+
+from credit_meter import http_errors
+from credit_meter.api_models import (
+    ChargeIn,
+    ChargeOut,
+    CommitIn,
+    CommitOut,
+    GrantIn,
+    GrantOut,
+    QuoteIn,
+    QuoteOut,
+    ReleaseOut,
+    ReservationOut,
+    ReserveIn,
+    TransactionOut,
+    TransactionsOut,
+    TransactionsQuery,
+    WalletIn,
+    WalletOut,
+    dump,
+)
+from credit_meter.catalog import catalog
+from credit_meter.errors import DomainError, FieldProblem, InsufficientCredits, InvalidRequest
+from credit_meter.http_input import json_object
+from credit_meter.service import Metering, Request
+
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+app = APIGatewayHttpResolver()
+
+_WALLET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
+_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+Body = TypeVar("Body", bound=BaseModel)
+
+
+def _service() -> Metering:
+    return Metering()
+
+
+def _wallet(wallet_id: str) -> str:
+    if not _WALLET_ID.match(wallet_id):
+        raise InvalidRequest([FieldProblem("wallet_id", "use 1-128 letters, digits, _ . : @ -")])
+    return wallet_id
+
+
+def _body(model: type[Body], optional: bool = False) -> Body:
+    event = app.current_event
+    raw = json_object(event.body, event.headers.get("content-type"), optional=optional)
+    return model.model_validate(raw)
+
+
+def _request(body: BaseModel, route: str) -> Request:
+    key = app.current_event.headers.get("idempotency-key")
+    if key is not None and not _KEY.match(key):
+        raise InvalidRequest(
+            [FieldProblem("Idempotency-Key", "use 1-255 visible ASCII characters")]
+        )
+    digest = body.request_hash(route) if hasattr(body, "request_hash") else ""
+    return Request(request_hash=digest, idempotency_key=key)
+
+
+def _json(status: int, body: BaseModel) -> Response[Any]:
+    return Response(status_code=status, content_type="application/json", body=dump(body))
+
+
+def _charged(credits: Decimal, feature: str | None = None) -> None:
+    metrics.add_metric(name="CreditsCharged", unit=MetricUnit.Count, value=float(credits))
+
+
+# -- routes -----------------------------------------------------------------------------------
+
+
+@app.put("/v1/wallets/<wallet_id>")
+def put_wallet(wallet_id: str) -> Response[Any]:
+    body = _body(WalletIn)
+    created, view = _service().put_wallet(_wallet(wallet_id), body.plan, body.allowance)
+    return _json(201 if created else 200, WalletOut.of(view))
+
+
+@app.get("/v1/wallets/<wallet_id>")
+def get_wallet(wallet_id: str) -> Response[Any]:
+    return _json(200, WalletOut.of(_service().get_wallet(_wallet(wallet_id))))
+
+
+@app.post("/v1/wallets/<wallet_id>/reservations")
+def reserve(wallet_id: str) -> Response[Any]:
+    body = _body(ReserveIn)
+    held = _service().reserve(
+        _wallet(wallet_id), body.cost(), _request(body, "reserve"), body.feature,
+        body.member_id, body.expires_in_seconds,
+    )
+    return _json(201, ReservationOut.of(held))
+
+
+@app.post("/v1/wallets/<wallet_id>/reservations/<reservation_id>/commit")
+def commit(wallet_id: str, reservation_id: str) -> Response[Any]:
+    body = _body(CommitIn, optional=True)
+    ended = _service().commit(
+        _wallet(wallet_id), reservation_id, body.cost(), _request(body, "commit")
+    )
+    _charged(ended.charged)
+    return _json(200, CommitOut.of(ended))
+
+
+@app.post("/v1/wallets/<wallet_id>/reservations/<reservation_id>/release")
+def release(wallet_id: str, reservation_id: str) -> Response[Any]:
+    body = _body(CommitIn, optional=True)
+    if body.credits is not None or body.usage is not None:
+        raise InvalidRequest([FieldProblem("body", "release takes no cost")])
+    ended = _service().release(_wallet(wallet_id), reservation_id, _request(body, "release"))
+    return _json(200, ReleaseOut.of(ended))
+
+
+@app.post("/v1/wallets/<wallet_id>/charges")
+def charge(wallet_id: str) -> Response[Any]:
+    body = _body(ChargeIn)
+    done = _service().charge(
+        _wallet(wallet_id), body.cost(), _request(body, "charge"), body.feature, body.member_id
+    )
+    _charged(done.charged)
+    return _json(201, ChargeOut.of(done))
+
+
+@app.post("/v1/wallets/<wallet_id>/quote")
+def quote(wallet_id: str) -> Response[Any]:
+    body = _body(QuoteIn)
+    return _json(200, QuoteOut(credits=_service().quote(_wallet(wallet_id), body.lines())))
+
+
+@app.post("/v1/wallets/<wallet_id>/grants")
+def grant(wallet_id: str) -> Response[Any]:
+    body = _body(GrantIn)
+    granted = _service().grant(
+        _wallet(wallet_id), body.credits, body.source, _request(body, "grant"),
+        body.expires_at, body.priority,
+    )
+    return _json(201, GrantOut.of(granted))
+
+
+@app.get("/v1/wallets/<wallet_id>/transactions")
+def transactions(wallet_id: str) -> Response[Any]:
+    query = TransactionsQuery.model_validate(app.current_event.query_string_parameters or {})
+    entries, cursor = _service().transactions(_wallet(wallet_id), query.limit, query.cursor)
+    out = TransactionsOut(items=[TransactionOut.of(e) for e in entries], next_cursor=cursor)
+    return _json(200, out)
+
+
+@app.get("/v1/prices")
+def prices() -> Response[Any]:
+    return Response(status_code=200, content_type="application/json",
+                    body=catalog().as_price_list())
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+
+@app.exception_handler(DomainError)
+def domain_error(error: DomainError) -> Response[str]:
+    if isinstance(error, InsufficientCredits):
+        metrics.add_metric(name="HoldsRefused", unit=MetricUnit.Count, value=1)
+    return http_errors.from_domain(error)
+
+
+@app.exception_handler(ValidationError)
+def invalid(error: ValidationError) -> Response[str]:
+    return http_errors.from_validation(error)
+
+
+@app.not_found
+def not_found(_: Exception) -> Response[str]:
+    return http_errors.not_found(app.current_event.path)
+
+
+@app.exception_handler(Exception)
+def unexpected(error: Exception) -> Response[str]:
+    logger.exception("unhandled error")
+    return http_errors.server_error()
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

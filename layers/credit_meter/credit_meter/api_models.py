@@ -1,0 +1,315 @@
+"""HTTP request bodies (pydantic) and response bodies, kept apart from domain and stored items.
+
+Amounts arrive as JSON strings or numbers and leave as decimal strings. The same models feed
+the OpenAPI document in ``docs/openapi.yaml`` (a test fails when the two drift apart).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    model_validator,
+)
+
+from credit_meter import clock
+from credit_meter.catalog import UsageLine
+from credit_meter.domain import BucketView
+from credit_meter.money import AmountError, fmt, parse_amount
+from credit_meter.service import (
+    Charge,
+    Cost,
+    Ended,
+    Entry,
+    Granted,
+    Reservation,
+    WalletView,
+)
+
+_AMOUNT_SCHEMA = {
+    "oneOf": [
+        {"type": "string", "pattern": r"^-?\d+(\.\d{1,6})?$"},
+        {"type": "number"},
+    ],
+    "description": "Credits: a decimal with at most 6 fractional digits, as string or number.",
+}
+
+
+def _amount(value: object) -> Decimal:
+    try:
+        return parse_amount(value)
+    except AmountError as err:
+        raise ValueError(f"amount {err}") from None
+
+
+def _positive(value: Decimal) -> Decimal:
+    if value <= 0:
+        raise ValueError("must be greater than 0")
+    return value
+
+
+def _not_negative(value: Decimal) -> Decimal:
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+Amount = Annotated[Decimal, BeforeValidator(_amount), WithJsonSchema(_AMOUNT_SCHEMA)]
+PositiveAmount = Annotated[Amount, AfterValidator(_positive)]
+NonNegativeAmount = Annotated[Amount, AfterValidator(_not_negative)]
+AmountOut = Annotated[
+    Decimal,
+    PlainSerializer(fmt, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": r"^-?\d+(\.\d{1,6})?$"}),
+]
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][\w.:@/-]*$")]
+Timestamp = Annotated[
+    int,
+    PlainSerializer(lambda ts: clock.iso(ts), return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+TimestampMs = Annotated[
+    int,
+    PlainSerializer(lambda ms: clock.iso(ms / 1000), return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+
+    def request_hash(self, route: str) -> str:
+        """A digest of the route and the canonical body: "the same request" for idempotency."""
+        canonical = json.dumps(
+            self.model_dump(mode="json", exclude_none=True), sort_keys=True, default=str
+        )
+        return hashlib.sha256(f"{route}\n{canonical}".encode()).hexdigest()
+
+
+class UsageIn(_Body):
+    meter: Name
+    quantity: PositiveAmount
+    model: Name | None = None
+
+    def line(self) -> UsageLine:
+        return UsageLine(self.meter, self.quantity, self.model)
+
+
+Usage = Annotated[list[UsageIn], Field(min_length=1, max_length=100)]
+
+
+class _Costed(_Body):
+    credits: PositiveAmount | None = None
+    usage: Usage | None = None
+
+    @model_validator(mode="after")
+    def _one_cost(self) -> _Costed:
+        if self.credits is not None and self.usage is not None:
+            raise ValueError("give either credits or usage, not both")
+        return self
+
+    def cost(self) -> Cost:
+        usage = None if self.usage is None else tuple(u.line() for u in self.usage)
+        return Cost(self.credits, usage)
+
+
+class _Required(_Costed):
+    @model_validator(mode="after")
+    def _some_cost(self) -> _Required:
+        if self.credits is None and self.usage is None:
+            raise ValueError("give credits or usage")
+        return self
+
+
+class WalletIn(_Body):
+    plan: Name
+    allowance: NonNegativeAmount | None = None
+
+
+class ReserveIn(_Required):
+    feature: Name
+    member_id: Name | None = None
+    expires_in_seconds: Annotated[int, Field(ge=1, le=86400, strict=True)] | None = None
+
+
+class CommitIn(_Costed):
+    """No cost means "charge what was held"; a zero cost is a free action."""
+
+    credits: NonNegativeAmount | None = None  # type: ignore[assignment]
+
+
+class ChargeIn(_Required):
+    feature: Name
+    member_id: Name | None = None
+
+
+class QuoteIn(_Body):
+    usage: Usage
+
+    def lines(self) -> list[UsageLine]:
+        return [u.line() for u in self.usage]
+
+
+class GrantIn(_Body):
+    credits: PositiveAmount
+    source: Name
+    expires_at: AwareDatetime | None = None
+    priority: Annotated[int, Field(ge=0, le=1000, strict=True)] | None = None
+
+
+class TransactionsQuery(_Body):
+    limit: Annotated[int, Field(ge=1, le=100)] = 20
+    cursor: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+
+
+# -- responses --------------------------------------------------------------------------------
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class PeriodOut(_Out):
+    start: Timestamp
+    end: Timestamp
+
+
+class BucketOut(_Out):
+    source: str
+    remaining: AmountOut
+    expires_at: Timestamp | None
+    priority: int
+
+    @classmethod
+    def of(cls, view: BucketView) -> BucketOut:
+        b = view.bucket
+        return cls(
+            source=b.source, remaining=view.remaining, expires_at=b.expires_at,
+            priority=b.priority,
+        )
+
+
+class WalletOut(_Out):
+    wallet_id: str
+    plan: str
+    period: PeriodOut
+    balance: AmountOut
+    held: AmountOut
+    available: AmountOut
+    allowance: AmountOut
+    used: AmountOut
+    buckets: list[BucketOut]
+
+    @classmethod
+    def of(cls, w: WalletView) -> WalletOut:
+        return cls(
+            wallet_id=w.wallet_id, plan=w.plan,
+            period=PeriodOut(start=w.period_start, end=w.period_end),
+            balance=w.balance, held=w.held, available=w.available, allowance=w.allowance,
+            used=w.used, buckets=[BucketOut.of(b) for b in w.buckets if b.remaining > 0],
+        )
+
+
+class ReservationOut(_Out):
+    reservation_id: str
+    status: Literal["held"]
+    credits: AmountOut
+    expires_at: Timestamp
+
+    @classmethod
+    def of(cls, r: Reservation) -> ReservationOut:
+        return cls(reservation_id=r.reservation_id, status="held", credits=r.credits,
+                   expires_at=r.expires_at)
+
+
+class CommitOut(_Out):
+    reservation_id: str
+    status: Literal["committed"]
+    charged: AmountOut
+    released: AmountOut
+
+    @classmethod
+    def of(cls, e: Ended) -> CommitOut:
+        return cls(reservation_id=e.reservation_id, status="committed", charged=e.charged,
+                   released=e.released)
+
+
+class ReleaseOut(_Out):
+    reservation_id: str
+    status: Literal["released"]
+    released: AmountOut
+
+    @classmethod
+    def of(cls, e: Ended) -> ReleaseOut:
+        return cls(reservation_id=e.reservation_id, status="released", released=e.released)
+
+
+class ChargeOut(_Out):
+    charge_id: str
+    charged: AmountOut
+
+    @classmethod
+    def of(cls, c: Charge) -> ChargeOut:
+        return cls(charge_id=c.charge_id, charged=c.charged)
+
+
+class QuoteOut(_Out):
+    credits: AmountOut
+
+
+class GrantOut(_Out):
+    grant_id: str
+    credits: AmountOut
+    source: str
+    priority: int
+    expires_at: Timestamp | None
+
+    @classmethod
+    def of(cls, g: Granted) -> GrantOut:
+        return cls(grant_id=g.grant_id, credits=g.credits, source=g.source,
+                   priority=g.priority, expires_at=g.expires_at)
+
+
+class TransactionOut(_Out):
+    transaction_id: str
+    type: str
+    credits: AmountOut
+    balance_after: AmountOut
+    at: TimestampMs
+    feature: str | None
+    member_id: str | None
+    status: str
+
+    @classmethod
+    def of(cls, e: Entry) -> TransactionOut:
+        return cls(transaction_id=e.transaction_id, type=e.type, credits=e.credits,
+                   balance_after=e.balance_after, at=e.at, feature=e.feature,
+                   member_id=e.member_id, status=e.status)
+
+
+class TransactionsOut(_Out):
+    items: list[TransactionOut]
+    next_cursor: str | None
+
+
+class ProblemOut(_Out):
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, str]] | None = None
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json")

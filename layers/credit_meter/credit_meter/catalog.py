@@ -1,0 +1,170 @@
+"""The price, plan and bucket-source catalog, read once per cold start from ``catalog.json``.
+
+Token meters are priced per 1,000 tokens by the model's tier; every other meter per unit.
+A deployment may point ``CATALOG_PATH`` at its own file of the same shape.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+
+from credit_meter.errors import FieldProblem, InvalidRequest
+from credit_meter.money import quantize
+
+TOKENS_PER_PRICE_UNIT = Decimal(1000)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageLine:
+    meter: str
+    quantity: Decimal
+    model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Meter:
+    name: str
+    unit: str
+    category: str
+    credits_per_unit: Decimal | None  # None for token meters, priced by tier
+    per_tier: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    priority: int
+    rank: int  # tie-break after expiry: promotional (0) before allowance (1) before paid (2)
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    meters: dict[str, Meter]
+    tiers: dict[str, dict[str, Decimal]]
+    models: dict[str, str]
+    plans: dict[str, Decimal | None]
+    sources: dict[str, Source]
+    default_hold_seconds: int
+    max_hold_seconds: int
+
+    def price(self, usage: list[UsageLine]) -> Decimal:
+        """The cost of a usage list in credits; unknown meters or models are field problems."""
+        problems: list[FieldProblem] = []
+        total = Decimal(0)
+        for i, line in enumerate(usage):
+            meter = self.meters.get(line.meter)
+            if meter is None:
+                problems.append(FieldProblem(f"usage[{i}].meter", f"unknown meter {line.meter!r}"))
+                continue
+            if meter.per_tier:
+                if line.model is None:
+                    problems.append(
+                        FieldProblem(f"usage[{i}].model", f"required for meter {meter.name!r}")
+                    )
+                    continue
+                tier = self.models.get(line.model)
+                if tier is None:
+                    problems.append(
+                        FieldProblem(f"usage[{i}].model", f"unknown model {line.model!r}")
+                    )
+                    continue
+                total += line.quantity * self.tiers[tier][meter.name] / TOKENS_PER_PRICE_UNIT
+            else:
+                if line.model is not None:
+                    problems.append(
+                        FieldProblem(
+                            f"usage[{i}].model", f"meter {meter.name!r} is not priced by model"
+                        )
+                    )
+                    continue
+                assert meter.credits_per_unit is not None
+                total += line.quantity * meter.credits_per_unit
+        if problems:
+            raise InvalidRequest(problems)
+        return quantize(total)
+
+    def as_price_list(self) -> dict[str, object]:
+        from credit_meter.money import fmt
+
+        meters = []
+        for m in self.meters.values():
+            entry: dict[str, object] = {"meter": m.name, "unit": m.unit, "category": m.category}
+            if m.per_tier:
+                entry["credits_per_unit_by_tier"] = {
+                    tier: fmt(prices[m.name]) for tier, prices in self.tiers.items()
+                }
+            else:
+                assert m.credits_per_unit is not None
+                entry["credits_per_unit"] = fmt(m.credits_per_unit)
+            meters.append(entry)
+        return {
+            "meters": meters,
+            "models": [{"model": model, "tier": tier} for model, tier in self.models.items()],
+            "plans": [
+                {"plan": plan, "allowance": None if allowance is None else fmt(allowance)}
+                for plan, allowance in self.plans.items()
+            ],
+        }
+
+
+def _decimal(value: object) -> Decimal:
+    return Decimal(str(value))
+
+
+def parse_catalog(raw: dict[str, object]) -> Catalog:
+    meters_raw = raw["meters"]
+    tiers_raw = raw["tiers"]
+    assert isinstance(meters_raw, dict) and isinstance(tiers_raw, dict)
+    meters = {
+        name: Meter(
+            name=name,
+            unit=spec["unit"],
+            category=spec["category"],
+            credits_per_unit=None if spec.get("per_tier") else _decimal(spec["credits_per_unit"]),
+            per_tier=bool(spec.get("per_tier")),
+        )
+        for name, spec in meters_raw.items()
+    }
+    tiers = {
+        tier: {meter: _decimal(price) for meter, price in prices.items()}
+        for tier, prices in tiers_raw.items()
+    }
+    for meter in meters.values():
+        if meter.per_tier and any(meter.name not in prices for prices in tiers.values()):
+            raise ValueError(f"catalog: token meter {meter.name} lacks a price in some tier")
+    models = dict(raw["models"])  # type: ignore[call-overload]
+    for model, tier in models.items():
+        if tier not in tiers:
+            raise ValueError(f"catalog: model {model} has unknown tier {tier}")
+    plans_raw = raw["plans"]
+    sources_raw = raw["sources"]
+    holds = raw["holds"]
+    assert isinstance(plans_raw, dict) and isinstance(sources_raw, dict)
+    assert isinstance(holds, dict)
+    return Catalog(
+        meters=meters,
+        tiers=tiers,
+        models=models,
+        plans={
+            plan: None if spec["allowance"] is None else _decimal(spec["allowance"])
+            for plan, spec in plans_raw.items()
+        },
+        sources={
+            name: Source(priority=int(spec["priority"]), rank=int(spec["rank"]))
+            for name, spec in sources_raw.items()
+        },
+        default_hold_seconds=int(holds["default_expires_in_seconds"]),
+        max_hold_seconds=int(holds["max_expires_in_seconds"]),
+    )
+
+
+@cache
+def catalog() -> Catalog:
+    """The deployment's catalog, parsed on first use and kept for the life of the process."""
+    path = os.environ.get("CATALOG_PATH") or str(Path(__file__).with_name("catalog.json"))
+    with open(path, encoding="utf-8") as fh:
+        return parse_catalog(json.load(fh))

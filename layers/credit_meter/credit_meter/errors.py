@@ -1,0 +1,83 @@
+"""Domain errors. They know nothing of HTTP; :mod:`credit_meter.http_errors` maps them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProblem:
+    field: str
+    message: str
+
+
+class DomainError(Exception):
+    """Base of every error a caller can cause; never a server fault."""
+
+    code = "domain-error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class MalformedRequest(DomainError):
+    """The request body is not the JSON document it should be."""
+
+    code = "malformed-request"
+
+
+class InvalidRequest(DomainError):
+    """Well-formed, but some fields are wrong."""
+
+    code = "invalid-request"
+
+    def __init__(self, problems: list[FieldProblem], detail: str | None = None) -> None:
+        super().__init__(detail or "; ".join(f"{p.field}: {p.message}" for p in problems))
+        self.problems = problems
+
+
+class UnsupportedMediaType(DomainError):
+    code = "unsupported-media-type"
+
+
+class PayloadTooLarge(DomainError):
+    code = "payload-too-large"
+
+
+class WalletNotFound(DomainError):
+    code = "wallet-not-found"
+
+
+class ReservationNotFound(DomainError):
+    code = "reservation-not-found"
+
+
+class InsufficientCredits(DomainError):
+    code = "insufficient-credits"
+
+    def __init__(self, detail: str, available: object = None, requested: object = None) -> None:
+        super().__init__(detail)
+        self.available = available
+        self.requested = requested
+
+
+class Conflict(DomainError):
+    """The request contradicts what already happened (a hold that already ended, say)."""
+
+    code = "conflict"
+
+    def __init__(self, detail: str, code: str | None = None) -> None:
+        super().__init__(detail)
+        if code:
+            self.code = code
+
+
+class IdempotencyConflict(Conflict):
+    code = "idempotency-key-reused"
+
+
+class Contention(DomainError):
+    """A write lost too many optimistic races in a row; safe to retry."""
+
+    code = "contention"

@@ -1,0 +1,86 @@
+"""The one place that maps domain errors to HTTP responses (RFC 9457 problem+json)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from pydantic import ValidationError
+
+from credit_meter.errors import (
+    Conflict,
+    Contention,
+    DomainError,
+    InsufficientCredits,
+    InvalidRequest,
+    MalformedRequest,
+    PayloadTooLarge,
+    ReservationNotFound,
+    UnsupportedMediaType,
+    WalletNotFound,
+)
+from credit_meter.money import fmt
+
+PROBLEM_JSON = "application/problem+json"
+
+_STATUS: list[tuple[type[DomainError], int, str]] = [
+    (MalformedRequest, 400, "Malformed request"),
+    (InsufficientCredits, 402, "Insufficient credits"),
+    (WalletNotFound, 404, "Wallet not found"),
+    (ReservationNotFound, 404, "Reservation not found"),
+    (Conflict, 409, "Conflict"),
+    (PayloadTooLarge, 413, "Payload too large"),
+    (UnsupportedMediaType, 415, "Unsupported media type"),
+    (InvalidRequest, 422, "Invalid request"),
+    (Contention, 503, "Busy, retry"),
+]
+
+
+def problem(
+    status: int, code: str, title: str, detail: str, **extra: Any
+) -> Response[str]:
+    body: dict[str, Any] = {
+        "type": f"/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    body.update({k: v for k, v in extra.items() if v is not None})
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return Response(
+        status_code=status, content_type=PROBLEM_JSON, body=json.dumps(body), headers=headers
+    )
+
+
+def from_domain(error: DomainError) -> Response[str]:
+    for kind, status, title in _STATUS:
+        if isinstance(error, kind):
+            extra: dict[str, Any] = {}
+            if isinstance(error, InvalidRequest):
+                extra["errors"] = [
+                    {"field": p.field, "message": p.message} for p in error.problems
+                ]
+            if isinstance(error, InsufficientCredits) and error.available is not None:
+                extra["available"] = fmt(error.available)  # type: ignore[arg-type]
+                extra["requested"] = fmt(error.requested)  # type: ignore[arg-type]
+            return problem(status, error.code, title, error.detail, **extra)
+    return problem(400, error.code, "Bad request", error.detail)
+
+
+def from_validation(error: ValidationError) -> Response[str]:
+    problems = []
+    for e in error.errors(include_url=False, include_input=False):
+        field = ".".join(str(part) for part in e["loc"]) or "body"
+        message = e["msg"].removeprefix("Value error, ")
+        problems.append({"field": field, "message": message})
+    detail = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+    return problem(422, "invalid-request", "Invalid request", detail, errors=problems)
+
+
+def not_found(path: str) -> Response[str]:
+    return problem(404, "not-found", "Not found", f"no route for {path}")
+
+
+def server_error() -> Response[str]:
+    return problem(500, "internal-error", "Internal error", "something went wrong on our side")

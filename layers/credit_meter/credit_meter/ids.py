@@ -1,0 +1,63 @@
+"""Identifiers.
+
+A reservation id carries the hold's amount (``rsv_<key>_<micro-credits base 36>``). Commit and
+release then compute the refund in one conditional write without reading the wallet first; the
+write's condition (the hold under ``<key>`` holds exactly that amount) rejects a forged id.
+With an ``Idempotency-Key`` the ``<key>`` part is derived from it, so a retry finds its first
+result; without one it is random.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from decimal import Decimal
+
+from credit_meter.money import from_micros, to_micros
+
+_KEY_HEX = 20  # 80 bits: collisions inside one wallet are not a practical concern
+_B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+_RESERVATION = re.compile(rf"^rsv_([0-9a-f]{{{_KEY_HEX}}})_([0-9a-z]{{1,16}})$")
+
+
+def op_key(wallet_id: str, op: str, idempotency_key: str | None) -> str:
+    """The per-wallet key of an operation: derived from the client's key, else random."""
+    if idempotency_key is None:
+        return secrets.token_hex(_KEY_HEX // 2)
+    digest = hashlib.sha256(f"{wallet_id}\n{op}\n{idempotency_key}".encode()).hexdigest()
+    return digest[:_KEY_HEX]
+
+
+def _b36(n: int) -> str:
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = _B36[r] + out
+        if n == 0:
+            return out
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationId:
+    key: str
+    credits: Decimal
+
+    def __str__(self) -> str:
+        return f"rsv_{self.key}_{_b36(to_micros(self.credits))}"
+
+    @classmethod
+    def parse(cls, text: str) -> ReservationId | None:
+        match = _RESERVATION.match(text)
+        if match is None:
+            return None
+        return cls(match.group(1), from_micros(int(match.group(2), 36)))
+
+
+def charge_id(key: str) -> str:
+    return f"chg_{key}"
+
+
+def grant_id(key: str) -> str:
+    return f"grt_{key}"
