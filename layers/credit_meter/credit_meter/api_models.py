@@ -87,7 +87,8 @@ TimestampMs = Annotated[
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+    # Built on first use: a cold start pays only for the models its first request needs.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     def request_hash(self, route: str) -> str:
         """A digest of the route and the canonical body: "the same request" for idempotency."""
@@ -177,7 +178,7 @@ class TransactionsQuery(_Body):
 
 
 class _Out(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
 
 class PeriodOut(_Out):

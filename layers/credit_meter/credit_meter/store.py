@@ -20,16 +20,12 @@ import binascii
 import os
 import random
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.config import Config
-from botocore.exceptions import ClientError
-
+from credit_meter.attrs import deserialize, serialize
 from credit_meter.errors import Contention, FieldProblem, InvalidRequest
 
 if TYPE_CHECKING:
@@ -42,8 +38,6 @@ HOLD_RECORD = "H"  # the end of a reservation (its commit or release)
 CHARGE_RECORD = "C"
 GRANT_RECORD = "G"
 
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 _client: DynamoDBClient | None = None
 
 
@@ -51,9 +45,11 @@ def dynamodb_client() -> DynamoDBClient:
     """One client per process, made on first use (not at import: cold starts stay short)."""
     global _client
     if _client is None:
-        import boto3
+        # botocore is imported here, with the first request that needs it, not at import.
+        import botocore.session
+        from botocore.config import Config
 
-        _client = boto3.client(
+        _client = botocore.session.get_session().create_client(
             "dynamodb",
             config=Config(
                 retries={"mode": "standard", "max_attempts": 4},
@@ -76,36 +72,15 @@ def wallet_pk(wallet_id: str) -> str:
 
 
 def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(v) for k, v in values.items() if v is not None}
+    return {k: serialize(v) for k, v in values.items() if v is not None}
 
 
 def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+    return {k: deserialize(v) for k, v in item.items()}
 
 
 def _values(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(v) for k, v in values.items()}
-
-
-@dataclass(slots=True)
-class Capacity:
-    """What the calls made through one store cost: round trips and write/read units."""
-
-    round_trips: int = 0
-    write_units: float = 0.0
-    read_units: float = 0.0
-    db_seconds: float = 0.0
-
-    def add(self, response: Mapping[str, Any], seconds: float) -> None:
-        self.round_trips += 1
-        self.db_seconds += seconds
-        consumed = response.get("ConsumedCapacity")
-        for entry in consumed if isinstance(consumed, list) else [consumed] if consumed else []:
-            self.write_units += float(entry.get("WriteCapacityUnits", 0) or 0)
-            self.read_units += float(entry.get("ReadCapacityUnits", 0) or 0)
-            if "WriteCapacityUnits" not in entry and "ReadCapacityUnits" not in entry:
-                # DynamoDB Local reports only the total for some calls.
-                self.write_units += float(entry.get("CapacityUnits", 0) or 0)
+    return {k: serialize(v) for k, v in values.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,32 +156,20 @@ class Store:
     def __init__(self, table: str | None = None, client: DynamoDBClient | None = None) -> None:
         self.table = table or os.environ["TABLE_NAME"]
         self._client = client
-        self.capacity = Capacity()
 
     @property
     def client(self) -> DynamoDBClient:
         return self._client or dynamodb_client()
 
-    @contextmanager
-    def _timed(self) -> Iterator[list[Mapping[str, Any]]]:
-        box: list[Mapping[str, Any]] = []
-        start = time.perf_counter()
-        try:
-            yield box
-        finally:
-            self.capacity.add(box[0] if box else {}, time.perf_counter() - start)
-
     # -- reads -------------------------------------------------------------------------------
 
     def get(self, pk: str, sk: str) -> dict[str, Any] | None:
-        with self._timed() as box:
-            response = self.client.get_item(
-                TableName=self.table,
-                Key=to_item({"pk": pk, "sk": sk}),
-                ConsistentRead=True,
-                ReturnConsumedCapacity="TOTAL",
-            )
-            box.append(response)
+        response = self.client.get_item(
+            TableName=self.table,
+            Key=to_item({"pk": pk, "sk": sk}),
+            ConsistentRead=True,
+            ReturnConsumedCapacity="TOTAL",
+        )
         item = response.get("Item")
         return from_item(item) if item else None
 
@@ -225,9 +188,7 @@ class Store:
         }
         if cursor is not None:
             params["ExclusiveStartKey"] = to_item({"pk": pk, "sk": decode_cursor(cursor, prefix)})
-        with self._timed() as box:
-            response = self.client.query(**params)
-            box.append(response)
+        response = self.client.query(**params)
         items = [from_item(i) for i in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
         next_cursor = encode_cursor(from_item(last)["sk"]) if last else None
@@ -238,23 +199,15 @@ class Store:
     def put_new(self, put: Put) -> None:
         """Create an item that must not exist yet; :class:`WriteRejected` if it does."""
         try:
-            with self._timed() as box:
-                box.append(
-                    self.client.put_item(**put.params(self.table), ReturnConsumedCapacity="TOTAL")
-                )
-        except ClientError as err:
+            self.client.put_item(**put.params(self.table), ReturnConsumedCapacity="TOTAL")
+        except Exception as err:
             raise _rejected(err, 1) from None
 
     def update(self, update: Update) -> None:
         """One conditional update; :class:`WriteRejected` (with the old item) if refused."""
         try:
-            with self._timed() as box:
-                box.append(
-                    self.client.update_item(
-                        **update.params(self.table), ReturnConsumedCapacity="TOTAL"
-                    )
-                )
-        except ClientError as err:
+            self.client.update_item(**update.params(self.table), ReturnConsumedCapacity="TOTAL")
+        except Exception as err:
             raise _rejected(err, 1) from None
 
     def transact(self, *writes: Update | Put | Absent) -> None:
@@ -265,16 +218,13 @@ class Store:
             items.append({kind: write.params(self.table)})
         for attempt in range(_TRANSACTION_ATTEMPTS):
             try:
-                with self._timed() as box:
-                    box.append(
-                        self.client.transact_write_items(
-                            TransactItems=items,  # type: ignore[arg-type]
-                            ReturnConsumedCapacity="TOTAL",
-                        )
-                    )
+                self.client.transact_write_items(
+                    TransactItems=items,  # type: ignore[arg-type]
+                    ReturnConsumedCapacity="TOTAL",
+                )
                 return
-            except ClientError as err:
-                reasons = err.response.get("CancellationReasons") or []
+            except Exception as err:
+                reasons = _response(err).get("CancellationReasons") or []
                 codes = [r.get("Code") for r in reasons]
                 if "TransactionConflict" in codes and "ConditionalCheckFailed" not in codes:
                     # Another transaction touched one of our items mid-flight. Nothing was
@@ -291,11 +241,9 @@ class Store:
                 {"PutRequest": {"Item": to_item(i)}} for i in items[start : start + 25]
             ]
             for attempt in range(8):
-                with self._timed() as box:
-                    response = self.client.batch_write_item(
-                        RequestItems={self.table: requests}, ReturnConsumedCapacity="TOTAL"
-                    )
-                    box.append(response)
+                response = self.client.batch_write_item(
+                    RequestItems={self.table: requests}, ReturnConsumedCapacity="TOTAL"
+                )
                 requests = list(response.get("UnprocessedItems", {}).get(self.table, []))
                 if not requests:
                     break
@@ -304,13 +252,20 @@ class Store:
                 raise Contention("ledger entries left unprocessed")
 
 
-def _rejected(err: ClientError, count: int) -> Exception:
-    code = err.response.get("Error", {}).get("Code")
+def _response(err: Exception) -> dict[str, Any]:
+    """The parsed error response of a botocore ``ClientError`` (empty for anything else)."""
+    response = getattr(err, "response", None)
+    return response if isinstance(response, dict) else {}
+
+
+def _rejected(err: Exception, count: int) -> Exception:
+    response = _response(err)
+    code = response.get("Error", {}).get("Code")
     if code == "ConditionalCheckFailedException":
-        item = err.response.get("Item")
+        item = response.get("Item")
         return WriteRejected([from_item(item) if item else None], [True])
     if code == "TransactionCanceledException":
-        reasons = err.response.get("CancellationReasons") or [{} for _ in range(count)]
+        reasons = response.get("CancellationReasons") or [{} for _ in range(count)]
         old = [from_item(r["Item"]) if r.get("Item") else None for r in reasons]
         failed = [r.get("Code") == "ConditionalCheckFailed" for r in reasons]
         if any(failed):

@@ -1,0 +1,335 @@
+"""``make bench``: reserve -> commit cycles through the real handler against DynamoDB Local.
+
+Counts what survives a noisy machine — DynamoDB round trips and write units per metered event,
+round trips per one-shot charge, the share of handler time spent outside DynamoDB calls — and
+reports throughput and the cold import time of the metering handler module. The last line of
+output is one JSON object.
+
+Write units are given twice: as DynamoDB Local reports them (``ReturnConsumedCapacity``), and
+as DynamoDB bills them (``wru_per_event_billed``: 1 per KB for a single write, 2 per KB per
+item in a transaction, rounded up per item), from the sizes of the items actually written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CYCLES = int(os.environ.get("BENCH_CYCLES", "400"))
+CHARGES = int(os.environ.get("BENCH_CHARGES", "200"))
+IMPORT_RUNS = int(os.environ.get("BENCH_IMPORT_RUNS", "9"))
+THREADS = int(os.environ.get("BENCH_THREADS", "8"))
+
+
+# -- DynamoDB item size, as DynamoDB counts it ---------------------------------------------------
+
+
+def attr_size(value: dict[str, Any]) -> int:
+    """Bytes of one attribute value by DynamoDB's sizing rules (close enough to bill by)."""
+    (kind, v), = value.items()
+    if kind == "S":
+        return len(v.encode())
+    if kind == "N":
+        digits = len(v.lstrip("-").replace(".", "").lstrip("0")) or 1
+        return math.ceil(digits / 2) + 1
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "M":
+        return 3 + sum(len(k.encode()) + attr_size(x) + 1 for k, x in v.items())
+    if kind == "L":
+        return 3 + sum(attr_size(x) + 1 for x in v)
+    return len(json.dumps(v))
+
+
+def item_size(item: dict[str, Any]) -> int:
+    return sum(len(k.encode()) + attr_size(v) for k, v in item.items())
+
+
+def billed_units(size: int, transactional: bool) -> int:
+    units = max(1, math.ceil(size / 1024))
+    return 2 * units if transactional else units
+
+
+@dataclass
+class Meter:
+    """Per-thread tally of DynamoDB calls, fed by botocore's event hooks."""
+
+    calls: int = 0
+    db_seconds: float = 0.0
+    wru_reported: float = 0.0
+    touched: list[tuple[dict[str, Any], bool]] = field(default_factory=list)
+    started: float = 0.0
+
+    def reset(self) -> None:
+        self.calls, self.db_seconds, self.wru_reported = 0, 0.0, 0.0
+        self.touched = []
+
+
+_local = threading.local()
+
+
+def meter() -> Meter:
+    if not hasattr(_local, "meter"):
+        _local.meter = Meter()
+    return _local.meter  # type: ignore[no-any-return]
+
+
+def _before(params: dict[str, Any], model: Any, **_: Any) -> None:
+    m = meter()
+    m.started = time.perf_counter()
+    if model.name == "TransactWriteItems":
+        for entry in params.get("TransactItems", []):
+            (_kind, spec), = entry.items()
+            m.touched.append((spec.get("Key") or spec.get("Item") or {}, True))
+    elif model.name in ("UpdateItem", "PutItem"):
+        m.touched.append((params.get("Key") or params.get("Item") or {}, False))
+
+
+def _after(http_response: Any, parsed: dict[str, Any], **_: Any) -> None:
+    m = meter()
+    m.calls += 1
+    m.db_seconds += time.perf_counter() - m.started
+    consumed = parsed.get("ConsumedCapacity")
+    for entry in consumed if isinstance(consumed, list) else [consumed] if consumed else []:
+        m.wru_reported += float(entry.get("CapacityUnits", 0) or 0)
+
+
+def instrument(client: Any) -> None:
+    client.meta.events.register("before-call.dynamodb", _before)
+    client.meta.events.register("after-call.dynamodb", _after)
+
+
+# -- environment -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def environment() -> Iterator[tuple[str, str]]:
+    from devtools import ddb_local, table
+
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1", POWERTOOLS_METRICS_NAMESPACE="CreditMeter",
+        POWERTOOLS_SERVICE_NAME="credit-meter", TABLE_NAME="credit-meter-bench",
+        POWERTOOLS_LOG_LEVEL="WARNING",
+    )
+    with ddb_local.running() as endpoint:
+        os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
+        os.environ["AWS_ENDPOINT_URL_DYNAMODBSTREAMS"] = endpoint
+        admin = ddb_local.client(endpoint)
+        table.create_table(admin, os.environ["TABLE_NAME"])
+        yield endpoint, os.environ["TABLE_NAME"]
+
+
+RUNTIME_VENV = Path(".cache/runtime-venv")
+LAYER_REQUIREMENTS = Path("layers/credit_meter/requirements.txt")
+
+
+def runtime_python() -> Path:
+    """A venv holding only what the Lambda gets: the layer's requirements (and boto3, which
+    the Lambda runtime provides). The dev venv also holds SAM CLI and friends, whose many
+    installed distributions slow pydantic's plugin discovery and would skew the figure."""
+    python = RUNTIME_VENV / "bin" / "python"
+    stamp = RUNTIME_VENV / ".requirements"
+    wanted = LAYER_REQUIREMENTS.read_text() + "boto3\n"
+    if not python.exists() or not stamp.exists() or stamp.read_text() != wanted:
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(RUNTIME_VENV)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+             "-r", str(LAYER_REQUIREMENTS), "boto3"],
+            check=True, stdout=sys.stderr,
+        )
+        stamp.write_text(wanted)
+    return python
+
+
+def import_ms() -> float:
+    """Median wall time to import the metering handler module in a fresh interpreter."""
+    python = runtime_python()
+    code = (
+        "import time; t = time.perf_counter(); import metering_api.app; "
+        "print((time.perf_counter() - t) * 1000)"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(["layers/credit_meter", "functions"])}
+    subprocess.run([str(python), "-c", code], env=env, capture_output=True, check=True)  # .pyc
+    runs = []
+    for _ in range(IMPORT_RUNS):
+        out = subprocess.run(
+            [str(python), "-c", code], env=env, capture_output=True, text=True, check=True
+        )
+        runs.append(float(out.stdout.strip().splitlines()[-1]))
+    return statistics.median(runs)
+
+
+@contextlib.contextmanager
+def quiet_stdout() -> Iterator[None]:
+    """Send fd 1 (the handlers' EMF metric lines) to /dev/null for the duration."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
+def main() -> int:
+    import_median = import_ms()
+    with quiet_stdout():
+        result = run()
+    result["import_ms"] = round(import_median, 1)
+    print(json.dumps(result))
+    return 0 if result["ledger_entries"] == result["ledger_seq"] else 1
+
+
+def run() -> dict[str, Any]:
+    with environment() as (endpoint, table_name):
+        from credit_meter import store
+        from devtools.apigw import FakeContext, http_event
+        from metering_api.app import handler
+
+        store.reset_client()
+        instrument(store.dynamodb_client())
+        ctx = FakeContext()
+
+        def call(method: str, path: str, body: dict[str, Any] | None = None,
+                 key: str | None = None) -> tuple[dict[str, Any], float]:
+            headers = {"idempotency-key": key} if key else {}
+            event = http_event(method, path, body, headers)
+            start = time.perf_counter()
+            response = handler(event, ctx)
+            elapsed = time.perf_counter() - start
+            if response["statusCode"] >= 300:
+                raise RuntimeError(f"{method} {path}: {response['statusCode']} {response['body']}")
+            return json.loads(response["body"]), elapsed
+
+        wallet = "/v1/wallets/bench"
+        call("PUT", wallet, {"plan": "enterprise", "allowance": "1000000000"})
+        for i in range(20):  # warm-up: the first calls build models and connections
+            r, _ = call("POST", f"{wallet}/reservations", {"feature": "chat", "credits": "2"})
+            call("POST", f"{wallet}/reservations/{r['reservation_id']}/commit", {"credits": "1"})
+
+        def cycles(n: int, keyed: bool, tag: str) -> dict[str, float]:
+            m = meter()
+            m.reset()
+            handler_seconds = 0.0
+            wall = time.perf_counter()
+            for i in range(n):
+                body = {"feature": "chat", "member_id": "u1",
+                        "usage": [{"meter": "input_tokens", "quantity": 1200, "model": "gpt-4o"}]}
+                r, t1 = call("POST", f"{wallet}/reservations", body,
+                             f"{tag}-{i}" if keyed else None)
+                _, t2 = call("POST", f"{wallet}/reservations/{r['reservation_id']}/commit",
+                             {"credits": "0.1"})
+                handler_seconds += t1 + t2
+            wall = time.perf_counter() - wall
+            billed = sum(billed_units(item_size(k), tx) for k, tx in m.touched)
+            return {
+                "round_trips": m.calls / n,
+                "wru_reported": m.wru_reported / n,
+                "wru_billed_keys_only": billed / n,
+                "non_db_share": (handler_seconds - m.db_seconds) / handler_seconds,
+                "events_per_s": n / wall,
+                "handler_ms": handler_seconds / n * 1000,
+            }
+
+        plain = cycles(CYCLES, keyed=False, tag="p")
+        keyed = cycles(CYCLES // 2, keyed=True, tag="k")
+
+        # Billed WRU need the real item sizes: the wallet item as it stands, the records.
+        admin = store.dynamodb_client()
+        wallet_item = admin.get_item(
+            TableName=table_name, Key={"pk": {"S": "W#bench"}, "sk": {"S": "W"}}
+        )["Item"]
+        wallet_size = item_size(wallet_item)
+        record_size = 200  # a reservation record: ~120-200 bytes (< 1 KB, 1 unit either way)
+        per_event_plain = (
+            billed_units(wallet_size, False)  # reserve: one UpdateItem
+            + billed_units(wallet_size, True) + billed_units(record_size, True)  # commit tx
+        )
+        per_event_keyed = (
+            billed_units(wallet_size, True) + billed_units(record_size, True)  # reserve tx
+            + billed_units(wallet_size, True) + billed_units(record_size, True)  # commit tx
+        )
+        projection = 1  # one ledger entry (< 1 KB) per commit, written by the projector
+
+        m = meter()
+        m.reset()
+        charge_handler = 0.0
+        for i in range(CHARGES):
+            _, t = call("POST", f"{wallet}/charges", {"feature": "search", "credits": "0.01"})
+            charge_handler += t
+        charge_round_trips = m.calls / CHARGES
+        charge_non_db = (charge_handler - m.db_seconds) / charge_handler
+
+        # Throughput with several callers at once (one wallet: the hot item). Powertools'
+        # Metrics is per process and Lambda runs one invocation per process; threads here
+        # share one, so metrics are off for this part.
+        os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
+        def one(i: int) -> None:
+            r, _ = call("POST", f"{wallet}/reservations", {"feature": "chat", "credits": "1"})
+            call("POST", f"{wallet}/reservations/{r['reservation_id']}/commit",
+                 {"credits": "0.5"})
+
+        n_conc = CYCLES // 2
+        start = time.perf_counter()
+        with ThreadPoolExecutor(THREADS) as pool:
+            list(pool.map(one, range(n_conc)))
+        conc_eps = n_conc / (time.perf_counter() - start)
+
+        # Drain the ledger projection and check it kept up exactly.
+        from devtools.stream_pump import StreamPump
+        from ledger_projector.app import handler as project
+
+        stream_arn = admin.describe_table(TableName=table_name)["Table"]["LatestStreamArn"]
+        pump = StreamPump(endpoint, stream_arn, project)
+        pump.drain()
+        seq = int(admin.get_item(
+            TableName=table_name, Key={"pk": {"S": "W#bench"}, "sk": {"S": "W"}}
+        )["Item"]["seq"]["N"])
+        entries = admin.query(
+            TableName=table_name, Select="COUNT",
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :t)",
+            ExpressionAttributeValues={":pk": {"S": "W#bench"}, ":t": {"S": "T#"}},
+        )["Count"]
+
+    result = {
+        "round_trips_per_event": round(plain["round_trips"], 3),
+        "wru_per_event": round(plain["wru_reported"], 3),
+        "wru_per_event_billed": per_event_plain + projection,
+        "wru_per_event_billed_sync": per_event_plain,
+        "wru_per_event_billed_with_idempotency_key": per_event_keyed + projection,
+        "round_trips_per_event_with_idempotency_key": round(keyed["round_trips"], 3),
+        "charge_round_trips": round(charge_round_trips, 3),
+        "non_db_share": round(plain["non_db_share"], 4),
+        "charge_non_db_share": round(charge_non_db, 4),
+        "events_per_s": round(plain["events_per_s"], 1),
+        "events_per_s_8_threads": round(conc_eps, 1),
+        "handler_ms_per_event": round(plain["handler_ms"], 2),
+        "wallet_item_bytes": wallet_size,
+        "ledger_entries": entries,
+        "ledger_seq": seq,
+        "cycles": CYCLES,
+    }
+    if entries != seq:
+        print(f"ledger projection incomplete: {entries} entries for seq {seq}", file=sys.stderr)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
