@@ -38,7 +38,7 @@ THREADS = int(os.environ.get("BENCH_THREADS", "8"))
 
 def attr_size(value: dict[str, Any]) -> int:
     """Bytes of one attribute value by DynamoDB's sizing rules (close enough to bill by)."""
-    (kind, v), = value.items()
+    ((kind, v),) = value.items()
     if kind == "S":
         return len(v.encode())
     if kind == "N":
@@ -83,7 +83,8 @@ _local = threading.local()
 def meter() -> Meter:
     if not hasattr(_local, "meter"):
         _local.meter = Meter()
-    return _local.meter  # type: ignore[no-any-return]
+    found: Meter = _local.meter
+    return found
 
 
 def _before(params: dict[str, Any], model: Any, **_: Any) -> None:
@@ -91,7 +92,7 @@ def _before(params: dict[str, Any], model: Any, **_: Any) -> None:
     m.started = time.perf_counter()
     if model.name == "TransactWriteItems":
         for entry in params.get("TransactItems", []):
-            (_kind, spec), = entry.items()
+            ((_kind, spec),) = entry.items()
             m.touched.append((spec.get("Key") or spec.get("Item") or {}, True))
     elif model.name in ("UpdateItem", "PutItem"):
         m.touched.append((params.get("Key") or params.get("Item") or {}, False))
@@ -119,9 +120,12 @@ def environment() -> Iterator[tuple[str, str]]:
     from devtools import ddb_local, table
 
     os.environ.update(
-        AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION="us-east-1", POWERTOOLS_METRICS_NAMESPACE="CreditMeter",
-        POWERTOOLS_SERVICE_NAME="credit-meter", TABLE_NAME="credit-meter-bench",
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        POWERTOOLS_METRICS_NAMESPACE="CreditMeter",
+        POWERTOOLS_SERVICE_NAME="credit-meter",
+        TABLE_NAME="credit-meter-bench",
         POWERTOOLS_LOG_LEVEL="WARNING",
     )
     with ddb_local.running() as endpoint:
@@ -146,9 +150,19 @@ def runtime_python() -> Path:
     if not python.exists() or not stamp.exists() or stamp.read_text() != wanted:
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(RUNTIME_VENV)], check=True)
         subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-             "-r", str(LAYER_REQUIREMENTS), "boto3"],
-            check=True, stdout=sys.stderr,
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+                str(LAYER_REQUIREMENTS),
+                "boto3",
+            ],
+            check=True,
+            stdout=sys.stderr,
         )
         stamp.write_text(wanted)
     return python
@@ -207,8 +221,9 @@ def run() -> dict[str, Any]:
         instrument(store.dynamodb_client())
         ctx = FakeContext()
 
-        def call(method: str, path: str, body: dict[str, Any] | None = None,
-                 key: str | None = None) -> tuple[dict[str, Any], float]:
+        def call(
+            method: str, path: str, body: dict[str, Any] | None = None, key: str | None = None
+        ) -> tuple[dict[str, Any], float]:
             headers = {"idempotency-key": key} if key else {}
             event = http_event(method, path, body, headers)
             start = time.perf_counter()
@@ -220,7 +235,7 @@ def run() -> dict[str, Any]:
 
         wallet = "/v1/wallets/bench"
         call("PUT", wallet, {"plan": "enterprise", "allowance": "1000000000"})
-        for i in range(20):  # warm-up: the first calls build models and connections
+        for _i in range(20):  # warm-up: the first calls build models and connections
             r, _ = call("POST", f"{wallet}/reservations", {"feature": "chat", "credits": "2"})
             call("POST", f"{wallet}/reservations/{r['reservation_id']}/commit", {"credits": "1"})
 
@@ -230,12 +245,19 @@ def run() -> dict[str, Any]:
             handler_seconds = 0.0
             wall = time.perf_counter()
             for i in range(n):
-                body = {"feature": "chat", "member_id": "u1",
-                        "usage": [{"meter": "input_tokens", "quantity": 1200, "model": "gpt-4o"}]}
-                r, t1 = call("POST", f"{wallet}/reservations", body,
-                             f"{tag}-{i}" if keyed else None)
-                _, t2 = call("POST", f"{wallet}/reservations/{r['reservation_id']}/commit",
-                             {"credits": "0.1"})
+                body = {
+                    "feature": "chat",
+                    "member_id": "u1",
+                    "usage": [{"meter": "input_tokens", "quantity": 1200, "model": "gpt-4o"}],
+                }
+                r, t1 = call(
+                    "POST", f"{wallet}/reservations", body, f"{tag}-{i}" if keyed else None
+                )
+                _, t2 = call(
+                    "POST",
+                    f"{wallet}/reservations/{r['reservation_id']}/commit",
+                    {"credits": "0.1"},
+                )
                 handler_seconds += t1 + t2
             wall = time.perf_counter() - wall
             billed = sum(billed_units(item_size(k), tx) for k, tx in m.touched)
@@ -260,18 +282,21 @@ def run() -> dict[str, Any]:
         record_size = 200  # a reservation record: ~120-200 bytes (< 1 KB, 1 unit either way)
         per_event_plain = (
             billed_units(wallet_size, False)  # reserve: one UpdateItem
-            + billed_units(wallet_size, True) + billed_units(record_size, True)  # commit tx
+            + billed_units(wallet_size, True)
+            + billed_units(record_size, True)  # commit tx
         )
         per_event_keyed = (
-            billed_units(wallet_size, True) + billed_units(record_size, True)  # reserve tx
-            + billed_units(wallet_size, True) + billed_units(record_size, True)  # commit tx
+            billed_units(wallet_size, True)
+            + billed_units(record_size, True)  # reserve tx
+            + billed_units(wallet_size, True)
+            + billed_units(record_size, True)  # commit tx
         )
         projection = 1  # one ledger entry (< 1 KB) per commit, written by the projector
 
         m = meter()
         m.reset()
         charge_handler = 0.0
-        for i in range(CHARGES):
+        for _i in range(CHARGES):
             _, t = call("POST", f"{wallet}/charges", {"feature": "search", "credits": "0.01"})
             charge_handler += t
         charge_round_trips = m.calls / CHARGES
@@ -281,10 +306,10 @@ def run() -> dict[str, Any]:
         # Metrics is per process and Lambda runs one invocation per process; threads here
         # share one, so metrics are off for this part.
         os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
+
         def one(i: int) -> None:
             r, _ = call("POST", f"{wallet}/reservations", {"feature": "chat", "credits": "1"})
-            call("POST", f"{wallet}/reservations/{r['reservation_id']}/commit",
-                 {"credits": "0.5"})
+            call("POST", f"{wallet}/reservations/{r['reservation_id']}/commit", {"credits": "0.5"})
 
         n_conc = CYCLES // 2
         start = time.perf_counter()
@@ -299,11 +324,14 @@ def run() -> dict[str, Any]:
         stream_arn = admin.describe_table(TableName=table_name)["Table"]["LatestStreamArn"]
         pump = StreamPump(endpoint, stream_arn, project)
         pump.drain()
-        seq = int(admin.get_item(
-            TableName=table_name, Key={"pk": {"S": "W#bench"}, "sk": {"S": "W"}}
-        )["Item"]["seq"]["N"])
+        seq = int(
+            admin.get_item(TableName=table_name, Key={"pk": {"S": "W#bench"}, "sk": {"S": "W"}})[
+                "Item"
+            ]["seq"]["N"]
+        )
         entries = admin.query(
-            TableName=table_name, Select="COUNT",
+            TableName=table_name,
+            Select="COUNT",
             KeyConditionExpression="pk = :pk AND begins_with(sk, :t)",
             ExpressionAttributeValues={":pk": {"S": "W#bench"}, ":t": {"S": "T#"}},
         )["Count"]

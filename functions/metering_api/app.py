@@ -62,7 +62,7 @@ def _wallet(wallet_id: str) -> str:
     return wallet_id
 
 
-def _body(model: type[Body], optional: bool = False) -> Body:
+def _body[Body: BaseModel](model: type[Body], optional: bool = False) -> Body:
     event = app.current_event
     raw = json_object(event.body, event.headers.get("content-type"), optional=optional)
     return model.model_validate(raw)
@@ -105,8 +105,12 @@ def get_wallet(wallet_id: str) -> Response[Any]:
 def reserve(wallet_id: str) -> Response[Any]:
     body = _body(ReserveIn)
     held = _service().reserve(
-        _wallet(wallet_id), body.cost(), _request(body, "reserve"), body.feature,
-        body.member_id, body.expires_in_seconds,
+        _wallet(wallet_id),
+        body.cost(),
+        _request(body, "reserve"),
+        body.feature,
+        body.member_id,
+        body.expires_in_seconds,
     )
     return _json(201, ReservationOut.of(held))
 
@@ -150,8 +154,12 @@ def quote(wallet_id: str) -> Response[Any]:
 def grant(wallet_id: str) -> Response[Any]:
     body = _body(GrantIn)
     granted = _service().grant(
-        _wallet(wallet_id), body.credits, body.source, _request(body, "grant"),
-        body.expires_at, body.priority,
+        _wallet(wallet_id),
+        body.credits,
+        body.source,
+        _request(body, "grant"),
+        body.expires_at,
+        body.priority,
     )
     return _json(201, GrantOut.of(granted))
 
@@ -166,8 +174,9 @@ def transactions(wallet_id: str) -> Response[Any]:
 
 @app.get("/v1/prices")
 def prices() -> Response[Any]:
-    return Response(status_code=200, content_type="application/json",
-                    body=catalog().as_price_list())
+    return Response(
+        status_code=200, content_type="application/json", body=catalog().as_price_list()
+    )
 
 
 # -- errors -----------------------------------------------------------------------------------

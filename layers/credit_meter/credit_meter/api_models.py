@@ -147,7 +147,7 @@ class ReserveIn(_Required):
 class CommitIn(_Costed):
     """No cost means "charge what was held"; a zero cost is a free action."""
 
-    credits: NonNegativeAmount | None = None  # type: ignore[assignment]
+    credits: NonNegativeAmount | None = None
 
 
 class ChargeIn(_Required):
@@ -196,7 +196,9 @@ class BucketOut(_Out):
     def of(cls, view: BucketView) -> BucketOut:
         b = view.bucket
         return cls(
-            source=b.source, remaining=view.remaining, expires_at=b.expires_at,
+            source=b.source,
+            remaining=view.remaining,
+            expires_at=b.expires_at,
             priority=b.priority,
         )
 
@@ -215,10 +217,15 @@ class WalletOut(_Out):
     @classmethod
     def of(cls, w: WalletView) -> WalletOut:
         return cls(
-            wallet_id=w.wallet_id, plan=w.plan,
+            wallet_id=w.wallet_id,
+            plan=w.plan,
             period=PeriodOut(start=w.period_start, end=w.period_end),
-            balance=w.balance, held=w.held, available=w.available, allowance=w.allowance,
-            used=w.used, buckets=[BucketOut.of(b) for b in w.buckets if b.remaining > 0],
+            balance=w.balance,
+            held=w.held,
+            available=w.available,
+            allowance=w.allowance,
+            used=w.used,
+            buckets=[BucketOut.of(b) for b in w.buckets if b.remaining > 0],
         )
 
 
@@ -230,8 +237,12 @@ class ReservationOut(_Out):
 
     @classmethod
     def of(cls, r: Reservation) -> ReservationOut:
-        return cls(reservation_id=r.reservation_id, status="held", credits=r.credits,
-                   expires_at=r.expires_at)
+        return cls(
+            reservation_id=r.reservation_id,
+            status="held",
+            credits=r.credits,
+            expires_at=r.expires_at,
+        )
 
 
 class CommitOut(_Out):
@@ -242,8 +253,12 @@ class CommitOut(_Out):
 
     @classmethod
     def of(cls, e: Ended) -> CommitOut:
-        return cls(reservation_id=e.reservation_id, status="committed", charged=e.charged,
-                   released=e.released)
+        return cls(
+            reservation_id=e.reservation_id,
+            status="committed",
+            charged=e.charged,
+            released=e.released,
+        )
 
 
 class ReleaseOut(_Out):
@@ -278,8 +293,13 @@ class GrantOut(_Out):
 
     @classmethod
     def of(cls, g: Granted) -> GrantOut:
-        return cls(grant_id=g.grant_id, credits=g.credits, source=g.source,
-                   priority=g.priority, expires_at=g.expires_at)
+        return cls(
+            grant_id=g.grant_id,
+            credits=g.credits,
+            source=g.source,
+            priority=g.priority,
+            expires_at=g.expires_at,
+        )
 
 
 class TransactionOut(_Out):
@@ -294,9 +314,16 @@ class TransactionOut(_Out):
 
     @classmethod
     def of(cls, e: Entry) -> TransactionOut:
-        return cls(transaction_id=e.transaction_id, type=e.type, credits=e.credits,
-                   balance_after=e.balance_after, at=e.at, feature=e.feature,
-                   member_id=e.member_id, status=e.status)
+        return cls(
+            transaction_id=e.transaction_id,
+            type=e.type,
+            credits=e.credits,
+            balance_after=e.balance_after,
+            at=e.at,
+            feature=e.feature,
+            member_id=e.member_id,
+            status=e.status,
+        )
 
 
 class TransactionsOut(_Out):

@@ -26,6 +26,6 @@ def set_clock(clock: Callable[[], float] | None) -> None:
 
 def iso(ts: float) -> str:
     """RFC 3339 UTC with millisecond precision: ``2026-11-21T05:09:00.000Z``."""
-    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
+    return (
+        datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     )

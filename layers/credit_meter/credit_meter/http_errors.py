@@ -37,9 +37,7 @@ _STATUS: list[tuple[type[DomainError], int, str]] = [
 ]
 
 
-def problem(
-    status: int, code: str, title: str, detail: str, **extra: Any
-) -> Response[str]:
+def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> Response[str]:
     body: dict[str, Any] = {
         "type": f"/problems/{code}",
         "title": title,
@@ -58,9 +56,7 @@ def from_domain(error: DomainError) -> Response[str]:
         if isinstance(error, kind):
             extra: dict[str, Any] = {}
             if isinstance(error, InvalidRequest):
-                extra["errors"] = [
-                    {"field": p.field, "message": p.message} for p in error.problems
-                ]
+                extra["errors"] = [{"field": p.field, "message": p.message} for p in error.problems]
             if isinstance(error, InsufficientCredits) and error.available is not None:
                 extra["available"] = fmt(error.available)  # type: ignore[arg-type]
                 extra["requested"] = fmt(error.requested)  # type: ignore[arg-type]

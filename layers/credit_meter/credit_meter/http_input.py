@@ -24,8 +24,9 @@ def json_object(body: str | None, content_type: str | None, optional: bool = Fal
     if len(body.encode()) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
     media = (content_type or "").split(";")[0].strip().lower()
-    if media != "application/json" and not (media.startswith("application/") and
-                                            media.endswith("+json")):
+    if media != "application/json" and not (
+        media.startswith("application/") and media.endswith("+json")
+    ):
         raise UnsupportedMediaType("send the body as application/json")
     try:
         value = json.loads(body, parse_float=Decimal, parse_constant=_no_constants)

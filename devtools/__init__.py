@@ -1,0 +1,1 @@
+"""Developer tooling: DynamoDB Local, table schema, local server, stream pump."""

@@ -1,0 +1,463 @@
+"""Run the Credit Meter HTTP API locally: ``python -m devtools.local_server`` (or ``make run``).
+
+* Storage: DynamoDB Local (in memory) when Java is available, otherwise moto's
+  in-process server; either way the table is created from ``template.yaml``.
+* HTTP: each request becomes an API Gateway HTTP API (payload format 2.0) event
+  for ``metering_api.app.handler``; routes come from the template, so an unknown
+  route answers 404 exactly as API Gateway would.
+* Stream: a background :class:`~devtools.stream_pump.StreamPump` feeds the
+  table's stream to ``ledger_projector.app.handler``.
+
+Environment: ``PORT`` (default 3000), ``HOST`` (default 127.0.0.1). The
+environment of the functions (TABLE_NAME, Powertools settings, ...) is set from
+the template before the handlers are imported, with fake AWS credentials.
+Needs ``layers/credit_meter``, ``functions`` and the repository root on
+``PYTHONPATH`` (``make run`` sets it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import importlib
+import json
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from devtools import ddb_local, table
+from devtools.lambda_context import FAKE_ACCOUNT_ID, FakeLambdaContext
+
+log = logging.getLogger("devtools.local_server")
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+API_FUNCTION_ID = "MeteringApiFunction"
+DEFAULT_TABLE_NAME = "credit-meter-local"
+FAKE_ENV = {
+    "AWS_ACCESS_KEY_ID": ddb_local.FAKE_ACCESS_KEY_ID,
+    "AWS_SECRET_ACCESS_KEY": ddb_local.FAKE_SECRET_ACCESS_KEY,
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": ddb_local.FAKE_REGION,
+    "AWS_REGION": ddb_local.FAKE_REGION,
+}
+
+
+# --------------------------------------------------------------------------
+# Routes and function environment, from template.yaml
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    pattern: re.Pattern[str]
+
+    @property
+    def key(self) -> str:
+        return f"{self.method} {self.path}"
+
+    @classmethod
+    def parse(cls, method: str, path: str) -> Route:
+        regex = ""
+        for part in re.split(r"(\{[^}]+\})", path):
+            if part.startswith("{") and part.endswith("}"):
+                name = part[1:-1]
+                if name.endswith("+"):
+                    regex += f"(?P<{name[:-1]}>.+)"
+                else:
+                    regex += f"(?P<{name}>[^/]+)"
+            else:
+                regex += re.escape(part)
+        return cls(method.upper(), path, re.compile(f"^{regex}$"))
+
+
+def routes_from_template(
+    path: Path | str = table.DEFAULT_TEMPLATE, function_id: str = API_FUNCTION_ID
+) -> list[Route]:
+    """The HttpApi routes of ``function_id`` in the template."""
+    resource = table.load_template(path)["Resources"][function_id]
+    routes = []
+    for event in (resource.get("Properties", {}).get("Events") or {}).values():
+        if event.get("Type") == "HttpApi":
+            props = event.get("Properties") or {}
+            routes.append(Route.parse(props.get("Method", "ANY"), props.get("Path", "/")))
+    return routes
+
+
+def function_environment_from_template(path: Path | str = table.DEFAULT_TEMPLATE) -> dict[str, str]:
+    """Literal environment variables from ``Globals.Function`` (intrinsics skipped)."""
+    template = table.load_template(path)
+    variables = (
+        template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables")
+        or {}
+    )
+    return {k: str(v) for k, v in variables.items() if isinstance(v, str | int | float | bool)}
+
+
+def match_route(routes: list[Route], method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+    for route in routes:
+        if route.method not in (method.upper(), "ANY"):
+            continue
+        match = route.pattern.match(path)
+        if match:
+            return route, match.groupdict()
+    return None
+
+
+# --------------------------------------------------------------------------
+# HTTP <-> API Gateway payload format 2.0
+# --------------------------------------------------------------------------
+
+
+def build_event(
+    *,
+    method: str,
+    target: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    source_ip: str = "127.0.0.1",
+    route_key: str = "$default",
+    path_parameters: dict[str, str] | None = None,
+    protocol: str = "HTTP/1.1",
+) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload format 2.0) event for one request."""
+    url = urlsplit(target)
+    raw_path = url.path or "/"
+
+    merged: dict[str, str] = {}
+    cookies: list[str] = []
+    for name, value in headers:
+        lname = name.lower()
+        if lname == "cookie":
+            cookies.extend(c.strip() for c in value.split(";") if c.strip())
+            continue
+        merged[lname] = f"{merged[lname]},{value}" if lname in merged else value
+
+    query: dict[str, str] = {}
+    for name, value in parse_qsl(url.query, keep_blank_values=True):
+        query[name] = f"{query[name]},{value}" if name in query else value
+
+    now = time.time()
+    request_id = str(uuid.uuid4())
+    host = merged.get("host", "localhost")
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": raw_path,
+        "rawQueryString": url.query,
+        "headers": merged,
+        "requestContext": {
+            "accountId": FAKE_ACCOUNT_ID,
+            "apiId": "local",
+            "domainName": host,
+            "domainPrefix": host.split(".")[0],
+            "http": {
+                "method": method.upper(),
+                "path": raw_path,
+                "protocol": protocol,
+                "sourceIp": source_ip,
+                "userAgent": merged.get("user-agent", ""),
+            },
+            "requestId": request_id,
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+        },
+        "isBase64Encoded": False,
+    }
+    if cookies:
+        event["cookies"] = cookies
+    if query:
+        event["queryStringParameters"] = query
+    if path_parameters:
+        event["pathParameters"] = path_parameters
+    if body:
+        try:
+            event["body"] = body.decode("utf-8")
+        except UnicodeDecodeError:
+            event["body"] = base64.b64encode(body).decode("ascii")
+            event["isBase64Encoded"] = True
+    return event
+
+
+@dataclass
+class HttpResponse:
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+
+def response_from_result(result: Any) -> HttpResponse:
+    """Translate a handler result the way API Gateway does for payload format 2.0."""
+    if not isinstance(result, dict) or "statusCode" not in result:
+        # API Gateway infers a 200 JSON response from any other return value.
+        text = result if isinstance(result, str) else json.dumps(result)
+        return HttpResponse(200, [("content-type", "application/json")], text.encode())
+
+    headers: list[tuple[str, str]] = []
+    for name, value in (result.get("headers") or {}).items():
+        headers.append((name, str(value)))
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        headers.extend((name, str(v)) for v in values)
+    for cookie in result.get("cookies") or []:
+        headers.append(("set-cookie", cookie))
+
+    raw = result.get("body")
+    if raw is None:
+        body = b""
+    elif result.get("isBase64Encoded"):
+        body = base64.b64decode(raw)
+    else:
+        body = str(raw).encode("utf-8")
+    return HttpResponse(int(result["statusCode"]), headers, body)
+
+
+def _json_response(status: int, message: str) -> HttpResponse:
+    body = json.dumps({"message": message}).encode()
+    return HttpResponse(status, [("content-type", "application/json")], body)
+
+
+class ApiGatewayEmulator:
+    """Dispatch HTTP requests to a Lambda handler as API Gateway HTTP API would."""
+
+    def __init__(self, handler: Handler, routes: list[Route] | None = None) -> None:
+        self.handler = handler
+        self.routes = routes
+
+    def __call__(
+        self,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        source_ip: str = "127.0.0.1",
+    ) -> HttpResponse:
+        route_key, path_parameters = "$default", None
+        if self.routes is not None:
+            matched = match_route(self.routes, method, urlsplit(target).path or "/")
+            if matched is None:
+                return _json_response(404, "Not Found")
+            route, path_parameters = matched
+            route_key = route.key
+        event = build_event(
+            method=method,
+            target=target,
+            headers=headers,
+            body=body,
+            source_ip=source_ip,
+            route_key=route_key,
+            path_parameters=path_parameters,
+        )
+        context = FakeLambdaContext(
+            function_name="credit-meter-metering-api",
+            aws_request_id=event["requestContext"]["requestId"],
+        )
+        try:
+            result = self.handler(event, context)
+            return response_from_result(result)
+        except Exception:
+            traceback.print_exc()
+            return _json_response(500, "Internal Server Error")
+
+
+def make_http_server(emulator: ApiGatewayEmulator, host: str, port: int) -> ThreadingHTTPServer:
+    class RequestHandler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "credit-meter-local"
+
+        def _handle(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            body = self.rfile.read(length) if length else b""
+            response = emulator(
+                self.command, self.path, list(self.headers.items()), body, self.client_address[0]
+            )
+            self.send_response(response.status)
+            names = set()
+            for name, value in response.headers:
+                names.add(name.lower())
+                self.send_header(name, value)
+            if "content-length" not in names:
+                self.send_header("Content-Length", str(len(response.body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(response.body)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _handle
+
+        def log_message(self, format: str, *args: Any) -> None:
+            sys.stderr.write(f"{self.address_string()} - {format % args}\n")
+
+    server = ThreadingHTTPServer((host, port), RequestHandler)
+    server.daemon_threads = True
+    return server
+
+
+# --------------------------------------------------------------------------
+# Storage backend
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class Backend:
+    kind: str
+    endpoint: str
+    _stop: Callable[[], None]
+
+    def stop(self) -> None:
+        self._stop()
+
+
+def start_backend(prefer: str = "auto") -> Backend:
+    """DynamoDB Local when Java is available (or ``prefer='ddb-local'``), else moto."""
+    if prefer == "ddb-local" or (prefer == "auto" and ddb_local.java_available()):
+        proc, endpoint = ddb_local.start()
+        return Backend("DynamoDB Local (in memory)", endpoint, lambda: ddb_local.stop(proc))
+
+    if prefer == "auto":
+        print(
+            "WARNING: Java was not found, so DynamoDB Local cannot run; falling back to "
+            "moto's in-process DynamoDB emulation (less faithful: conditions, transactions "
+            "and streams may differ from DynamoDB). Install Java 17+ for DynamoDB Local.",
+            file=sys.stderr,
+            flush=True,
+        )
+    from moto.server import ThreadedMotoServer
+
+    port = ddb_local.free_port()
+    moto_server = ThreadedMotoServer(ip_address=ddb_local.HOST, port=port, verbose=False)
+    moto_server.start()
+    return Backend("moto server (in process)", f"http://{ddb_local.HOST}:{port}", moto_server.stop)
+
+
+def configure_environment(endpoint: str, table_name: str) -> None:
+    """Function environment from the template plus local overrides (before imports)."""
+    for name, value in function_environment_from_template().items():
+        os.environ.setdefault(name, value)
+    os.environ.update(FAKE_ENV)
+    os.environ["TABLE_NAME"] = table_name
+    os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
+    os.environ["AWS_ENDPOINT_URL_DYNAMODB_STREAMS"] = endpoint
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+    os.environ.pop("AWS_PROFILE", None)
+
+
+def _load_handler(module: str) -> Handler:
+    try:
+        handler: Handler = importlib.import_module(module).handler
+    except ModuleNotFoundError as exc:
+        raise SystemExit(
+            f"error: cannot import {module} ({exc}); run from the repository root with "
+            "PYTHONPATH=layers/credit_meter:functions:. (as `make run` does)"
+        ) from exc
+    return handler
+
+
+# --------------------------------------------------------------------------
+# Wiring
+# --------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def local_stack(
+    *,
+    backend: str = "auto",
+    table_name: str = DEFAULT_TABLE_NAME,
+    api_handler: Handler | None = None,
+    projector_handler: Handler | None = None,
+    host: str = "127.0.0.1",
+    port: int = 3000,
+    pump: bool = True,
+) -> Iterator[tuple[ThreadingHTTPServer, Backend]]:
+    """Backend + table + stream pump + (not yet serving) HTTP server; tears all down.
+
+    Handlers default to ``metering_api.app.handler`` / ``ledger_projector.app.handler``,
+    imported after the environment is configured.
+    """
+    from devtools.stream_pump import StreamPump
+
+    saved_environ = dict(os.environ)
+    store = start_backend(backend)
+    stream_pump: StreamPump | None = None
+    server: ThreadingHTTPServer | None = None
+    try:
+        configure_environment(store.endpoint, table_name)
+        description = table.create_table(ddb_local.client(store.endpoint), table_name)
+        if api_handler is None:
+            api_handler = _load_handler("metering_api.app")
+        if pump:
+            if projector_handler is None:
+                projector_handler = _load_handler("ledger_projector.app")
+            stream_pump = StreamPump(
+                store.endpoint, description["LatestStreamArn"], projector_handler
+            )
+            stream_pump.start()
+        emulator = ApiGatewayEmulator(api_handler, routes_from_template())
+        server = make_http_server(emulator, host, port)
+        yield server, store
+    finally:
+        if server is not None:
+            server.server_close()
+        if stream_pump is not None:
+            stream_pump.stop()
+        store.stop()
+        os.environ.clear()
+        os.environ.update(saved_environ)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devtools.local_server", description=__doc__)
+    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 3000))
+    parser.add_argument("--backend", choices=("auto", "ddb-local", "moto"), default="auto")
+    parser.add_argument("--table-name", default=DEFAULT_TABLE_NAME)
+    parser.add_argument("--no-stream", action="store_true", help="do not run the projector")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for noisy in ("botocore", "boto3", "urllib3", "werkzeug"):  # werkzeug: moto's server
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    stopping = threading.Event()
+
+    def request_stop(signum: int, _frame: Any) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            print(f"\nReceived {signal.Signals(signum).name}, shutting down...", flush=True)
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    with local_stack(
+        backend=args.backend,
+        table_name=args.table_name,
+        host=args.host,
+        port=args.port,
+        pump=not args.no_stream,
+    ) as (server, store):
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
+        host, port = str(server.server_address[0]), int(server.server_address[1])
+        print(f"Storage: {store.kind} at {store.endpoint}, table {args.table_name!r}", flush=True)
+        if not args.no_stream:
+            print("Stream:  ledger_projector.app.handler fed from the table's stream", flush=True)
+        print(f"Credit Meter API listening on http://{host}:{port}  (Ctrl-C to stop)", flush=True)
+        server.serve_forever(poll_interval=0.25)
+    print("Stopped.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,257 @@
+"""template.yaml is the schema's single source of truth; devtools.table reads it."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from devtools import table
+
+TEMPLATE = table.DEFAULT_TEMPLATE
+
+
+def _resources() -> dict[str, Any]:
+    resources: dict[str, Any] = table.load_template(TEMPLATE)["Resources"]
+    return resources
+
+
+def test_ledger_table_definition() -> None:
+    definition = table.table_definition_from_template()
+
+    assert definition == {
+        "AttributeDefinitions": [
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        "KeySchema": [
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    }
+    assert table.ttl_attribute_from_template() == "ttl"
+
+
+def test_loader_accepts_cloudformation_short_tags(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """\
+            Conditions:
+              IsProd: !Equals [!Ref Stage, prod]
+            Resources:
+              T:
+                Type: AWS::DynamoDB::Table
+                Properties:
+                  TableName: !Sub "${AWS::StackName}-t"
+                  KeySchema: [{AttributeName: id, KeyType: HASH}]
+                  AttributeDefinitions: [{AttributeName: id, AttributeType: S}]
+                  BillingMode: PAY_PER_REQUEST
+                  Tags:
+                    - Key: a
+                      Value: !GetAtt Other.Arn
+                    - Key: b
+                      Value: !If [IsProd, !Select [0, !Split [",", "x,y"]], !Ref AWS::NoValue]
+                    - Key: c
+                      Value: !Join ["-", [!ImportValue shared, !FindInMap [M, K, V]]]
+                    - Key: d
+                      Value: !Base64 {"Fn::Sub": "x"}
+            """
+        )
+    )
+    data = table.load_template(path)
+    props = data["Resources"]["T"]["Properties"]
+    assert data["Conditions"]["IsProd"] == {"Fn::Equals": [{"Ref": "Stage"}, "prod"]}
+    assert props["TableName"] == {"Fn::Sub": "${AWS::StackName}-t"}
+    assert props["Tags"][0]["Value"] == {"Fn::GetAtt": ["Other", "Arn"]}
+    assert props["Tags"][1]["Value"]["Fn::If"][0] == "IsProd"
+    assert props["Tags"][2]["Value"]["Fn::Join"][1][0] == {"Fn::ImportValue": "shared"}
+    assert props["Tags"][3]["Value"] == {"Fn::Base64": {"Fn::Sub": "x"}}
+    # Deployment-only properties (name, tags) do not reach create_table.
+    assert table.table_definition_from_template(path, "T") == {
+        "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    assert table.ttl_attribute_from_template(path, "T") is None
+
+
+def test_secondary_indexes_keep_only_create_table_keys(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """\
+            Resources:
+              T:
+                Type: AWS::DynamoDB::Table
+                Properties:
+                  BillingMode: PAY_PER_REQUEST
+                  KeySchema:
+                    - {AttributeName: pk, KeyType: HASH}
+                    - {AttributeName: sk, KeyType: RANGE}
+                  AttributeDefinitions:
+                    - {AttributeName: pk, AttributeType: S}
+                    - {AttributeName: sk, AttributeType: S}
+                    - {AttributeName: g, AttributeType: S}
+                  GlobalSecondaryIndexes:
+                    - IndexName: by-g
+                      KeySchema: [{AttributeName: g, KeyType: HASH}]
+                      Projection: {ProjectionType: KEYS_ONLY}
+                      ContributorInsightsSpecification: {Enabled: true}
+                  LocalSecondaryIndexes:
+                    - IndexName: by-pk-g
+                      KeySchema:
+                        - {AttributeName: pk, KeyType: HASH}
+                        - {AttributeName: g, KeyType: RANGE}
+                      Projection: {ProjectionType: ALL}
+                  PointInTimeRecoverySpecification: {PointInTimeRecoveryEnabled: true}
+                  SSESpecification: {SSEEnabled: true}
+                  TimeToLiveSpecification: {AttributeName: expires, Enabled: true}
+            """
+        )
+    )
+    definition = table.table_definition_from_template(path, "T")
+    assert definition["GlobalSecondaryIndexes"] == [
+        {
+            "IndexName": "by-g",
+            "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+            "Projection": {"ProjectionType": "KEYS_ONLY"},
+        }
+    ]
+    assert definition["LocalSecondaryIndexes"][0]["IndexName"] == "by-pk-g"
+    for dropped in (
+        "PointInTimeRecoverySpecification",
+        "SSESpecification",
+        "TimeToLiveSpecification",
+    ):
+        assert dropped not in definition
+    assert table.ttl_attribute_from_template(path, "T") == "expires"
+
+
+def test_intrinsics_in_the_schema_are_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """\
+            Resources:
+              T:
+                Type: AWS::DynamoDB::Table
+                Properties:
+                  BillingMode: !If [IsProd, PROVISIONED, PAY_PER_REQUEST]
+                  KeySchema: [{AttributeName: id, KeyType: HASH}]
+                  AttributeDefinitions: [{AttributeName: id, AttributeType: S}]
+              Q:
+                Type: AWS::SQS::Queue
+            """
+        )
+    )
+    with pytest.raises(ValueError, match="Fn::If"):
+        table.table_definition_from_template(path, "T")
+    with pytest.raises(ValueError, match="not AWS::DynamoDB::Table"):
+        table.table_definition_from_template(path, "Q")
+    with pytest.raises(KeyError):
+        table.table_definition_from_template(path, "Missing")
+
+
+def test_moto_table_matches_the_template(moto_table: str) -> None:
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    description = client.describe_table(TableName=moto_table)["Table"]
+    assert description["KeySchema"] == table.table_definition_from_template()["KeySchema"]
+    assert description["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+    ttl = client.describe_time_to_live(TableName=moto_table)["TimeToLiveDescription"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "ttl"}
+
+
+# --------------------------------------------------------------------------
+# Guards on the deployment template itself
+# --------------------------------------------------------------------------
+
+EXPECTED_ROUTES = {
+    ("PUT", "/v1/wallets/{wallet_id}"),
+    ("GET", "/v1/wallets/{wallet_id}"),
+    ("POST", "/v1/wallets/{wallet_id}/reservations"),
+    ("POST", "/v1/wallets/{wallet_id}/reservations/{reservation_id}/commit"),
+    ("POST", "/v1/wallets/{wallet_id}/reservations/{reservation_id}/release"),
+    ("POST", "/v1/wallets/{wallet_id}/charges"),
+    ("POST", "/v1/wallets/{wallet_id}/quote"),
+    ("POST", "/v1/wallets/{wallet_id}/grants"),
+    ("GET", "/v1/wallets/{wallet_id}/transactions"),
+    ("GET", "/v1/prices"),
+}
+
+
+def test_every_route_is_wired_to_the_api_function() -> None:
+    events = _resources()["MeteringApiFunction"]["Properties"]["Events"]
+    routes = {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in events.values()}
+    assert routes == EXPECTED_ROUTES
+    assert all(e["Properties"]["ApiId"] == {"Ref": "HttpApi"} for e in events.values())
+
+
+def _policy_actions(function_id: str) -> dict[str, set[str]]:
+    """Actions per resource (as repr of the intrinsic) in a function's inline policies."""
+    actions: dict[str, set[str]] = {}
+    for policy in _resources()[function_id]["Properties"]["Policies"]:
+        for statement in policy["Statement"]:
+            assert statement["Effect"] == "Allow"
+            listed = statement["Action"]
+            listed = [listed] if isinstance(listed, str) else listed
+            actions.setdefault(repr(statement["Resource"]), set()).update(listed)
+    return actions
+
+
+def test_api_function_is_least_privilege() -> None:
+    assert _policy_actions("MeteringApiFunction") == {
+        repr({"Fn::GetAtt": ["LedgerTable", "Arn"]}): {
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:Query",
+            "dynamodb:ConditionCheckItem",
+        }
+    }
+
+
+def test_projector_never_skips_records() -> None:
+    projector = _resources()["LedgerProjectorFunction"]["Properties"]
+    stream = projector["Events"]["LedgerStream"]["Properties"]
+    assert stream["Stream"] == {"Fn::GetAtt": ["LedgerTable", "StreamArn"]}
+    assert stream["StartingPosition"] == "TRIM_HORIZON"
+    assert stream["MaximumRetryAttempts"] == -1
+    assert stream["BisectBatchOnFunctionError"] is True
+    assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert stream["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["LedgerProjectorDLQ", "Arn"]
+    }
+    actions = _policy_actions("LedgerProjectorFunction")
+    assert actions[repr({"Fn::GetAtt": ["LedgerTable", "Arn"]})] == {
+        "dynamodb:PutItem",
+        "dynamodb:BatchWriteItem",
+    }
+
+
+def test_functions_share_the_layer_and_have_log_groups() -> None:
+    resources = _resources()
+    layer = resources["SharedLayer"]
+    assert layer["Properties"]["ContentUri"] == "layers/credit_meter/"
+    assert layer["Metadata"]["BuildMethod"] == "python3.13"
+    for function_id in ("MeteringApiFunction", "LedgerProjectorFunction"):
+        assert resources[function_id]["Properties"]["Layers"] == [{"Ref": "SharedLayer"}]
+        log_groups = [
+            r["Properties"]
+            for r in resources.values()
+            if r["Type"] == "AWS::Logs::LogGroup"
+            and r["Properties"]["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/${{{function_id}}}"}
+        ]
+        assert log_groups and log_groups[0]["RetentionInDays"] == 30
+
+
+def test_every_alarm_notifies_operators() -> None:
+    alarms = [r for r in _resources().values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    assert len(alarms) >= 8
+    for alarm in alarms:
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": "OperatorsTopic"}]
