@@ -1,27 +1,16 @@
-"""API Gateway HTTP API (payload format 2.0) events, as the local server, tests and the
-benchmark hand them to the real Lambda handler."""
+"""API Gateway HTTP API (payload format 2.0) events for tests and the benchmark: a convenience
+front for :func:`devtools.local_server.build_event`, the one place such events are built."""
 
 from __future__ import annotations
 
 import json
-import time
-import uuid
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
+from devtools.lambda_context import FakeLambdaContext as FakeContext
+from devtools.local_server import build_event
 
-@dataclass
-class FakeContext:
-    """The parts of a Lambda context the handlers and Powertools read."""
-
-    function_name: str = "credit-meter-local"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:000000000000:function:credit-meter-local"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 10_000
+__all__ = ["FakeContext", "http_event"]
 
 
 def http_event(
@@ -36,35 +25,7 @@ def http_event(
     if isinstance(body, dict):
         body = json.dumps(body)
         hdrs.setdefault("content-type", "application/json")
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", errors="replace")
+    raw = body.encode() if isinstance(body, str) else (body or b"")
     raw_query = query if isinstance(query, str) else urlencode(query or {})
-    params = dict(parse_qsl(raw_query, keep_blank_values=True))
-    now = time.time()
-    return {
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": path,
-        "rawQueryString": raw_query,
-        "headers": hdrs,
-        "queryStringParameters": params or None,
-        "requestContext": {
-            "accountId": "000000000000",
-            "apiId": "local",
-            "domainName": "127.0.0.1",
-            "http": {
-                "method": method.upper(),
-                "path": path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": "127.0.0.1",
-                "userAgent": hdrs.get("user-agent", "credit-meter-local"),
-            },
-            "requestId": str(uuid.uuid4()),
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-            "timeEpoch": int(now * 1000),
-        },
-        "body": body,
-        "isBase64Encoded": False,
-    }
+    target = f"{path}?{raw_query}" if raw_query else path
+    return build_event(method=method, target=target, headers=list(hdrs.items()), body=raw)

@@ -354,6 +354,9 @@ def configure_environment(endpoint: str, table_name: str) -> None:
     os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
     os.environ["AWS_ENDPOINT_URL_DYNAMODB_STREAMS"] = endpoint
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+    # Lambda runs one invocation per process; this server runs many at once in one process,
+    # and Powertools' Metrics buffer is per process, so EMF metrics are off locally.
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.pop("AWS_PROFILE", None)
 
 

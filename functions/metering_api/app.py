@@ -47,8 +47,8 @@ logger = Logger()
 metrics = Metrics()
 app = APIGatewayHttpResolver()
 
-_WALLET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
-_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+_WALLET_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}")
+_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 Body = TypeVar("Body", bound=BaseModel)
 
 
@@ -57,20 +57,21 @@ def _service() -> Metering:
 
 
 def _wallet(wallet_id: str) -> str:
-    if not _WALLET_ID.match(wallet_id):
+    if not _WALLET_ID.fullmatch(wallet_id):
         raise InvalidRequest([FieldProblem("wallet_id", "use 1-128 letters, digits, _ . : @ -")])
     return wallet_id
 
 
 def _body[Body: BaseModel](model: type[Body], optional: bool = False) -> Body:
     event = app.current_event
-    raw = json_object(event.body, event.headers.get("content-type"), optional=optional)
+    body = event.decoded_body if event.is_base64_encoded else event.body
+    raw = json_object(body, event.headers.get("content-type"), optional=optional)
     return model.model_validate(raw)
 
 
 def _request(body: BaseModel, route: str) -> Request:
     key = app.current_event.headers.get("idempotency-key")
-    if key is not None and not _KEY.match(key):
+    if key is not None and not _KEY.fullmatch(key):
         raise InvalidRequest(
             [FieldProblem("Idempotency-Key", "use 1-255 visible ASCII characters")]
         )

@@ -337,6 +337,8 @@ class ProblemOut(_Out):
     status: int
     detail: str
     errors: list[dict[str, str]] | None = None
+    available: AmountOut | None = None  # 402: what the wallet had
+    requested: AmountOut | None = None  # 402: what the request needed
 
 
 def dump(model: BaseModel) -> dict[str, Any]:

@@ -58,18 +58,18 @@ class Catalog:
         for i, line in enumerate(usage):
             meter = self.meters.get(line.meter)
             if meter is None:
-                problems.append(FieldProblem(f"usage[{i}].meter", f"unknown meter {line.meter!r}"))
+                problems.append(FieldProblem(f"usage.{i}.meter", f"unknown meter {line.meter!r}"))
                 continue
             if meter.per_tier:
                 if line.model is None:
                     problems.append(
-                        FieldProblem(f"usage[{i}].model", f"required for meter {meter.name!r}")
+                        FieldProblem(f"usage.{i}.model", f"required for meter {meter.name!r}")
                     )
                     continue
                 tier = self.models.get(line.model)
                 if tier is None:
                     problems.append(
-                        FieldProblem(f"usage[{i}].model", f"unknown model {line.model!r}")
+                        FieldProblem(f"usage.{i}.model", f"unknown model {line.model!r}")
                     )
                     continue
                 total += line.quantity * self.tiers[tier][meter.name] / TOKENS_PER_PRICE_UNIT
@@ -77,7 +77,7 @@ class Catalog:
                 if line.model is not None:
                     problems.append(
                         FieldProblem(
-                            f"usage[{i}].model", f"meter {meter.name!r} is not priced by model"
+                            f"usage.{i}.model", f"meter {meter.name!r} is not priced by model"
                         )
                     )
                     continue

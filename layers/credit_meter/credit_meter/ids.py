@@ -19,7 +19,7 @@ from credit_meter.money import from_micros, to_micros
 
 _KEY_HEX = 20  # 80 bits: collisions inside one wallet are not a practical concern
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
-_RESERVATION = re.compile(rf"^rsv_([0-9a-f]{{{_KEY_HEX}}})_([0-9a-z]{{1,16}})$")
+_RESERVATION = re.compile(rf"rsv_([0-9a-f]{{{_KEY_HEX}}})_([0-9a-z]{{1,16}})")
 
 
 def op_key(wallet_id: str, op: str, idempotency_key: str | None) -> str:
@@ -49,7 +49,7 @@ class ReservationId:
 
     @classmethod
     def parse(cls, text: str) -> ReservationId | None:
-        match = _RESERVATION.match(text)
+        match = _RESERVATION.fullmatch(text)
         if match is None:
             return None
         return cls(match.group(1), from_micros(int(match.group(2), 36)))

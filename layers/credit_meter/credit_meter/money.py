@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 
 SCALE = 6
@@ -12,6 +13,10 @@ ZERO = Decimal(0)
 MAX_AMOUNT = Decimal(10) ** 12
 
 
+# Strings hold plain decimals only: ASCII digits, an optional sign and fraction.
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
 class AmountError(ValueError):
     """An input amount that is not a finite decimal with at most six fractional digits."""
 
@@ -20,17 +25,18 @@ def parse_amount(value: object) -> Decimal:
     """Parse a request amount given as a JSON string or number (never a float, see ``json``)."""
     if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
         raise AmountError("must be a decimal number or a string holding one")
+    if isinstance(value, str) and not _PLAIN_DECIMAL.fullmatch(value):
+        raise AmountError("is not a plain decimal number like 12.5")
     try:
-        amount = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
+        amount = Decimal(value)
     except InvalidOperation:
         raise AmountError("is not a decimal number") from None
     if not amount.is_finite():
         raise AmountError("must be finite")
-    exponent = amount.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -SCALE and amount != amount.quantize(QUANTUM):
-        raise AmountError(f"has more than {SCALE} fractional digits")
-    if abs(amount) > MAX_AMOUNT:
+    if abs(amount) > MAX_AMOUNT:  # before quantize, which fails on very large numbers
         raise AmountError(f"must not exceed {MAX_AMOUNT:f}")
+    if amount != amount.quantize(QUANTUM):
+        raise AmountError(f"has more than {SCALE} fractional digits")
     return amount.quantize(QUANTUM)
 
 

@@ -51,6 +51,7 @@ _GRANT_ATTEMPTS = 10
 # Reservation and charge records answer retries for this long, then TTL removes them (the
 # ledger keeps the history). Grant records stay: they describe the grant.
 RECORD_TTL_SECONDS = 30 * 86400
+MAX_GRANT_SECONDS = 100 * 365 * 86400
 
 
 # -- inputs and results -----------------------------------------------------------------------
@@ -315,6 +316,10 @@ class Metering:
         key = op_key(wallet_id, "reserve", request.idempotency_key)
         rid = str(ReservationId(key, credits))
         ttl = expires_in_seconds or self.catalog.default_hold_seconds
+        if ttl > self.catalog.max_hold_seconds:
+            raise InvalidRequest(
+                [FieldProblem("expires_in_seconds", f"at most {self.catalog.max_hold_seconds}")]
+            )
         expires_at = int(clock.now_ts()) + ttl
         hold: dict[str, Any] = {
             "c": credits,
@@ -483,7 +488,10 @@ class Metering:
         if ended != status:
             raise Conflict(f"reservation {rid} was already {ended}", code=f"reservation-{ended}")
         if record["eh"] != request.request_hash:
-            raise IdempotencyConflict(f"reservation {rid} was already {ended} with another body")
+            raise Conflict(
+                f"reservation {rid} was already {ended} with another body",
+                code=f"reservation-{ended}",
+            )
         return Ended(str(rid), ended, Decimal(record["charged"]), Decimal(record["released"]))
 
     # -- one-shot charges and grants ----------------------------------------------------------
@@ -566,14 +574,22 @@ class Metering:
     ) -> Granted:
         if source not in self.catalog.sources:
             raise InvalidRequest([FieldProblem("source", f"unknown source {source!r}")])
-        if expires_at is not None and expires_at.timestamp() <= clock.now_ts():
-            raise InvalidRequest([FieldProblem("expires_at", "must be in the future")])
         key = op_key(wallet_id, "grant", request.idempotency_key)
         gid = grant_id(key)
+        record_key = _record_key(wallet_id, GRANT_RECORD, key)
+        if expires_at is not None and not (
+            clock.now_ts() < expires_at.timestamp() <= clock.now_ts() + MAX_GRANT_SECONDS
+        ):
+            # A retry of a grant made before its credits expired still gets its first result.
+            first = self.store.get(record_key["pk"], record_key["sk"])
+            if first is not None:
+                return self._replay_grant(gid, first, request)
+            raise InvalidRequest(
+                [FieldProblem("expires_at", "must be in the future and within 100 years")]
+            )
         prio = self.catalog.sources[source].priority if priority is None else priority
         expires = None if expires_at is None else int(expires_at.timestamp())
         result = Granted(gid, credits, source, prio, expires)
-        record_key = _record_key(wallet_id, GRANT_RECORD, key)
         for _ in range(_GRANT_ATTEMPTS):
             wallet = self.store.get(wallet_pk(wallet_id), WALLET_SK)
             if wallet is None:
@@ -623,20 +639,22 @@ class Metering:
             except WriteRejected as rejected:
                 old_record = rejected.old[1]
                 if old_record is not None:
-                    if old_record["rh"] != request.request_hash:
-                        raise IdempotencyConflict(
-                            "Idempotency-Key was used with another request body"
-                        ) from None
-                    exp = old_record.get("exp")
-                    return Granted(
-                        gid,
-                        Decimal(old_record["credits"]),
-                        old_record["src"],
-                        int(old_record["pri"]),
-                        None if exp is None else int(exp),
-                    )
+                    return self._replay_grant(gid, old_record, request)
                 # The bucket list changed under us (another grant): read again and retry.
         raise Contention("the wallet's buckets kept changing; retry the request")
+
+    @staticmethod
+    def _replay_grant(gid: str, record: dict[str, Any], request: Request) -> Granted:
+        if record["rh"] != request.request_hash:
+            raise IdempotencyConflict("Idempotency-Key was used with another request body")
+        exp = record.get("exp")
+        return Granted(
+            gid,
+            Decimal(record["credits"]),
+            record["src"],
+            int(record["pri"]),
+            None if exp is None else int(exp),
+        )
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -646,7 +664,7 @@ class Metering:
         items, next_cursor = self.store.query_page(
             wallet_pk(wallet_id), ENTRY_PREFIX, limit, cursor
         )
-        if not items and cursor is None and self.store.get(wallet_pk(wallet_id), WALLET_SK) is None:
+        if not items and self.store.get(wallet_pk(wallet_id), WALLET_SK) is None:
             raise WalletNotFound(f"wallet {wallet_id!r} does not exist")
         return [
             Entry(

@@ -21,7 +21,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -152,7 +152,8 @@ class WriteRejected(Exception):
         self.failed = failed
 
 
-_TRANSACTION_ATTEMPTS = 6
+_WRITE_ATTEMPTS = 6
+_BUSY_REASONS = {"TransactionConflict", "ThrottlingError", "None", None}
 
 
 class Store:
@@ -203,40 +204,52 @@ class Store:
 
     def put_new(self, put: Put) -> None:
         """Create an item that must not exist yet; :class:`WriteRejected` if it does."""
-        try:
-            self.client.put_item(**put.params(self.table), ReturnConsumedCapacity="TOTAL")
-        except Exception as err:
-            raise _rejected(err, 1) from None
+        self._write(
+            lambda: self.client.put_item(**put.params(self.table), ReturnConsumedCapacity="TOTAL"),
+            1,
+        )
 
     def update(self, update: Update) -> None:
         """One conditional update; :class:`WriteRejected` (with the old item) if refused."""
-        try:
-            self.client.update_item(**update.params(self.table), ReturnConsumedCapacity="TOTAL")
-        except Exception as err:
-            raise _rejected(err, 1) from None
+        self._write(
+            lambda: self.client.update_item(
+                **update.params(self.table), ReturnConsumedCapacity="TOTAL"
+            ),
+            1,
+        )
 
     def transact(self, *writes: Update | Put | Absent) -> None:
-        """All the writes or none. Conflicts with other transactions are retried here."""
+        """All the writes or none."""
         items = []
         for write in writes:
             kind = {Update: "Update", Put: "Put", Absent: "ConditionCheck"}[type(write)]
             items.append({kind: write.params(self.table)})
-        for attempt in range(_TRANSACTION_ATTEMPTS):
+        self._write(
+            lambda: self.client.transact_write_items(
+                TransactItems=items,  # type: ignore[arg-type]
+                ReturnConsumedCapacity="TOTAL",
+            ),
+            len(items),
+        )
+
+    @staticmethod
+    def _write(call: Callable[[], object], count: int) -> None:
+        """Make one write; retry it while it was refused only for being busy.
+
+        A write that meets another transaction in flight on the same item is refused with
+        ``TransactionConflict`` (a transaction may also be cancelled for throttling); nothing
+        was written, so trying again is safe. botocore retries neither, so this does, with
+        jittered backoff, and then answers :class:`Contention` (503). A failed condition is
+        never retried: it is the answer.
+        """
+        for attempt in range(_WRITE_ATTEMPTS):
             try:
-                self.client.transact_write_items(
-                    TransactItems=items,  # type: ignore[arg-type]
-                    ReturnConsumedCapacity="TOTAL",
-                )
+                call()
                 return
             except Exception as err:
-                reasons = _response(err).get("CancellationReasons") or []
-                codes = [r.get("Code") for r in reasons]
-                if "TransactionConflict" in codes and "ConditionalCheckFailed" not in codes:
-                    # Another transaction touched one of our items mid-flight. Nothing was
-                    # written, so trying again is safe; back off with jitter.
-                    time.sleep(random.uniform(0, 0.01 * 2**attempt))
-                    continue
-                raise _rejected(err, len(items)) from None
+                if not _busy(err):
+                    raise _rejected(err, count) from None
+                time.sleep(random.uniform(0, 0.01 * 2**attempt))
         raise Contention("the wallet is busy; retry the request")
 
     def put_entries(self, items: list[dict[str, Any]]) -> None:
@@ -255,6 +268,18 @@ class Store:
                 time.sleep(random.uniform(0, 0.05 * 2**attempt))
             if requests:
                 raise Contention("ledger entries left unprocessed")
+
+
+def _busy(err: Exception) -> bool:
+    """Refused only because the item was busy (conflict or throttling), not by a condition."""
+    response = _response(err)
+    code = response.get("Error", {}).get("Code")
+    if code == "TransactionConflictException":
+        return True
+    if code == "TransactionCanceledException":
+        codes = {r.get("Code") for r in response.get("CancellationReasons") or []}
+        return bool(codes - {"None", None}) and codes <= _BUSY_REASONS
+    return False
 
 
 def _response(err: Exception) -> dict[str, Any]:
