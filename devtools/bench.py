@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -302,14 +303,18 @@ def run() -> dict[str, Any]:
         charge_round_trips = m.calls / CHARGES
         charge_non_db = (charge_handler - m.db_seconds) / charge_handler
 
-        # Throughput with several callers at once (one wallet: the hot item). Powertools'
-        # Metrics is per process and Lambda runs one invocation per process; threads here
-        # share one, so metrics are off for this part.
-        os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
+        # Throughput with several callers at once on one wallet (the hot item). The handler
+        # serves one invocation per process (as Lambda does), so the threads call the service
+        # the handler calls.
+        from credit_meter.catalog import UsageLine
+        from credit_meter.service import Cost, Metering, Request
+
+        usage = (UsageLine("input_tokens", Decimal(1200), "gpt-4o"),)
 
         def one(i: int) -> None:
-            r, _ = call("POST", f"{wallet}/reservations", {"feature": "chat", "credits": "1"})
-            call("POST", f"{wallet}/reservations/{r['reservation_id']}/commit", {"credits": "0.5"})
+            service = Metering()
+            held = service.reserve("bench", Cost(usage=usage), Request(f"h{i}"), "chat")
+            service.commit("bench", held.reservation_id, Cost(Decimal("0.1")), Request(f"c{i}"))
 
         n_conc = CYCLES // 2
         start = time.perf_counter()
@@ -347,7 +352,7 @@ def run() -> dict[str, Any]:
         "non_db_share": round(plain["non_db_share"], 4),
         "charge_non_db_share": round(charge_non_db, 4),
         "events_per_s": round(plain["events_per_s"], 1),
-        "events_per_s_8_threads": round(conc_eps, 1),
+        f"events_per_s_{THREADS}_threads": round(conc_eps, 1),
         "handler_ms_per_event": round(plain["handler_ms"], 2),
         "wallet_item_bytes": wallet_size,
         "ledger_entries": entries,

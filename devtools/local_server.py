@@ -239,6 +239,9 @@ class ApiGatewayEmulator:
     def __init__(self, handler: Handler, routes: list[Route] | None = None) -> None:
         self.handler = handler
         self.routes = routes
+        # One invocation at a time, as in one Lambda execution environment: the handler keeps
+        # per-request state in module globals (Powertools' resolver holds the current event).
+        self._invoke = threading.Lock()
 
     def __call__(
         self,
@@ -269,7 +272,8 @@ class ApiGatewayEmulator:
             aws_request_id=event["requestContext"]["requestId"],
         )
         try:
-            result = self.handler(event, context)
+            with self._invoke:
+                result = self.handler(event, context)
             return response_from_result(result)
         except Exception:
             traceback.print_exc()
