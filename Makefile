@@ -38,7 +38,7 @@ help:
 	@echo "Targets:"
 	@echo "  venv         create .venv (Python 3.13) and install requirements-dev.txt"
 	@echo "  ddb-local    install DynamoDB Local into $(DDB_LOCAL_DIR)"
-	@echo "  lint         ruff check + ruff format --check"
+	@echo "  lint         ruff check + ruff format --check + docs/openapi.yaml up to date"
 	@echo "  format       ruff format + ruff check --fix"
 	@echo "  typecheck    mypy"
 	@echo "  template     sam validate --lint + sam build"
@@ -86,6 +86,7 @@ $(DDB_LOCAL_STAMP):
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	PYTHONPATH=$(DEV_PYTHONPATH) $(PY) -m devtools.openapi --check
 
 format: venv
 	$(VENV)/bin/ruff format .

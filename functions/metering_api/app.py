@@ -7,6 +7,8 @@ Lambda's active tracing; the off-path ledger projector uses Powertools' Tracer.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -39,7 +41,13 @@ from credit_meter.api_models import (
     dump,
 )
 from credit_meter.catalog import catalog
-from credit_meter.errors import DomainError, FieldProblem, InsufficientCredits, InvalidRequest
+from credit_meter.errors import (
+    DomainError,
+    FieldProblem,
+    InsufficientCredits,
+    InvalidRequest,
+    MalformedRequest,
+)
 from credit_meter.http_input import json_object
 from credit_meter.service import Metering, Request
 
@@ -62,10 +70,20 @@ def _wallet(wallet_id: str) -> str:
     return wallet_id
 
 
+def _text_body() -> str | None:
+    """The body as text; API Gateway sends bodies that are not valid UTF-8 base64-encoded."""
+    event = app.current_event
+    if not event.is_base64_encoded or event.body is None:
+        return event.body
+    try:
+        return base64.b64decode(event.body, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise MalformedRequest("the body is not UTF-8 JSON") from None
+
+
 def _body[Body: BaseModel](model: type[Body], optional: bool = False) -> Body:
     event = app.current_event
-    body = event.decoded_body if event.is_base64_encoded else event.body
-    raw = json_object(body, event.headers.get("content-type"), optional=optional)
+    raw = json_object(_text_body(), event.headers.get("content-type"), optional=optional)
     return model.model_validate(raw)
 
 

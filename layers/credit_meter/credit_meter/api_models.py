@@ -39,7 +39,7 @@ from credit_meter.service import (
 
 _AMOUNT_SCHEMA = {
     "oneOf": [
-        {"type": "string", "pattern": r"^-?\d+(\.\d{1,6})?$"},
+        {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"},
         {"type": "number"},
     ],
     "description": "Credits: a decimal with at most 6 fractional digits, as string or number.",

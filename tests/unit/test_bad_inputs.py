@@ -1,0 +1,737 @@
+"""Bad input on every route: the right 4xx problem, never a 5xx, and nothing written.
+
+Every case runs against one wallet ``w1`` on the free plan (50 credits), set up once for the
+module, with three reservations made through the API: one open (5 credits), one released (1),
+one committed (2). So the wallet has balance 48, held 5, available 43. After its bad request
+each test compares ``GET /v1/wallets/w1`` and a scan of the whole table with what they showed
+after the setup, which is also what they showed before the request: bad input never writes
+(DESIGN §4), so the cases cannot disturb one another (a case that wrote would fail itself).
+
+Paths may use these placeholders:
+
+* ``{open}``, ``{released}``, ``{committed}`` — the ids of those reservations;
+* ``{forged}`` — the open reservation's key with another amount;
+* ``{stranger}`` — a well-formed id that no reservation has.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from credit_meter.errors import InvalidRequest
+
+W = "/v1/wallets/w1"
+NOWHERE = "/v1/wallets/no-such-wallet"
+BAD_ID = "/v1/wallets/-dash-first"
+
+PROBLEM_JSON = "application/problem+json"
+NO_CONTENT_TYPE = {"content-type": None}
+
+# The problem type each status has unless a case names another.
+DEFAULT_CODE = {
+    400: "malformed-request",
+    402: "insufficient-credits",
+    404: "wallet-not-found",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    422: "invalid-request",
+}
+
+
+def case(
+    name: str,
+    method: str,
+    path: str,
+    body: Any,
+    status: int,
+    field: str | None = None,
+    *,
+    headers: dict[str, Any] | None = None,
+    query: str | None = None,
+    code: str | None = None,
+    marks: Any = (),
+) -> Any:
+    """One bad request and what must come back: ``field`` is a 422's offending field."""
+    expect = {"status": status, "field": field, "code": code or DEFAULT_CODE.get(status)}
+    request = {"method": method, "path": path, "body": body, "headers": headers, "query": query}
+    return pytest.param(request, expect, id=name, marks=marks)
+
+
+# -- routes and a valid body for each -------------------------------------------------------
+
+ROUTES: dict[str, tuple[str, str, Any]] = {
+    "put-wallet": ("PUT", W, {"plan": "pro"}),
+    "reserve": ("POST", f"{W}/reservations", {"feature": "chat", "credits": "1"}),
+    "commit": ("POST", f"{W}/reservations/{{open}}/commit", {"credits": "1"}),
+    "release": ("POST", f"{W}/reservations/{{open}}/release", None),
+    "charge": ("POST", f"{W}/charges", {"feature": "chat", "credits": "1"}),
+    "quote": ("POST", f"{W}/quote", {"usage": [{"meter": "app_call", "quantity": 10}]}),
+    "grant": ("POST", f"{W}/grants", {"credits": "10", "source": "promo"}),
+}
+KEYED = ["reserve", "commit", "release", "charge", "grant"]  # POSTs that take Idempotency-Key
+BODY_REQUIRED = ["put-wallet", "reserve", "charge", "quote", "grant"]
+
+OVERSIZED = json.dumps({"feature": "chat", "credits": "1", "pad": "x" * (16 * 1024)})
+
+
+# Every route reads its body through the same code; it gets the whole table of malformed
+# bodies on one route with a required body and one with an optional body, and the core of it
+# everywhere else.
+FULL_BODY_CHECKS = {"reserve", "commit"}
+CORE = {"malformed-json", "json-array", "json-string", "json-number", "bare-NaN"}
+CORE |= {"text-plain", "form-urlencoded"}
+# A body that is not UTF-8 reaches the handler base64-encoded (``isBase64Encoded``), as API
+# Gateway sends it: "invalid-utf8" below.
+
+
+def body_cases() -> list[Any]:
+    """What is wrong with the body itself, before any field is looked at: on every route."""
+    malformed = {
+        "malformed-json": '{"credits": ',
+        "trailing-garbage": "{} {}",
+        "json-array": "[]",
+        "json-array-of-object": '[{"credits": "1"}]',
+        "json-string": '"free"',
+        "json-number": "42",
+        "json-true": "true",
+        "json-null": "null",
+        "bare-NaN": '{"credits": NaN}',
+        "bare-Infinity": '{"credits": Infinity}',
+        "bare-minus-Infinity": '{"credits": -Infinity}',
+        "nested-too-deep": "[" * 5000 + "]" * 5000,
+        "single-quotes": "{'credits': '1'}",
+        "invalid-utf8": b'{"credits": "\xff"}',
+        "utf8-bom": "\ufeff{}",
+    }
+    media = {
+        "text-plain": ({"content-type": "text/plain"}, '{"credits": "1"}'),
+        "form-urlencoded": (
+            {"content-type": "application/x-www-form-urlencoded"},
+            "plan=free&credits=1",
+        ),
+        "no-content-type": (NO_CONTENT_TYPE, '{"credits": "1"}'),
+        "xml": ({"content-type": "application/xml"}, "<credits>1</credits>"),
+    }
+    cases = []
+    for route, (method, path, _) in ROUTES.items():
+        wanted = set(malformed) | set(media) if route in FULL_BODY_CHECKS else CORE
+        for name, raw in malformed.items():
+            if name in wanted:
+                cases.append(case(f"{route}-{name}", method, path, raw, 400))
+        for name, (headers, raw) in media.items():
+            if name in wanted:
+                cases.append(case(f"{route}-{name}", method, path, raw, 415, headers=headers))
+        cases.append(case(f"{route}-oversized", method, path, OVERSIZED, 413))
+        if route in BODY_REQUIRED:
+            cases.append(case(f"{route}-empty-body", method, path, None, 400))
+            cases.append(case(f"{route}-blank-body", method, path, "  \n", 400))
+    return cases
+
+
+def wallet_cases() -> list[Any]:
+    """An unknown or malformed wallet id with an otherwise valid request."""
+    cases = [
+        case("get-wallet-unknown", "GET", NOWHERE, None, 404),
+        case("get-wallet-dash-first", "GET", BAD_ID, None, 422, "wallet_id"),
+        case("get-wallet-too-long", "GET", "/v1/wallets/" + "w" * 129, None, 422, "wallet_id"),
+        case("get-wallet-space", "GET", "/v1/wallets/a b", None, 422, "wallet_id"),
+        case("get-wallet-percent", "GET", "/v1/wallets/a%2Fb", None, 422, "wallet_id"),
+        case("get-wallet-non-ascii", "GET", "/v1/wallets/wället", None, 422, "wallet_id"),
+        case("transactions-unknown-wallet", "GET", f"{NOWHERE}/transactions", None, 404),
+        case("transactions-bad-wallet", "GET", f"{BAD_ID}/transactions", None, 422, "wallet_id"),
+    ]
+    for route, (method, path, body) in ROUTES.items():
+        bad = path.replace(W, BAD_ID)
+        cases.append(case(f"{route}-bad-wallet-id", method, bad, body, 422, "wallet_id"))
+        if route != "put-wallet":  # a PUT to an unknown wallet creates it
+            cases.append(
+                case(f"{route}-unknown-wallet", method, path.replace(W, NOWHERE), body, 404)
+            )
+    return cases
+
+
+def idempotency_key_cases() -> list[Any]:
+    keys = {
+        "too-long": "k" * 256,
+        "control-char": "key\x01",
+        "newline": "key\nX-Injected: 1",
+        "trailing-newline": "key\n",
+        "space": "my key",
+        "non-ascii": "clé",
+        "empty": "",
+    }
+    return [
+        case(
+            f"{route}-idempotency-key-{name}",
+            ROUTES[route][0],
+            ROUTES[route][1],
+            ROUTES[route][2],
+            422,
+            "Idempotency-Key",
+            headers={"Idempotency-Key": key},
+        )
+        for route in KEYED
+        for name, key in keys.items()
+    ]
+
+
+# Field problems shared by the two routes that take ``{feature, member_id?, credits?|usage?}``.
+TOKENS = {"meter": "input_tokens", "quantity": 1500}
+COSTED_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
+    # name: (body, offending field)
+    "feature-missing": ({"credits": "1"}, "feature"),
+    "feature-number": ({"feature": 7, "credits": "1"}, "feature"),
+    "feature-empty": ({"feature": "", "credits": "1"}, "feature"),
+    "feature-space": ({"feature": "chat room", "credits": "1"}, "feature"),
+    "feature-too-long": ({"feature": "f" * 65, "credits": "1"}, "feature"),
+    "feature-null": ({"feature": None, "credits": "1"}, "feature"),
+    "member-id-number": ({"feature": "chat", "member_id": 5, "credits": "1"}, "member_id"),
+    "member-id-empty": ({"feature": "chat", "member_id": "", "credits": "1"}, "member_id"),
+    "credits-bool": ({"feature": "chat", "credits": True}, "credits"),
+    "credits-list": ({"feature": "chat", "credits": [1]}, "credits"),
+    "credits-object": ({"feature": "chat", "credits": {"amount": 1}}, "credits"),
+    "credits-empty-string": ({"feature": "chat", "credits": ""}, "credits"),
+    "credits-words": ({"feature": "chat", "credits": "ten"}, "credits"),
+    "credits-zero": ({"feature": "chat", "credits": 0}, "credits"),
+    "credits-zero-string": ({"feature": "chat", "credits": "0.000000"}, "credits"),
+    "credits-negative": ({"feature": "chat", "credits": -1}, "credits"),
+    "credits-negative-string": ({"feature": "chat", "credits": "-0.5"}, "credits"),
+    "credits-7-decimals": ({"feature": "chat", "credits": "0.1234567"}, "credits"),
+    "credits-7-decimals-number": ('{"feature": "chat", "credits": 0.1234567}', "credits"),
+    "credits-tiny-exponent": ({"feature": "chat", "credits": "1e-7"}, "credits"),
+    "credits-1e30": ({"feature": "chat", "credits": "1e30"}, "credits"),
+    "credits-1e30-number": ('{"feature": "chat", "credits": 1e30}', "credits"),
+    "credits-14-digits": ({"feature": "chat", "credits": "99999999999999"}, "credits"),
+    "credits-NaN-string": ({"feature": "chat", "credits": "NaN"}, "credits"),
+    "credits-sNaN-string": ({"feature": "chat", "credits": "sNaN"}, "credits"),
+    "credits-Infinity-string": ({"feature": "chat", "credits": "Infinity"}, "credits"),
+    "credits-minus-Infinity-string": ({"feature": "chat", "credits": "-Infinity"}, "credits"),
+    "credits-exponent-string": ({"feature": "chat", "credits": "1e1"}, "credits"),
+    "credits-plus-sign": ({"feature": "chat", "credits": "+1"}, "credits"),
+    "credits-padded-with-spaces": ({"feature": "chat", "credits": " 1 "}, "credits"),
+    "credits-trailing-newline": ({"feature": "chat", "credits": "1\n"}, "credits"),
+    "credits-leading-dot": ({"feature": "chat", "credits": ".5"}, "credits"),
+    "credits-underscore": ({"feature": "chat", "credits": "1_000"}, "credits"),
+    "credits-non-ascii-digit": ({"feature": "chat", "credits": "\u0661"}, "credits"),
+    "credits-and-usage": (
+        {"feature": "chat", "credits": "1", "usage": [{"meter": "app_call", "quantity": 1}]},
+        "usage",
+    ),
+    "neither-credits-nor-usage": ({"feature": "chat"}, "credits"),
+    "credits-null": ({"feature": "chat", "credits": None}, "credits"),
+    "usage-empty": ({"feature": "chat", "usage": []}, "usage"),
+    "usage-object": ({"feature": "chat", "usage": {"meter": "app_call"}}, "usage"),
+    "usage-too-many-lines": (
+        {"feature": "chat", "usage": [{"meter": "app_call", "quantity": 1}] * 101},
+        "usage",
+    ),
+    "usage-unknown-meter": (
+        {"feature": "chat", "usage": [{"meter": "teleport", "quantity": 1}]},
+        "usage.0.meter",
+    ),
+    "usage-token-meter-without-model": ({"feature": "chat", "usage": [TOKENS]}, "usage.0.model"),
+    "usage-unknown-model": (
+        {"feature": "chat", "usage": [{**TOKENS, "model": "gpt-99"}]},
+        "usage.0.model",
+    ),
+    "usage-model-on-unit-meter": (
+        {"feature": "chat", "usage": [{"meter": "image_hd", "quantity": 1, "model": "o3"}]},
+        "usage.0.model",
+    ),
+    "usage-second-line-unknown-meter": (
+        {
+            "feature": "chat",
+            "usage": [{"meter": "app_call", "quantity": 1}, {"meter": "nope", "quantity": 1}],
+        },
+        "usage.1.meter",
+    ),
+    "usage-quantity-zero": (
+        {"feature": "chat", "usage": [{"meter": "app_call", "quantity": 0}]},
+        "usage.0.quantity",
+    ),
+    "usage-quantity-missing": (
+        {"feature": "chat", "usage": [{"meter": "app_call"}]},
+        "usage.0.quantity",
+    ),
+    "usage-quantity-bool": (
+        {"feature": "chat", "usage": [{"meter": "app_call", "quantity": True}]},
+        "usage.0.quantity",
+    ),
+    "usage-meter-number": (
+        {"feature": "chat", "usage": [{"meter": 5, "quantity": 1}]},
+        "usage.0.meter",
+    ),
+    "usage-line-extra-field": (
+        {"feature": "chat", "usage": [{"meter": "app_call", "quantity": 1, "unit": "x"}]},
+        "usage.0.unit",
+    ),
+    "extra-field": ({"feature": "chat", "credits": "1", "colour": "red"}, "colour"),
+}
+
+RESERVE_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
+    f"expires-in-{name}": (
+        {"feature": "chat", "credits": "1", "expires_in_seconds": value},
+        "expires_in_seconds",
+    )
+    for name, value in {
+        "zero": 0,
+        "negative": -1,
+        "over-a-day": 86401,
+        "string": "60",
+        "fraction": 1.5,
+        "bool": True,
+    }.items()
+}
+
+COMMIT_FIELDS: dict[str, tuple[Any, str]] = {
+    "credits-negative": ({"credits": -1}, "credits"),
+    "credits-words": ({"credits": "abc"}, "credits"),
+    "credits-bool": ({"credits": False}, "credits"),
+    "credits-7-decimals": ({"credits": "0.1234567"}, "credits"),
+    "credits-NaN-string": ({"credits": "NaN"}, "credits"),
+    "credits-huge": ({"credits": "1e30"}, "credits"),
+    "credits-huge-plain": ({"credits": "1000000000000000000000000000000"}, "credits"),
+    "credits-plus-sign": ({"credits": "+1"}, "credits"),
+    "credits-and-usage": (
+        {"credits": "1", "usage": [{"meter": "app_call", "quantity": 1}]},
+        "usage",
+    ),
+    "usage-empty": ({"usage": []}, "usage"),
+    "usage-unknown-meter": ({"usage": [{"meter": "teleport", "quantity": 1}]}, "usage.0.meter"),
+    "usage-token-meter-without-model": ({"usage": [TOKENS]}, "usage.0.model"),
+    "feature-not-allowed": ({"feature": "chat"}, "feature"),
+    "extra-field": ({"credits": "1", "reason": "done"}, "reason"),
+}
+
+RELEASE_FIELDS: dict[str, tuple[Any, str]] = {
+    "with-credits": ({"credits": "1"}, "body"),
+    "with-usage": ({"usage": [{"meter": "app_call", "quantity": 1}]}, "body"),
+    "extra-field": ({"reason": "failed"}, "reason"),
+}
+
+QUOTE_FIELDS: dict[str, tuple[Any, str]] = {
+    "usage-missing": ({}, "usage"),
+    "credits-instead": ({"credits": "1"}, "credits"),
+    "usage-empty": ({"usage": []}, "usage"),
+    "usage-string": ({"usage": "app_call"}, "usage"),
+    "usage-unknown-meter": ({"usage": [{"meter": "teleport", "quantity": 1}]}, "usage.0.meter"),
+    "usage-unknown-model": ({"usage": [{**TOKENS, "model": "gpt-99"}]}, "usage.0.model"),
+    "usage-quantity-negative": (
+        {"usage": [{"meter": "app_call", "quantity": -3}]},
+        "usage.0.quantity",
+    ),
+    "usage-quantity-NaN": (
+        {"usage": [{"meter": "app_call", "quantity": "NaN"}]},
+        "usage.0.quantity",
+    ),
+}
+
+GRANT_FIELDS: dict[str, tuple[Any, str]] = {
+    "credits-missing": ({"source": "promo"}, "credits"),
+    "source-missing": ({"credits": "10"}, "source"),
+    "source-unknown": ({"credits": "10", "source": "gift"}, "source"),
+    "source-number": ({"credits": "10", "source": 1}, "source"),
+    "credits-zero": ({"credits": "0", "source": "promo"}, "credits"),
+    "credits-negative": ({"credits": -10, "source": "promo"}, "credits"),
+    "credits-Infinity-string": ({"credits": "Infinity", "source": "promo"}, "credits"),
+    "credits-7-decimals": ({"credits": "0.0000001", "source": "promo"}, "credits"),
+    "credits-huge": ({"credits": "99999999999999", "source": "promo"}, "credits"),
+    "credits-comma": ({"credits": "1,5", "source": "promo"}, "credits"),
+    "expires-at-past": (
+        {"credits": "10", "source": "promo", "expires_at": "2000-01-01T00:00:00Z"},
+        "expires_at",
+    ),
+    "expires-at-epoch-zero": ({"credits": "10", "source": "promo", "expires_at": 0}, "expires_at"),
+    "expires-at-naive": (
+        {"credits": "10", "source": "promo", "expires_at": "2099-01-01T00:00:00"},
+        "expires_at",
+    ),
+    "expires-at-words": (
+        {"credits": "10", "source": "promo", "expires_at": "next week"},
+        "expires_at",
+    ),
+    "expires-at-over-100-years": (
+        {"credits": "10", "source": "promo", "expires_at": "2200-01-01T00:00:00Z"},
+        "expires_at",
+    ),
+    "expires-at-year-9999": (
+        {"credits": "10", "source": "promo", "expires_at": "9999-12-31T00:00:00Z"},
+        "expires_at",
+    ),
+    "expires-at-after-year-9999-in-utc": (
+        {"credits": "10", "source": "promo", "expires_at": "9999-12-31T23:59:59-05:00"},
+        "expires_at",
+    ),
+    "priority-negative": ({"credits": "10", "source": "promo", "priority": -1}, "priority"),
+    "priority-too-big": ({"credits": "10", "source": "promo", "priority": 1001}, "priority"),
+    "priority-string": ({"credits": "10", "source": "promo", "priority": "5"}, "priority"),
+    "priority-bool": ({"credits": "10", "source": "promo", "priority": True}, "priority"),
+    "extra-field": ({"credits": "10", "source": "promo", "note": "hi"}, "note"),
+}
+
+PUT_FIELDS: dict[str, tuple[Any, str]] = {
+    "plan-missing": ({}, "plan"),
+    "plan-number": ({"plan": 5}, "plan"),
+    "plan-empty": ({"plan": ""}, "plan"),
+    "plan-unknown": ({"plan": "platinum"}, "plan"),
+    "allowance-on-fixed-plan": ({"plan": "pro", "allowance": "10"}, "allowance"),
+    "enterprise-without-allowance": ({"plan": "enterprise"}, "allowance"),
+    "allowance-negative": ({"plan": "enterprise", "allowance": "-1"}, "allowance"),
+    "allowance-NaN": ({"plan": "enterprise", "allowance": "NaN"}, "allowance"),
+    "extra-field": ({"plan": "pro", "owner": "me"}, "owner"),
+}
+
+
+def field_cases() -> list[Any]:
+    tables: list[tuple[str, dict[str, tuple[Any, str]]]] = [
+        ("put-wallet", PUT_FIELDS),
+        ("reserve", {**COSTED_FIELDS, **RESERVE_FIELDS}),
+        ("commit", COMMIT_FIELDS),
+        ("release", RELEASE_FIELDS),
+        (
+            "charge",
+            {
+                **COSTED_FIELDS,
+                "expires-in-not-allowed": (
+                    {"feature": "chat", "credits": "1", "expires_in_seconds": 60},
+                    "expires_in_seconds",
+                ),
+            },
+        ),
+        ("quote", QUOTE_FIELDS),
+        ("grant", GRANT_FIELDS),
+    ]
+    return [
+        case(f"{route}-{name}", ROUTES[route][0], ROUTES[route][1], body, 422, field)
+        for route, table in tables
+        for name, (body, field) in table.items()
+    ]
+
+
+HUGE_PRECISE = "10000000000000000000000000.1234567"  # > 10^12 and 7 fractional digits
+
+
+def huge_precise_amount_cases() -> list[Any]:
+    """Huge amounts with too many fractional digits, as a string and as a JSON number: the size
+    is checked first (quantizing a number this large to six digits would fail)."""
+    bodies = {
+        "reserve": ("credits", '{{"feature": "chat", "credits": {}}}'),
+        "charge": ("credits", '{{"feature": "chat", "credits": {}}}'),
+        "commit": ("credits", '{{"credits": {}}}'),
+        "grant": ("credits", '{{"source": "promo", "credits": {}}}'),
+        "quote": ("usage.0.quantity", '{{"usage": [{{"meter": "app_call", "quantity": {}}}]}}'),
+    }
+    return [
+        case(
+            f"{route}-huge-amount-with-7-decimals-as-{kind}",
+            ROUTES[route][0],
+            ROUTES[route][1],
+            template.format(literal),
+            422,
+            field,
+        )
+        for route, (field, template) in bodies.items()
+        for kind, literal in {"string": f'"{HUGE_PRECISE}"', "number": HUGE_PRECISE}.items()
+    ]
+
+
+def state_cases() -> list[Any]:
+    """Requests that are well formed but refer to the wrong thing, or ask too much."""
+    hold = f"{W}/reservations"
+    return [
+        case(
+            "reserve-more-than-available",
+            "POST",
+            hold,
+            {"feature": "chat", "credits": "43.01"},
+            402,
+        ),
+        case(
+            "reserve-usage-more-than-available",
+            "POST",
+            hold,
+            {"feature": "img", "usage": [{"meter": "image_hd", "quantity": 6}]},
+            402,
+        ),
+        case(
+            "reserve-key-reused-with-other-body",
+            "POST",
+            hold,
+            {"feature": "chat", "credits": "6"},
+            409,
+            headers={"Idempotency-Key": "setup-open"},
+            code="idempotency-key-reused",
+        ),
+        case(
+            "charge-more-than-available",
+            "POST",
+            f"{W}/charges",
+            {"feature": "chat", "credits": 44},
+            402,
+        ),
+        *[
+            case(
+                f"{action}-{name}",
+                "POST",
+                f"{hold}/{rid}/{action}",
+                None,
+                404,
+                code="reservation-not-found",
+            )
+            for action in ("commit", "release")
+            for name, rid in {
+                "stranger-reservation": "{stranger}",
+                "forged-amount": "{forged}",
+                "malformed-reservation-id": "not-a-reservation",
+                "reservation-id-uppercase": "{OPEN}",
+            }.items()
+        ],
+        case(
+            "commit-released-reservation",
+            "POST",
+            f"{hold}/{{released}}/commit",
+            None,
+            409,
+            code="reservation-released",
+        ),
+        case(
+            "release-committed-reservation",
+            "POST",
+            f"{hold}/{{committed}}/release",
+            None,
+            409,
+            code="reservation-committed",
+        ),
+        case(
+            "commit-committed-with-other-amount",
+            "POST",
+            f"{hold}/{{committed}}/commit",
+            {"credits": "1"},
+            409,
+            code="reservation-committed",
+        ),
+        case(
+            "commit-committed-with-other-amount-and-key",
+            "POST",
+            f"{hold}/{{committed}}/commit",
+            {"credits": "1"},
+            409,
+            headers={"Idempotency-Key": "setup-committed"},
+            code="reservation-committed",
+        ),
+        case(
+            "commit-reservation-of-another-wallet",
+            "POST",
+            "/v1/wallets/w2/reservations/{open}/commit",
+            None,
+            404,
+            code="reservation-not-found",
+        ),
+    ]
+
+
+def query_cases() -> list[Any]:
+    path = f"{W}/transactions"
+    bad_limits = {
+        "zero": "0",
+        "101": "101",
+        "abc": "abc",
+        "negative": "-1",
+        "fraction": "1.5",
+        "empty": "",
+    }
+    bad_cursors = {
+        "garbage": "!!!not-a-cursor!!!",
+        "empty": "",
+        "not-an-entry-key": "Vw",  # base64url of "W": the wallet item's sort key
+        "record-key": "UiNIMTIz",  # base64url of "R#H123": an operation record
+        "too-long": "A" * 201,
+    }
+    return [
+        *[
+            case(
+                f"transactions-limit-{name}",
+                "GET",
+                path,
+                None,
+                422,
+                "limit",
+                query=f"limit={value}",
+            )
+            for name, value in bad_limits.items()
+        ],
+        *[
+            case(
+                f"transactions-cursor-{name}",
+                "GET",
+                path,
+                None,
+                422,
+                "cursor",
+                query=f"cursor={value}",
+            )
+            for name, value in bad_cursors.items()
+        ],
+        case("transactions-unknown-parameter", "GET", path, None, 422, "page", query="page=2"),
+        case(
+            "transactions-unknown-wallet-with-cursor",
+            "GET",
+            f"{NOWHERE}/transactions",
+            None,
+            404,
+            query="cursor=VCMwMDAwMDAwMDAwMDk",
+        ),  # base64url of "T#000000000009"
+    ]
+
+
+def unknown_route_cases() -> list[Any]:
+    routes = [
+        ("GET", "/"),
+        ("GET", "/v1"),
+        ("GET", "/v1/wallets"),
+        ("POST", "/v1/wallets"),
+        ("GET", "/v1/wallets/w1/"),
+        ("DELETE", "/v1/wallets/w1"),
+        ("PATCH", "/v1/wallets/w1"),
+        ("POST", "/v1/wallets/w1"),
+        ("GET", "/v1/wallets/w1/reservations"),
+        ("GET", "/v1/wallets/w1/reservations/{open}"),
+        ("POST", "/v1/wallets/w1/reservations/{open}"),
+        ("POST", "/v1/wallets/w1/reservations/{open}/cancel"),
+        ("PUT", "/v1/wallets/w1/reservations/{open}/commit"),
+        ("POST", "/v1/wallets/w1/refunds"),
+        ("GET", "/v1/wallets/w1/charges"),
+        ("POST", "/v1/wallets/w1/transactions"),
+        ("POST", "/v1/prices"),
+        ("GET", "/v1/prices/input_tokens"),
+        ("GET", "/v2/prices"),
+        ("GET", "/V1/PRICES"),
+    ]
+    return [
+        case(f"unknown-route-{method}-{path}", method, path, None, 404, code="not-found")
+        for method, path in routes
+    ]
+
+
+CASES = [
+    *body_cases(),
+    *wallet_cases(),
+    *idempotency_key_cases(),
+    *field_cases(),
+    *huge_precise_amount_cases(),
+    *state_cases(),
+    *query_cases(),
+    *unknown_route_cases(),
+]
+
+
+# -- the test -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def world(module_table: str, api: Any, table_items: Any) -> dict[str, Any]:
+    """Wallet w1 with an open, a released and a committed reservation (see the module doc),
+    and what ``GET /v1/wallets/w1`` and a table scan show then."""
+    assert api("PUT", W, {"plan": "free"})[0] == 201
+    assert api("PUT", "/v1/wallets/w2", {"plan": "free"})[0] == 201
+
+    def reserve(key: str, credits: str) -> str:
+        status, _, body = api(
+            "POST",
+            f"{W}/reservations",
+            {"feature": "chat", "credits": credits},
+            {"Idempotency-Key": key},
+        )
+        assert status == 201, body
+        return str(body["reservation_id"])
+
+    rids = {
+        "open": reserve("setup-open", "5"),
+        "released": reserve("setup-released", "1"),
+        "committed": reserve("setup-committed", "2"),
+    }
+    assert api("POST", f"{W}/reservations/{rids['released']}/release")[0] == 200
+    assert api("POST", f"{W}/reservations/{rids['committed']}/commit")[0] == 200
+    prefix, key, amount = rids["open"].split("_")
+    rids["forged"] = f"{prefix}_{key}_{'1' + amount}"
+    rids["stranger"] = f"rsv_{'f' * 20}_{amount}"
+    rids["OPEN"] = rids["open"].upper()
+    wallet = api("GET", W)
+    assert wallet[0] == 200
+    assert (wallet[2]["balance"], wallet[2]["held"], wallet[2]["available"]) == ("48", "5", "43")
+    return {"rids": rids, "wallet": wallet, "items": table_items()}
+
+
+@pytest.mark.parametrize(("request_", "expect"), CASES)
+def test_bad_input_is_refused_and_writes_nothing(
+    api: Any,
+    table_items: Any,
+    world: dict[str, Any],
+    request_: dict[str, Any],
+    expect: dict[str, Any],
+) -> None:
+    path = request_["path"].format(**world["rids"])
+    headers = request_["headers"] or {}
+    status, out_headers, problem = api(
+        request_["method"], path, request_["body"], headers, request_["query"]
+    )
+
+    assert status == expect["status"], problem
+    assert status < 500
+    assert out_headers["content-type"] == PROBLEM_JSON
+    assert {"type", "title", "status", "detail"} <= problem.keys(), problem
+    assert problem["status"] == status
+    assert problem["title"] and problem["detail"]
+    assert problem["type"] == f"/problems/{expect['code']}", problem
+    if status == 422:
+        assert names(problem, expect["field"]), problem
+    # Nothing written: the wallet reads the same and the table holds the same items.
+    assert api("GET", W) == world["wallet"]
+    assert table_items() == world["items"]
+
+
+def names(problem: dict[str, Any], field: str) -> bool:
+    """Whether a 422 problem's ``errors`` name ``field`` (a whole-body error names it in its
+    message)."""
+    errors = problem.get("errors")
+    assert isinstance(errors, list) and errors, problem
+    assert all({"field", "message"} <= e.keys() for e in errors), problem
+    return any(
+        e["field"] == field or (e["field"] == "body" and field in e["message"]) for e in errors
+    )
+
+
+@pytest.mark.usefixtures("fresh_table")
+def test_grant_expiring_after_year_9999_in_utc_is_refused(api: Any, table_items: Any) -> None:
+    # A local time whose UTC instant is in year 10000: refused like any expiry more than 100
+    # years ahead, before anything is written, so the wallet stays readable (such a bucket
+    # could not be rendered as a timestamp).
+    assert api("PUT", "/v1/wallets/w9", {"plan": "free"})[0] == 201
+    wallet = api("GET", "/v1/wallets/w9")
+    assert wallet[0] == 200
+    before = table_items()
+    status, _, problem = api(
+        "POST",
+        "/v1/wallets/w9/grants",
+        {
+            "credits": "5",
+            "source": "promo",
+            "expires_at": "9999-12-31T23:59:59-05:00",
+        },
+    )
+    assert (status, names(problem, "expires_at")) == (422, True), problem
+    assert table_items() == before
+    assert api("GET", "/v1/wallets/w9") == wallet
+
+
+@pytest.mark.parametrize("wallet_id", ["w1\n", "w1\r\n", "\nw1", "w1 "])
+def test_a_wallet_id_must_match_as_a_whole(metering_app: Any, wallet_id: str) -> None:
+    # Not through HTTP: a request path cannot carry a line break, and the router's pattern
+    # (anchored with ``$``) would drop a trailing one before the handler saw it.
+    with pytest.raises(InvalidRequest) as refused:
+        metering_app._wallet(wallet_id)
+    assert [p.field for p in refused.value.problems] == ["wallet_id"]
+    assert metering_app._wallet("w1") == "w1"

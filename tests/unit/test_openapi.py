@@ -1,0 +1,314 @@
+"""``docs/openapi.yaml`` describes the API as it is: this fails when the two drift apart.
+
+* the component schemas equal those generated from the pydantic models now, and the whole file
+  is what ``python -m devtools.openapi`` writes;
+* its operations are exactly the routes registered on the Powertools resolver;
+* real responses of the handler are documented for their status and validate against the
+  documented schema;
+* it is a valid OpenAPI 3.1 document (``openapi-spec-validator``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import openapi_spec_validator
+import pytest
+import yaml
+from jsonschema import Draft202012Validator
+
+from devtools import openapi
+
+DOC_PATH = Path(__file__).parents[2] / "docs" / "openapi.yaml"
+METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+PROBLEM_SCHEMAS = {
+    "#/components/schemas/ProblemOut",
+    "#/components/schemas/InsufficientCreditsProblem",
+}
+
+Api = Callable[..., tuple[int, dict[str, str], Any]]
+Response = tuple[int, dict[str, str], Any]
+
+
+@pytest.fixture(scope="module")
+def doc() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(DOC_PATH.read_text(encoding="utf-8"))
+    return loaded
+
+
+def operations(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (method.upper(), path): op
+        for path, item in doc["paths"].items()
+        for method, op in item.items()
+        if method in METHODS
+    }
+
+
+def deref(doc: dict[str, Any], node: Any) -> Any:
+    while isinstance(node, dict) and "$ref" in node:
+        ref = node["$ref"]
+        assert ref.startswith("#/"), ref
+        node = doc
+        for part in ref[2:].split("/"):
+            node = node[part]
+    return node
+
+
+def refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        if isinstance(node.get("$ref"), str):
+            yield node["$ref"]
+        for value in node.values():
+            yield from refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from refs(value)
+
+
+# -- the document is generated from the code -----------------------------------------------
+
+
+def test_component_schemas_are_the_models_schemas(doc: dict[str, Any]) -> None:
+    generated = openapi.model_schemas()
+    documented = doc["components"]["schemas"]
+    assert {name: documented.get(name) for name in generated} == generated, (
+        "docs/openapi.yaml is out of date: run python -m devtools.openapi"
+    )
+
+
+def test_the_file_is_what_the_generator_writes() -> None:
+    assert DOC_PATH.read_text(encoding="utf-8") == openapi.render(), (
+        "docs/openapi.yaml is out of date: run python -m devtools.openapi"
+    )
+    assert openapi.main(["--check"]) == 0
+
+
+@pytest.mark.parametrize("stale", ["edited", "missing"])
+def test_check_fails_when_the_file_is_stale(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], stale: str
+) -> None:
+    path = tmp_path / "openapi.yaml"
+    if stale == "edited":
+        path.write_text(openapi.render().replace("Credit Meter API", "Old API"), encoding="utf-8")
+    assert openapi.main(["--check", "--output", str(path)]) == 1
+    assert "out of date" in capsys.readouterr().err
+    assert openapi.main(["--output", str(path)]) == 0
+    assert openapi.main(["--check", "--output", str(path)]) == 0
+
+
+# -- the document covers the routes -----------------------------------------------------------
+
+
+def registered_routes(app: Any) -> set[tuple[str, str]]:
+    """(method, path) of every route on the resolver, with ``<name>`` written ``{name}``."""
+    routes = [*app._static_routes, *app._dynamic_routes]
+    assert routes, "no routes found on the resolver"
+    return {(route.method.upper(), re.sub(r"<(\w+)>", r"{\1}", route.path)) for route in routes}
+
+
+def test_operations_are_the_registered_routes(doc: dict[str, Any], metering_app: Any) -> None:
+    assert set(operations(doc)) == registered_routes(metering_app.app)
+
+
+def test_documented_patterns_are_the_handlers(doc: dict[str, Any], metering_app: Any) -> None:
+    # The handler matches the whole value (``fullmatch``); a JSON Schema pattern matches
+    # anywhere in it, so the document anchors the same expression.
+    parameters = doc["components"]["parameters"]
+    assert parameters["WalletId"]["schema"]["pattern"] == f"^{metering_app._WALLET_ID.pattern}$"
+    assert parameters["IdempotencyKey"]["schema"]["pattern"] == f"^{metering_app._KEY.pattern}$"
+
+
+@pytest.mark.parametrize(
+    ("parameter", "value", "valid"),
+    [
+        ("WalletId", "w1", True),
+        ("WalletId", "-w1", False),
+        ("WalletId", "w1 ", False),
+        ("WalletId", "w" * 129, False),
+        ("IdempotencyKey", "order-4711", True),
+        ("IdempotencyKey", " order-4711", False),
+        ("IdempotencyKey", "my key", False),
+        ("IdempotencyKey", "k" * 256, False),
+        # No trailing line break here: jsonschema uses Python's ``re``, whose ``$`` also
+        # matches before one (ECMA-262's, which JSON Schema specifies, does not).
+    ],
+)
+def test_documented_patterns_match_the_whole_value(
+    doc: dict[str, Any], parameter: str, value: str, valid: bool
+) -> None:
+    schema = doc["components"]["parameters"][parameter]["schema"]
+    assert Draft202012Validator(schema).is_valid(value) == valid
+
+
+def test_a_402_problem_is_a_problem_that_says_what_was_available_and_requested(
+    doc: dict[str, Any],
+) -> None:
+    schemas = doc["components"]["schemas"]
+    problem = schemas["ProblemOut"]
+    assert {"available", "requested"} <= problem["properties"].keys()
+    assert not {"available", "requested"} & set(problem["required"])
+    insufficient = schemas["InsufficientCreditsProblem"]
+    assert insufficient == {
+        "allOf": [
+            {"$ref": "#/components/schemas/ProblemOut"},
+            {"required": ["available", "requested"]},
+        ]
+    }
+    responses = doc["components"]["responses"]
+    schema = responses["InsufficientCredits"]["content"]["application/problem+json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/InsufficientCreditsProblem"}
+
+
+def test_every_path_parameter_is_declared(doc: dict[str, Any]) -> None:
+    for path, item in doc["paths"].items():
+        placeholders = set(re.findall(r"{(\w+)}", path))
+        for method, op in item.items():
+            if method not in METHODS:
+                continue
+            params = [
+                deref(doc, p) for p in [*item.get("parameters", []), *op.get("parameters", [])]
+            ]
+            declared = {p["name"] for p in params if p["in"] == "path"}
+            assert declared == placeholders, (method, path)
+            assert all(p["required"] for p in params if p["in"] == "path")
+
+
+def test_every_reference_resolves(doc: dict[str, Any]) -> None:
+    for ref in set(refs(doc)):
+        assert deref(doc, {"$ref": ref}) is not None, ref
+
+
+def test_posts_that_write_take_an_idempotency_key(doc: dict[str, Any]) -> None:
+    for (method, path), op in operations(doc).items():
+        names = {deref(doc, p)["name"] for p in op.get("parameters", [])}
+        writes = method == "POST" and not path.endswith("/quote")
+        assert ("Idempotency-Key" in names) == writes, (method, path)
+
+
+def test_every_operation_documents_its_errors_as_problems(doc: dict[str, Any]) -> None:
+    for key, op in operations(doc).items():
+        responses = op["responses"]
+        assert any(status.startswith("2") for status in responses), key
+        assert "500" in responses, key
+        if key[0] in ("POST", "PUT"):
+            assert {"400", "413", "415", "422"} <= responses.keys(), key
+        for status, response in responses.items():
+            content = deref(doc, response)["content"]
+            if status.startswith("2"):
+                assert content.keys() == {"application/json"}, key
+            else:
+                assert content.keys() == {"application/problem+json"}, key
+                assert content["application/problem+json"]["schema"]["$ref"] in PROBLEM_SCHEMAS
+
+
+def test_is_a_valid_openapi_3_1_document(doc: dict[str, Any]) -> None:
+    assert doc["openapi"].startswith("3.1")
+    openapi_spec_validator.validate(doc, cls=openapi_spec_validator.OpenAPIV31SpecValidator)
+
+
+# -- real responses match the document ------------------------------------------------------
+
+
+class Contract:
+    """Checks each response against the documented response for its operation and status."""
+
+    def __init__(self, doc: dict[str, Any], api: Api) -> None:
+        self.doc = doc
+        self.api = api
+        self.validator = Draft202012Validator
+        self.routes = [
+            (method, re.compile("^" + re.sub(r"{\w+}", "[^/]+", path) + "$"), op)
+            for (method, path), op in operations(doc).items()
+        ]
+        self.seen: set[tuple[str, int]] = set()
+
+    def schema_errors(self, ref: str, body: Any) -> list[str]:
+        schema = {"$ref": ref, "components": self.doc["components"]}
+        return [e.message for e in self.validator(schema).iter_errors(body)]
+
+    def __call__(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        query: Any = None,
+        status: int | None = None,
+    ) -> Any:
+        got, out_headers, payload = self.api(method, path, body, headers, query)
+        if status is not None:
+            assert got == status, payload
+        op = next(op for m, rule, op in self.routes if m == method and rule.match(path))
+        documented = op["responses"].get(str(got))
+        assert documented is not None, f"{method} {path}: {got} is not documented"
+        content = deref(self.doc, documented)["content"]
+        media = out_headers["content-type"]
+        assert media in content, f"{method} {path}: {got} as {media} is not documented"
+        assert self.schema_errors(content[media]["schema"]["$ref"], payload) == []
+        self.seen.add((op["operationId"], got))
+        return payload
+
+
+@pytest.mark.usefixtures("fresh_table")
+def test_responses_validate_against_the_document(
+    doc: dict[str, Any], api: Api, project_ledger: Callable[[], None]
+) -> None:
+    call = Contract(doc, api)
+    w = "/v1/wallets/w1"
+    hold = {"feature": "chat", "member_id": "m-1", "credits": "2.5"}
+
+    call("PUT", w, {"plan": "free"}, status=201)
+    call("PUT", w, {"plan": "pro"}, status=200)
+    call("PUT", "/v1/wallets/e1", {"plan": "enterprise"}, status=422)
+    call("GET", w, status=200)
+    call("GET", "/v1/wallets/nobody", status=404)
+    rid = call("POST", f"{w}/reservations", hold, {"Idempotency-Key": "k1"}, status=201)[
+        "reservation_id"
+    ]
+    call(
+        "POST", f"{w}/reservations", {**hold, "credits": "3"}, {"Idempotency-Key": "k1"}, status=409
+    )
+    call("POST", f"{w}/reservations", {**hold, "credits": "1000"}, status=402)
+    call("POST", f"{w}/reservations", "[]", status=400)
+    call("POST", f"{w}/reservations", "feature=chat", {"content-type": "text/plain"}, status=415)
+    call("POST", f"{w}/reservations", "x" * 17000, status=413)
+    call("POST", f"{w}/reservations/{rid}/commit", {"credits": "1"}, status=200)
+    call("POST", f"{w}/reservations/{rid}/release", status=409)
+    call("POST", f"{w}/reservations/rsv_nothing/commit", status=404)
+    other = call(
+        "POST",
+        f"{w}/reservations",
+        {"feature": "chat", "usage": [{"meter": "input_tokens", "quantity": 1500, "model": "o3"}]},
+        status=201,
+    )
+    call("POST", f"{w}/reservations/{other['reservation_id']}/release", status=200)
+    call("POST", f"{w}/charges", {"feature": "chat", "credits": 1.25}, status=201)
+    call("POST", f"{w}/charges", {"feature": "chat", "credits": "99"}, status=402)
+    call("POST", f"{w}/quote", {"usage": [{"meter": "image_hd", "quantity": 2}]}, status=200)
+    call(
+        "POST",
+        f"{w}/grants",
+        {"credits": "5", "source": "promo", "expires_at": "2099-01-01T00:00:00Z"},
+        status=201,
+    )
+    call("POST", f"{w}/grants", {"credits": "5", "source": "purchase"}, status=201)
+    call("POST", f"{w}/grants", {"credits": "5", "source": "lottery"}, status=422)
+    project_ledger()
+    page = call("GET", f"{w}/transactions", query={"limit": "2"}, status=200)
+    assert page["next_cursor"] and len(page["items"]) == 2
+    call("GET", f"{w}/transactions", query={"cursor": page["next_cursor"]}, status=200)
+    call("GET", f"{w}/transactions", query={"limit": "0"}, status=422)
+    call("GET", "/v1/prices", status=200)
+
+    # every operation was seen answering with success
+    successes = {op for op, status in call.seen if status < 300}
+    assert successes == {op["operationId"] for op in operations(doc).values()}
+
+    # an unknown route is a problem document too
+    status, headers, problem = api("GET", "/v1/nowhere")
+    assert (status, headers["content-type"]) == (404, "application/problem+json")
+    assert call.schema_errors("#/components/schemas/ProblemOut", problem) == []
