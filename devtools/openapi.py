@@ -46,6 +46,7 @@ REQUEST_MODELS: list[type[m.BaseModel]] = [
     m.WalletIn,
     m.ReserveIn,
     m.CommitIn,
+    m.ReleaseIn,
     m.ChargeIn,
     m.QuoteIn,
     m.GrantIn,
@@ -59,6 +60,7 @@ RESPONSE_MODELS: list[type[m.BaseModel]] = [
     m.QuoteOut,
     m.GrantOut,
     m.TransactionsOut,
+    m.PricesOut,
     m.ProblemOut,
 ]
 
@@ -97,66 +99,10 @@ def model_schemas() -> dict[str, Any]:
 
 def _hand_written_schemas() -> dict[str, Any]:
     """Shapes that have no pydantic model."""
-    amount = {"type": "string", "pattern": r"^-?\d+(\.\d{1,6})?$"}
     return {
-        "EmptyBody": {
-            "type": "object",
-            "additionalProperties": False,
-            "description": "No fields: release takes no cost.",
-        },
         # ProblemOut describes `available` and `requested`; a 402 always carries both.
         "InsufficientCreditsProblem": {
             "allOf": [_ref("ProblemOut"), {"required": ["available", "requested"]}],
-        },
-        "PriceList": {
-            "type": "object",
-            "required": ["meters", "models", "plans"],
-            "properties": {
-                "meters": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["meter", "unit", "category"],
-                        "properties": {
-                            "meter": {"type": "string"},
-                            "unit": {"type": "string"},
-                            "category": {"type": "string"},
-                            "credits_per_unit": {
-                                **amount,
-                                "description": "Credits per unit (meters not priced by model).",
-                            },
-                            "credits_per_unit_by_tier": {
-                                "type": "object",
-                                "additionalProperties": amount,
-                                "description": "Token meters: credits per 1,000 tokens by the "
-                                "model's tier.",
-                            },
-                        },
-                    },
-                },
-                "models": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["model", "tier"],
-                        "properties": {"model": {"type": "string"}, "tier": {"type": "string"}},
-                    },
-                },
-                "plans": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["plan", "allowance"],
-                        "properties": {
-                            "plan": {"type": "string"},
-                            "allowance": {
-                                "anyOf": [amount, {"type": "null"}],
-                                "description": "Monthly allowance; null for a custom plan.",
-                            },
-                        },
-                    },
-                },
-            },
         },
     }
 
@@ -376,7 +322,7 @@ def paths() -> dict[str, Any]:
                 "lists the reservation with status `released` and zero credits. A retry "
                 "returns the first result.",
                 _responses({200: ("ReleaseOut", "Released.")}, write),
-                body=_body("EmptyBody", required=False),
+                body=_body("ReleaseIn", required=False),
                 idempotent=True,
             ),
         },
@@ -439,7 +385,7 @@ def paths() -> dict[str, Any]:
                 "The price catalog",
                 "Every meter with its credits per unit (token meters: per 1,000 tokens by "
                 "the model's tier), the models and their tiers, and the plans.",
-                _responses({200: ("PriceList", "The catalog.")}, []),
+                _responses({200: ("PricesOut", "The catalog.")}, []),
             ),
         },
     }

@@ -28,8 +28,10 @@ from credit_meter.api_models import (
     CommitOut,
     GrantIn,
     GrantOut,
+    PricesOut,
     QuoteIn,
     QuoteOut,
+    ReleaseIn,
     ReleaseOut,
     ReservationOut,
     ReserveIn,
@@ -38,6 +40,7 @@ from credit_meter.api_models import (
     TransactionsQuery,
     WalletIn,
     WalletOut,
+    RequestBody,
     dump,
 )
 from credit_meter.catalog import catalog
@@ -87,22 +90,22 @@ def _body[Body: BaseModel](model: type[Body], optional: bool = False) -> Body:
     return model.model_validate(raw)
 
 
-def _request(body: BaseModel, route: str) -> Request:
+def _request(body: RequestBody, route: str) -> Request:
     key = app.current_event.headers.get("idempotency-key")
     if key is not None and not _KEY.fullmatch(key):
         raise InvalidRequest(
             [FieldProblem("Idempotency-Key", "use 1-255 visible ASCII characters")]
         )
-    digest = body.request_hash(route) if hasattr(body, "request_hash") else ""
-    return Request(request_hash=digest, idempotency_key=key)
+    return Request(request_hash=body.request_hash(route), idempotency_key=key)
 
 
 def _json(status: int, body: BaseModel) -> Response[Any]:
     return Response(status_code=status, content_type="application/json", body=dump(body))
 
 
-def _charged(credits: Decimal) -> None:
-    metrics.add_metric(name="CreditsCharged", unit=MetricUnit.Count, value=float(credits))
+def _charged(credits: Decimal, replayed: bool) -> None:
+    if not replayed:  # a retry's answer charged nothing new
+        metrics.add_metric(name="CreditsCharged", unit=MetricUnit.Count, value=float(credits))
 
 
 # -- routes -----------------------------------------------------------------------------------
@@ -140,15 +143,13 @@ def commit(wallet_id: str, reservation_id: str) -> Response[Any]:
     ended = _service().commit(
         _wallet(wallet_id), reservation_id, body.cost(), _request(body, "commit")
     )
-    _charged(ended.charged)
+    _charged(ended.charged, ended.replayed)
     return _json(200, CommitOut.of(ended))
 
 
 @app.post("/v1/wallets/<wallet_id>/reservations/<reservation_id>/release")
 def release(wallet_id: str, reservation_id: str) -> Response[Any]:
-    body = _body(CommitIn, optional=True)
-    if body.credits is not None or body.usage is not None:
-        raise InvalidRequest([FieldProblem("body", "release takes no cost")])
+    body = _body(ReleaseIn, optional=True)
     ended = _service().release(_wallet(wallet_id), reservation_id, _request(body, "release"))
     return _json(200, ReleaseOut.of(ended))
 
@@ -159,7 +160,7 @@ def charge(wallet_id: str) -> Response[Any]:
     done = _service().charge(
         _wallet(wallet_id), body.cost(), _request(body, "charge"), body.feature, body.member_id
     )
-    _charged(done.charged)
+    _charged(done.charged, done.replayed)
     return _json(201, ChargeOut.of(done))
 
 
@@ -193,9 +194,7 @@ def transactions(wallet_id: str) -> Response[Any]:
 
 @app.get("/v1/prices")
 def prices() -> Response[Any]:
-    return Response(
-        status_code=200, content_type="application/json", body=catalog().as_price_list()
-    )
+    return _json(200, PricesOut.of(catalog()))
 
 
 # -- errors -----------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 
 from credit_meter import domain, store
+from credit_meter import items as stored
 from credit_meter.catalog import catalog
 from credit_meter.service import Metering
 from devtools import table
@@ -152,7 +153,7 @@ class Ledger:
     def wallet_item(self, wallet_id: str) -> dict[str, Any]:
         response = self.client.get_item(
             TableName=self.table,
-            Key={"pk": {"S": store.wallet_pk(wallet_id)}, "sk": {"S": store.WALLET_SK}},
+            Key={"pk": {"S": stored.wallet_pk(wallet_id)}, "sk": {"S": stored.WALLET_SK}},
             ConsistentRead=True,
         )
         return store.from_item(response["Item"])
@@ -163,7 +164,7 @@ class Ledger:
         if wallet_id is not None:
             kwargs["KeyConditionExpression"] = "pk = :pk AND begins_with(sk, :p)"
             kwargs["ExpressionAttributeValues"] = {
-                ":pk": {"S": store.wallet_pk(wallet_id)},
+                ":pk": {"S": stored.wallet_pk(wallet_id)},
                 ":p": {"S": prefix},
             }
         call = self.client.query if wallet_id is not None else self.client.scan
@@ -178,7 +179,7 @@ class Ledger:
 
     def entries(self, wallet_id: str) -> list[dict[str, Any]]:
         """The wallet's ledger entries, in ``seq`` order."""
-        return self.items(wallet_id, store.ENTRY_PREFIX)
+        return self.items(wallet_id, stored.ENTRY_PREFIX)
 
     def check(self, wallet_id: str) -> list[dict[str, Any]]:
         """Drain the projection, then assert DESIGN §2 on the wallet; returns its entries."""

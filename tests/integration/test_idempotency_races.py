@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from credit_meter import store
+from credit_meter import items as stored
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +63,7 @@ class Wallet:
         item = self.ledger.wallet_item(self.id)
         entries = self.ledger.entries(self.id)
         self.ledger.check_item(item, entries)
-        records = self.ledger.items(self.id, store.RECORD_PREFIX)
+        records = self.ledger.items(self.id, stored.RECORD_PREFIX)
         return State(item["bal"], item["held"], len(item["hd"]), len(entries), len(records))
 
     def hold(self, credits: str = "10", key: str | None = None) -> str:

@@ -31,6 +31,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from credit_meter import items as stored
 from credit_meter import store
 from devtools import table
 from devtools.apigw import FakeContext, http_event
@@ -155,7 +156,7 @@ def table_items(aws: Any) -> Callable[..., list[dict[str, Any]]]:
         kwargs: dict[str, Any] = {"TableName": os.environ["TABLE_NAME"], "ConsistentRead": True}
         if wallet_id is not None:
             kwargs["KeyConditionExpression"] = "pk = :pk"
-            kwargs["ExpressionAttributeValues"] = {":pk": {"S": store.wallet_pk(wallet_id)}}
+            kwargs["ExpressionAttributeValues"] = {":pk": {"S": stored.wallet_pk(wallet_id)}}
         read = aws.scan if wallet_id is None else aws.query
         while True:
             page = read(**kwargs)

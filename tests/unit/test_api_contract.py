@@ -193,6 +193,21 @@ def test_the_service_holds_reservations_to_the_catalog_maximum(
     assert held.expires_at == int(START.timestamp()) + max_hold
 
 
+def test_a_wallet_takes_a_bounded_number_of_open_reservations(
+    api: Api, wallet: dict[str, Any]
+) -> None:
+    limit = catalog().max_open_holds
+    held = [reserve(api, "0.01")["reservation_id"] for _ in range(limit)]
+
+    status, _, problem = api("POST", f"{W}/reservations", {"feature": "chat", "credits": "0.01"})
+
+    assert status == 409, problem
+    assert problem["type"] == "/problems/too-many-open-reservations"
+    # Ending one makes room again.
+    ok(api("POST", f"{W}/reservations/{held[0]}/release"), 200)
+    reserve(api, "0.01")
+
+
 @pytest.mark.parametrize(
     ("usage", "credits"),
     [

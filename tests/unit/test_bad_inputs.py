@@ -307,8 +307,8 @@ COMMIT_FIELDS: dict[str, tuple[Any, str]] = {
 }
 
 RELEASE_FIELDS: dict[str, tuple[Any, str]] = {
-    "with-credits": ({"credits": "1"}, "body"),
-    "with-usage": ({"usage": [{"meter": "app_call", "quantity": 1}]}, "body"),
+    "with-credits": ({"credits": "1"}, "credits"),
+    "with-usage": ({"usage": [{"meter": "app_call", "quantity": 1}]}, "usage"),
     "extra-field": ({"reason": "failed"}, "reason"),
 }
 

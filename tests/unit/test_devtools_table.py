@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -211,7 +212,6 @@ def test_api_function_is_least_privilege() -> None:
             "dynamodb:PutItem",
             "dynamodb:UpdateItem",
             "dynamodb:Query",
-            "dynamodb:ConditionCheckItem",
         }
     }
 
@@ -224,12 +224,13 @@ def test_projector_never_skips_records() -> None:
     assert stream["MaximumRetryAttempts"] == -1
     assert stream["BisectBatchOnFunctionError"] is True
     assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    (only_wallets,) = stream["FilterCriteria"]["Filters"]
+    assert json.loads(only_wallets["Pattern"])["dynamodb"] == {"Keys": {"sk": {"S": ["W"]}}}
     assert stream["DestinationConfig"]["OnFailure"]["Destination"] == {
         "Fn::GetAtt": ["LedgerProjectorDLQ", "Arn"]
     }
     actions = _policy_actions("LedgerProjectorFunction")
     assert actions[repr({"Fn::GetAtt": ["LedgerTable", "Arn"]})] == {
-        "dynamodb:PutItem",
         "dynamodb:BatchWriteItem",
     }
 

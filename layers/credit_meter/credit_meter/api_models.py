@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -24,18 +25,10 @@ from pydantic import (
 )
 
 from credit_meter import clock
-from credit_meter.catalog import UsageLine
-from credit_meter.domain import BucketView
+from credit_meter.catalog import Catalog, UsageLine
+from credit_meter.domain import BucketView, Charge, Ended, Entry, Granted, Reservation, WalletView
 from credit_meter.money import AmountError, fmt, parse_amount
-from credit_meter.service import (
-    Charge,
-    Cost,
-    Ended,
-    Entry,
-    Granted,
-    Reservation,
-    WalletView,
-)
+from credit_meter.service import Cost
 
 _AMOUNT_SCHEMA = {
     "oneOf": [
@@ -86,7 +79,7 @@ TimestampMs = Annotated[
 ]
 
 
-class _Body(BaseModel):
+class RequestBody(BaseModel):
     # Built on first use: a cold start pays only for the models its first request needs.
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
@@ -98,7 +91,7 @@ class _Body(BaseModel):
         return hashlib.sha256(f"{route}\n{canonical}".encode()).hexdigest()
 
 
-class UsageIn(_Body):
+class UsageIn(RequestBody):
     meter: Name
     quantity: PositiveAmount
     model: Name | None = None
@@ -110,7 +103,7 @@ class UsageIn(_Body):
 Usage = Annotated[list[UsageIn], Field(min_length=1, max_length=100)]
 
 
-class _Costed(_Body):
+class _Costed(RequestBody):
     credits: PositiveAmount | None = None
     usage: Usage | None = None
 
@@ -133,7 +126,7 @@ class _Required(_Costed):
         return self
 
 
-class WalletIn(_Body):
+class WalletIn(RequestBody):
     plan: Name
     allowance: NonNegativeAmount | None = None
 
@@ -150,26 +143,38 @@ class CommitIn(_Costed):
     credits: NonNegativeAmount | None = None
 
 
+class ReleaseIn(RequestBody):
+    """No fields: a release takes no cost."""
+
+
 class ChargeIn(_Required):
     feature: Name
     member_id: Name | None = None
 
 
-class QuoteIn(_Body):
+class QuoteIn(RequestBody):
     usage: Usage
 
     def lines(self) -> list[UsageLine]:
         return [u.line() for u in self.usage]
 
 
-class GrantIn(_Body):
+def _utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+
+
+class GrantIn(RequestBody):
     credits: PositiveAmount
     source: Name
-    expires_at: AwareDatetime | None = None
+    # In UTC, so the same instant written with another offset is the same request.
+    expires_at: Annotated[AwareDatetime, AfterValidator(_utc)] | None = None
     priority: Annotated[int, Field(ge=0, le=1000, strict=True)] | None = None
 
 
-class TransactionsQuery(_Body):
+class TransactionsQuery(RequestBody):
     limit: Annotated[int, Field(ge=1, le=100)] = 20
     cursor: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 
@@ -331,6 +336,52 @@ class TransactionsOut(_Out):
     next_cursor: str | None
 
 
+class MeterOut(_Out):
+    meter: str
+    unit: str
+    category: str
+    credits_per_unit: AmountOut | None = Field(
+        default=None, description="Credits per unit (meters not priced by model)."
+    )
+    credits_per_unit_by_tier: dict[str, AmountOut] | None = Field(
+        default=None, description="Token meters: credits per 1,000 tokens by the model's tier."
+    )
+
+
+class ModelTierOut(_Out):
+    model: str
+    tier: str
+
+
+class PlanOut(_Out):
+    plan: str
+    allowance: AmountOut | None = Field(description="Monthly allowance; null for a custom plan.")
+
+
+class PricesOut(_Out):
+    meters: list[MeterOut]
+    models: list[ModelTierOut]
+    plans: list[PlanOut]
+
+    @classmethod
+    def of(cls, cat: Catalog) -> PricesOut:
+        meters = []
+        for meter in cat.meters.values():
+            price: dict[str, Any] = (
+                {"credits_per_unit_by_tier": {t: p[meter.name] for t, p in cat.tiers.items()}}
+                if meter.per_tier
+                else {"credits_per_unit": meter.credits_per_unit}
+            )
+            meters.append(
+                MeterOut(meter=meter.name, unit=meter.unit, category=meter.category, **price)
+            )
+        return cls(
+            meters=meters,
+            models=[ModelTierOut(model=m, tier=t) for m, t in cat.models.items()],
+            plans=[PlanOut(plan=p, allowance=a) for p, a in cat.plans.items()],
+        )
+
+
 class ProblemOut(_Out):
     type: str
     title: str
@@ -342,4 +393,8 @@ class ProblemOut(_Out):
 
 
 def dump(model: BaseModel) -> dict[str, Any]:
-    return model.model_dump(mode="json")
+    """The JSON body of a response model (optional fields left out when empty)."""
+    if isinstance(model, ProblemOut):
+        return model.model_dump(mode="json", exclude_none=True)
+    # A meter carries one of its two price fields; the other is left out, not null.
+    return model.model_dump(mode="json", exclude_unset=isinstance(model, PricesOut))

@@ -31,7 +31,8 @@ def serialize(value: Any) -> dict[str, Any]:
 
 def deserialize(attr: Mapping[str, Any]) -> Any:
     if not attr:
-        # botocore parses an empty map in a stream image ({"M": {}}) to an empty structure.
+        # DynamoDB Local's stream images carry an empty map or list as a bare {}; every
+        # empty collection the projector reads is a map.
         return {}
     ((kind, value),) = attr.items()
     if kind == "S":
@@ -46,8 +47,4 @@ def deserialize(attr: Mapping[str, Any]) -> Any:
         return {k: deserialize(v) for k, v in value.items()}
     if kind == "L":
         return [deserialize(v) for v in value]
-    if kind == "SS":
-        return set(value)
-    if kind == "NS":
-        return {Decimal(v) for v in value}
     raise TypeError(f"unsupported attribute type {kind}")

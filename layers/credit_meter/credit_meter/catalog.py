@@ -50,6 +50,7 @@ class Catalog:
     sources: dict[str, Source]
     default_hold_seconds: int
     max_hold_seconds: int
+    max_open_holds: int
 
     def price(self, usage: list[UsageLine]) -> Decimal:
         """The cost of a usage list in credits; unknown meters or models are field problems."""
@@ -86,29 +87,6 @@ class Catalog:
         if problems:
             raise InvalidRequest(problems)
         return quantize(total)
-
-    def as_price_list(self) -> dict[str, object]:
-        from credit_meter.money import fmt
-
-        meters = []
-        for m in self.meters.values():
-            entry: dict[str, object] = {"meter": m.name, "unit": m.unit, "category": m.category}
-            if m.per_tier:
-                entry["credits_per_unit_by_tier"] = {
-                    tier: fmt(prices[m.name]) for tier, prices in self.tiers.items()
-                }
-            else:
-                assert m.credits_per_unit is not None
-                entry["credits_per_unit"] = fmt(m.credits_per_unit)
-            meters.append(entry)
-        return {
-            "meters": meters,
-            "models": [{"model": model, "tier": tier} for model, tier in self.models.items()],
-            "plans": [
-                {"plan": plan, "allowance": None if allowance is None else fmt(allowance)}
-                for plan, allowance in self.plans.items()
-            ],
-        }
 
 
 def _decimal(value: object) -> Decimal:
@@ -159,6 +137,7 @@ def parse_catalog(raw: dict[str, object]) -> Catalog:
         },
         default_hold_seconds=int(holds["default_expires_in_seconds"]),
         max_hold_seconds=int(holds["max_expires_in_seconds"]),
+        max_open_holds=int(holds["max_open_per_wallet"]),
     )
 
 

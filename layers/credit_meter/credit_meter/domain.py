@@ -10,7 +10,7 @@ leave behind (DESIGN §2), which the next credit repays first.
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -34,6 +34,70 @@ class Bucket:
 class BucketView:
     bucket: Bucket
     remaining: Decimal
+
+
+# -- what the operations return ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WalletView:
+    wallet_id: str
+    plan: str
+    period_start: int
+    period_end: int
+    balance: Decimal
+    held: Decimal
+    available: Decimal
+    allowance: Decimal
+    used: Decimal
+    buckets: list[BucketView]
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    reservation_id: str
+    status: str
+    credits: Decimal
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """A reservation's end. ``replayed``: this answers a retry; nothing was posted now."""
+
+    reservation_id: str
+    status: str
+    charged: Decimal
+    released: Decimal
+    replayed: bool = field(default=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    charge_id: str
+    charged: Decimal
+    replayed: bool = field(default=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Granted:
+    grant_id: str
+    credits: Decimal
+    source: str
+    priority: int
+    expires_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    transaction_id: str
+    type: str
+    credits: Decimal
+    balance_after: Decimal
+    at: int  # epoch milliseconds
+    feature: str | None
+    member_id: str | None
+    status: str
 
 
 def burn_key(bucket: Bucket, catalog: Catalog) -> tuple[int, float, int, int, str]:

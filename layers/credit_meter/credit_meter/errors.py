@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -12,7 +13,8 @@ class FieldProblem:
 
 
 class DomainError(Exception):
-    """Base of every error a caller can cause; never a server fault."""
+    """Base of the errors the service answers with on purpose: what a caller did wrong, or
+    (``Contention``) a request to try again."""
 
     code = "domain-error"
 
@@ -56,7 +58,7 @@ class ReservationNotFound(DomainError):
 class InsufficientCredits(DomainError):
     code = "insufficient-credits"
 
-    def __init__(self, detail: str, available: object = None, requested: object = None) -> None:
+    def __init__(self, detail: str, available: Decimal, requested: Decimal) -> None:
         super().__init__(detail)
         self.available = available
         self.requested = requested

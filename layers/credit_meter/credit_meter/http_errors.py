@@ -8,6 +8,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from pydantic import ValidationError
 
+from credit_meter.api_models import ProblemOut, dump
 from credit_meter.errors import (
     Conflict,
     Contention,
@@ -20,7 +21,6 @@ from credit_meter.errors import (
     UnsupportedMediaType,
     WalletNotFound,
 )
-from credit_meter.money import fmt
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -38,16 +38,10 @@ _STATUS: list[tuple[type[DomainError], int, str]] = [
 
 
 def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> Response[str]:
-    body: dict[str, Any] = {
-        "type": f"/problems/{code}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-    }
-    body.update({k: v for k, v in extra.items() if v is not None})
+    body = ProblemOut(type=f"/problems/{code}", title=title, status=status, detail=detail, **extra)
     headers = {"Retry-After": "1"} if status == 503 else None
     return Response(
-        status_code=status, content_type=PROBLEM_JSON, body=json.dumps(body), headers=headers
+        status_code=status, content_type=PROBLEM_JSON, body=json.dumps(dump(body)), headers=headers
     )
 
 
@@ -57,9 +51,9 @@ def from_domain(error: DomainError) -> Response[str]:
             extra: dict[str, Any] = {}
             if isinstance(error, InvalidRequest):
                 extra["errors"] = [{"field": p.field, "message": p.message} for p in error.problems]
-            if isinstance(error, InsufficientCredits) and error.available is not None:
-                extra["available"] = fmt(error.available)  # type: ignore[arg-type]
-                extra["requested"] = fmt(error.requested)  # type: ignore[arg-type]
+            if isinstance(error, InsufficientCredits):
+                extra["available"] = error.available
+                extra["requested"] = error.requested
             return problem(status, error.code, title, error.detail, **extra)
     return problem(400, error.code, "Bad request", error.detail)
 

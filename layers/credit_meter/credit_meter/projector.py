@@ -11,7 +11,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from credit_meter.store import ENTRY_PREFIX, WALLET_SK, from_item
+from credit_meter.items import ENTRY_PREFIX, WALLET_SK
+from credit_meter.store import from_item
 
 
 def entries_for_change(

@@ -9,18 +9,22 @@ refusal returns, so the common paths cost exactly one round trip:
 * commit / release — one transaction: the wallet update and the reservation's record;
 * charge — one transaction: the wallet update and the charge's record;
 * grant — a read, then a transaction guarded by the bucket-list version (grants are rare).
+
+``docs/data-model.md`` lists every condition and why it makes its write safe under races.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from credit_meter import clock, domain
+from credit_meter import clock, domain, items
 from credit_meter.catalog import Catalog, UsageLine, catalog
-from credit_meter.domain import Bucket
+from credit_meter.domain import Bucket, Charge, Ended, Entry, Granted, Reservation, WalletView
 from credit_meter.errors import (
     Conflict,
     Contention,
@@ -32,29 +36,18 @@ from credit_meter.errors import (
     WalletNotFound,
 )
 from credit_meter.ids import ReservationId, charge_id, grant_id, op_key
+from credit_meter.items import CHARGE_RECORD, ENTRY_PREFIX, GRANT_RECORD, HOLD_RECORD
 from credit_meter.money import ZERO, fmt
-from credit_meter.store import (
-    CHARGE_RECORD,
-    ENTRY_PREFIX,
-    GRANT_RECORD,
-    HOLD_RECORD,
-    RECORD_PREFIX,
-    WALLET_SK,
-    Put,
-    Store,
-    Update,
-    WriteRejected,
-    wallet_pk,
-)
+from credit_meter.store import Put, Store, Update, WriteRejected
 
 _GRANT_ATTEMPTS = 10
 # Reservation and charge records answer retries for this long, then TTL removes them (the
 # ledger keeps the history). Grant records stay: they describe the grant.
 RECORD_TTL_SECONDS = 30 * 86400
 MAX_GRANT_SECONDS = 100 * 365 * 86400
-
-
-# -- inputs and results -----------------------------------------------------------------------
+# A hold keeps a prefix of its request's digest: enough to tell a retry from another body,
+# and it keeps the hot wallet item small.
+HOLD_DIGEST_CHARS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,102 +67,10 @@ class Cost:
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """What every write carries for idempotency: the client's key and the body's hash."""
+    """What every write carries for idempotency: the client's key and the body's digest."""
 
     request_hash: str
     idempotency_key: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    reservation_id: str
-    status: str
-    credits: Decimal
-    expires_at: int
-
-
-@dataclass(frozen=True, slots=True)
-class Ended:
-    reservation_id: str
-    status: str
-    charged: Decimal
-    released: Decimal
-
-
-@dataclass(frozen=True, slots=True)
-class Charge:
-    charge_id: str
-    charged: Decimal
-
-
-@dataclass(frozen=True, slots=True)
-class Granted:
-    grant_id: str
-    credits: Decimal
-    source: str
-    priority: int
-    expires_at: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class WalletView:
-    wallet_id: str
-    plan: str
-    period_start: int
-    period_end: int
-    balance: Decimal
-    held: Decimal
-    available: Decimal
-    allowance: Decimal
-    used: Decimal
-    buckets: list[domain.BucketView]
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    transaction_id: str
-    type: str
-    credits: Decimal
-    balance_after: Decimal
-    at: int  # epoch milliseconds
-    feature: str | None
-    member_id: str | None
-    status: str
-
-
-# -- stored shapes ----------------------------------------------------------------------------
-
-
-def _bucket_item(b: Bucket) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        "id": b.id,
-        "src": b.source,
-        "amt": b.amount,
-        "pri": b.priority,
-        "at": b.created_at,
-    }
-    if b.expires_at is not None:
-        item["exp"] = b.expires_at
-    return item
-
-
-def _bucket(item: dict[str, Any]) -> Bucket:
-    return Bucket(
-        id=item["id"],
-        source=item["src"],
-        amount=Decimal(item["amt"]),
-        priority=int(item["pri"]),
-        created_at=int(item["at"]),
-        expires_at=int(item["exp"]) if "exp" in item else None,
-    )
-
-
-def _wallet_key(wallet_id: str) -> dict[str, str]:
-    return {"pk": wallet_pk(wallet_id), "sk": WALLET_SK}
-
-
-def _record_key(wallet_id: str, kind: str, key: str) -> dict[str, str]:
-    return {"pk": wallet_pk(wallet_id), "sk": f"{RECORD_PREFIX}{kind}{key}"}
 
 
 def _now_ms() -> int:
@@ -178,6 +79,37 @@ def _now_ms() -> int:
 
 def _record_ttl() -> int:
     return int(clock.now_ts()) + RECORD_TTL_SECONDS
+
+
+def _no_wallet(wallet_id: str) -> WalletNotFound:
+    return WalletNotFound(f"wallet {wallet_id!r} does not exist")
+
+
+def _key_reused() -> IdempotencyConflict:
+    return IdempotencyConflict("Idempotency-Key was used with another request body")
+
+
+def _insufficient(requested: Decimal, wallet: dict[str, Any]) -> InsufficientCredits:
+    available = Decimal(wallet["avail"])
+    return InsufficientCredits(
+        f"{fmt(requested)} credits requested, {fmt(available)} available",
+        available=available,
+        requested=requested,
+    )
+
+
+def encode_cursor(sort_key: str) -> str:
+    return base64.urlsafe_b64encode(sort_key.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, prefix: str) -> str:
+    try:
+        sort_key = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        sort_key = ""
+    if not sort_key.startswith(prefix) or len(sort_key) > 64:
+        raise InvalidRequest([FieldProblem("cursor", "is not a cursor this list returned")])
+    return sort_key
 
 
 class Metering:
@@ -194,35 +126,45 @@ class Metering:
     ) -> tuple[bool, WalletView]:
         """Create the wallet with its plan's allowance (True) or change its plan (False)."""
         allowance = self._allowance(plan, allowance)
-        now = clock.now()
-        start, end = domain.first_period(now)
+        item = self._new_wallet(wallet_id, plan, allowance)
+        try:
+            self.store.put_new(Put(item))
+            return True, items.wallet_view(item)
+        except WriteRejected:
+            pass
+        # It exists: change the plan. The new allowance applies from the next period.
+        try:
+            self.store.update(
+                Update(
+                    key=items.wallet_key(wallet_id),
+                    expression="SET #plan = :plan, allow_next = :allow REMOVE posts",
+                    condition="attribute_exists(pk)",
+                    names={"#plan": "plan"},
+                    values={":plan": plan, ":allow": allowance},
+                )
+            )
+        except WriteRejected as rejected:  # deleted in between: not something we do
+            raise _no_wallet(wallet_id) from rejected
+        return False, self.get_wallet(wallet_id)
+
+    def _new_wallet(self, wallet_id: str, plan: str, allowance: Decimal) -> dict[str, Any]:
+        start, end = domain.first_period(clock.now())
         at = _now_ms()
         buckets: list[Bucket] = []
         posts: list[dict[str, Any]] = []
         if allowance > 0:
             bucket_id = f"monthly-{start:%Y%m%d}"
+            monthly = self.catalog.sources["monthly"].priority
             buckets.append(
-                Bucket(
-                    id=bucket_id,
-                    source="monthly",
-                    amount=allowance,
-                    priority=self.catalog.sources["monthly"].priority,
-                    created_at=at,
-                    expires_at=int(end.timestamp()),
-                )
+                Bucket(bucket_id, "monthly", allowance, monthly, at, int(end.timestamp()))
             )
             posts.append(
-                {
-                    "id": grant_id(bucket_id),
-                    "ty": "grant",
-                    "d": allowance,
-                    "st": "posted",
-                    "at": at,
-                    "src": "monthly",
-                }
+                items.posting(
+                    grant_id(bucket_id), "grant", allowance, "posted", at, source="monthly"
+                )
             )
-        item = {
-            **_wallet_key(wallet_id),
+        return {
+            **items.wallet_key(wallet_id),
             "kind": "wallet",
             "wallet_id": wallet_id,
             "plan": plan,
@@ -236,30 +178,11 @@ class Metering:
             "used": ZERO,
             "seq": len(posts),
             "bver": 1,
-            "bk": [_bucket_item(b) for b in buckets],
+            "bk": [items.bucket_item(b) for b in buckets],
             "hd": {},
             "posts": posts,
             "created": at,
         }
-        try:
-            self.store.put_new(Put(item))
-            return True, self._view(item)
-        except WriteRejected:
-            pass
-        # It exists: change the plan. The new allowance applies from the next period.
-        try:
-            self.store.update(
-                Update(
-                    key=_wallet_key(wallet_id),
-                    expression="SET #plan = :plan, allow_next = :allow REMOVE posts",
-                    condition="attribute_exists(pk)",
-                    names={"#plan": "plan"},
-                    values={":plan": plan, ":allow": allowance},
-                )
-            )
-        except WriteRejected as rejected:  # deleted in between: not something we do
-            raise WalletNotFound(f"wallet {wallet_id!r} does not exist") from rejected
-        return False, self.get_wallet(wallet_id)
 
     def _allowance(self, plan: str, allowance: Decimal | None) -> Decimal:
         if plan not in self.catalog.plans:
@@ -278,26 +201,13 @@ class Metering:
         return default
 
     def get_wallet(self, wallet_id: str) -> WalletView:
-        item = self.store.get(wallet_pk(wallet_id), WALLET_SK)
-        if item is None:
-            raise WalletNotFound(f"wallet {wallet_id!r} does not exist")
-        return self._view(item)
+        return items.wallet_view(self._wallet_item(wallet_id))
 
-    @staticmethod
-    def _view(item: dict[str, Any]) -> WalletView:
-        buckets = [_bucket(b) for b in item.get("bk", [])]
-        return WalletView(
-            wallet_id=item["wallet_id"],
-            plan=item["plan"],
-            period_start=int(item["ps"]),
-            period_end=int(item["pe"]),
-            balance=Decimal(item["bal"]),
-            held=Decimal(item["held"]),
-            available=Decimal(item["avail"]),
-            allowance=Decimal(item["allow"]),
-            used=Decimal(item["used"]),
-            buckets=domain.remaining(buckets, Decimal(item["drawn"])),
-        )
+    def _wallet_item(self, wallet_id: str) -> dict[str, Any]:
+        item = self.store.get(items.wallet_key(wallet_id))
+        if item is None:
+            raise _no_wallet(wallet_id)
+        return item
 
     # -- reservations ----------------------------------------------------------------------
 
@@ -313,31 +223,31 @@ class Metering:
         credits = cost.resolve(self.catalog)
         if credits is None:
             raise InvalidRequest([FieldProblem("credits", "give credits or usage")])
-        key = op_key(wallet_id, "reserve", request.idempotency_key)
-        rid = str(ReservationId(key, credits))
         ttl = expires_in_seconds or self.catalog.default_hold_seconds
         if ttl > self.catalog.max_hold_seconds:
             raise InvalidRequest(
                 [FieldProblem("expires_in_seconds", f"at most {self.catalog.max_hold_seconds}")]
             )
+        key = op_key(wallet_id, "reserve", request.idempotency_key)
         expires_at = int(clock.now_ts()) + ttl
         hold: dict[str, Any] = {
             "c": credits,
             "x": expires_at,
             "f": feature,
-            "h": request.request_hash,
-            "at": _now_ms(),
+            "h": request.request_hash[:HOLD_DIGEST_CHARS],
         }
         if member_id is not None:
             hold["m"] = member_id
         update = Update(
-            key=_wallet_key(wallet_id),
+            key=items.wallet_key(wallet_id),
             expression="SET hd.#k = :hold, held = held + :c, avail = avail - :c REMOVE posts",
-            condition="attribute_exists(pk) AND avail >= :c AND attribute_not_exists(hd.#k)",
+            condition=(
+                "attribute_exists(pk) AND avail >= :c AND attribute_not_exists(hd.#k) "
+                "AND size(hd) < :max_open"
+            ),
             names={"#k": key},
-            values={":hold": hold, ":c": credits},
+            values={":hold": hold, ":c": credits, ":max_open": self.catalog.max_open_holds},
         )
-        result = Reservation(rid, "held", credits, expires_at)
         try:
             if request.idempotency_key is None:
                 # The random key makes an SDK-level retry of this very request fail its
@@ -346,7 +256,7 @@ class Metering:
             else:
                 # The record outlives the hold, so a retry after commit still finds it.
                 record = {
-                    **_record_key(wallet_id, HOLD_RECORD, key),
+                    **items.record_key(wallet_id, HOLD_RECORD, key),
                     "kind": "reservation",
                     "st": "held",
                     "rh": request.request_hash,
@@ -358,7 +268,7 @@ class Metering:
                 self.store.transact(update, Put(record))
         except WriteRejected as rejected:
             return self._explain_reserve(wallet_id, key, credits, request, rejected)
-        return result
+        return Reservation(str(ReservationId(key, credits)), "held", credits, expires_at)
 
     def _explain_reserve(
         self,
@@ -370,32 +280,25 @@ class Metering:
     ) -> Reservation:
         wallet = rejected.old[0]
         record = rejected.old[1] if len(rejected.old) > 1 else None
-        if record is not None:  # this key was used before: replay or refuse
-            if record["rh"] != request.request_hash:
-                raise IdempotencyConflict("Idempotency-Key was used with another request body")
-            return Reservation(
-                str(ReservationId(key, Decimal(record["c"]))),
-                "held",
-                Decimal(record["c"]),
-                int(record["x"]),
+        hold = (wallet or {}).get("hd", {}).get(key)
+        if record is not None:  # this key was used before, maybe long ago: replay or refuse
+            first, digest = record, record["rh"]
+        elif hold is not None:  # the first request's hold is still open
+            first, digest = hold, hold["h"]
+        elif wallet is None:
+            raise _no_wallet(wallet_id)
+        elif len(wallet.get("hd", {})) >= self.catalog.max_open_holds:
+            raise Conflict(
+                f"the wallet has {self.catalog.max_open_holds} open reservations; "
+                "commit or release some first",
+                code="too-many-open-reservations",
             )
-        if wallet is None:
-            raise WalletNotFound(f"wallet {wallet_id!r} does not exist")
-        hold = wallet.get("hd", {}).get(key)
-        if hold is not None:
-            if hold["h"] != request.request_hash:
-                raise IdempotencyConflict("Idempotency-Key was used with another request body")
-            return Reservation(
-                str(ReservationId(key, Decimal(hold["c"]))),
-                "held",
-                Decimal(hold["c"]),
-                int(hold["x"]),
-            )
-        raise InsufficientCredits(
-            f"{fmt(credits)} credits requested, {fmt(Decimal(wallet['avail']))} available",
-            available=Decimal(wallet["avail"]),
-            requested=credits,
-        )
+        else:
+            raise _insufficient(credits, wallet)
+        if not request.request_hash.startswith(digest):
+            raise _key_reused()
+        held = Decimal(first["c"])
+        return Reservation(str(ReservationId(key, held)), "held", held, int(first["x"]))
 
     def commit(self, wallet_id: str, reservation_id: str, cost: Cost, request: Request) -> Ended:
         rid = self._parse_rid(reservation_id)
@@ -422,20 +325,17 @@ class Metering:
         status: str,
         request: Request,
     ) -> Ended:
-        """Commit or release: the hold leaves the wallet and its record says how, atomically."""
+        """Commit or release: the hold leaves the wallet and its record says how, atomically.
+
+        Commit never fails for lack of credits (the work happened): charging more than was
+        held takes the excess from what is available and may leave the balance negative.
+        """
         held = rid.credits
         released = max(ZERO, held - charged)
         at = _now_ms()
-        posting = {
-            "id": str(rid),
-            "ty": "reservation",
-            "d": -charged,
-            "st": status,
-            "at": at,
-            "k": rid.key,
-        }
+        post = items.posting(str(rid), "reservation", -charged, status, at, hold_key=rid.key)
         wallet_update = Update(
-            key=_wallet_key(wallet_id),
+            key=items.wallet_key(wallet_id),
             expression=(
                 "REMOVE hd.#k SET held = held - :h, avail = avail + :r, bal = bal - :a, "
                 "drawn = drawn + :a, used = used + :a, seq = seq + :one, posts = :posts"
@@ -447,17 +347,17 @@ class Metering:
                 ":r": held - charged,
                 ":a": charged,
                 ":one": 1,
-                ":posts": [posting],
+                ":posts": [post],
             },
         )
         record_update = Update(
-            key=_record_key(wallet_id, HOLD_RECORD, rid.key),
+            key=items.record_key(wallet_id, HOLD_RECORD, rid.key),
             expression=(
                 "SET kind = :kind, st = :st, eh = :eh, charged = :a, released = :rel, "
                 "c = :h, ended = :at, #ttl = :ttl"
             ),
-            names={"#ttl": "ttl"},
             condition="attribute_not_exists(pk) OR st = :held",
+            names={"#ttl": "ttl"},
             values={
                 ":kind": "reservation",
                 ":st": status,
@@ -479,20 +379,19 @@ class Metering:
     def _explain_end(
         self, wallet_id: str, rid: ReservationId, status: str, request: Request
     ) -> Ended:
-        record = self.store.get(wallet_pk(wallet_id), f"{RECORD_PREFIX}{HOLD_RECORD}{rid.key}")
+        record = self.store.get(items.record_key(wallet_id, HOLD_RECORD, rid.key))
         if record is None or record.get("st") == "held" or Decimal(record["c"]) != rid.credits:
-            if self.store.get(wallet_pk(wallet_id), WALLET_SK) is None:
-                raise WalletNotFound(f"wallet {wallet_id!r} does not exist")
+            self._wallet_item(wallet_id)  # 404 for the wallet first
             raise ReservationNotFound(f"reservation {rid} does not exist")
         ended = record["st"]
-        if ended != status:
-            raise Conflict(f"reservation {rid} was already {ended}", code=f"reservation-{ended}")
-        if record["eh"] != request.request_hash:
+        if ended != status or record["eh"] != request.request_hash:
             raise Conflict(
-                f"reservation {rid} was already {ended} with another body",
+                f"reservation {rid} was already {ended}"
+                + ("" if ended != status else " with another body"),
                 code=f"reservation-{ended}",
             )
-        return Ended(str(rid), ended, Decimal(record["charged"]), Decimal(record["released"]))
+        charged, released = Decimal(record["charged"]), Decimal(record["released"])
+        return Ended(str(rid), ended, charged, released, replayed=True)
 
     # -- one-shot charges and grants ----------------------------------------------------------
 
@@ -510,27 +409,20 @@ class Metering:
         key = op_key(wallet_id, "charge", request.idempotency_key)
         cid = charge_id(key)
         at = _now_ms()
-        posting: dict[str, Any] = {
-            "id": cid,
-            "ty": "charge",
-            "d": -amount,
-            "st": "posted",
-            "at": at,
-            "f": feature,
-        }
-        if member_id is not None:
-            posting["m"] = member_id
+        post = items.posting(
+            cid, "charge", -amount, "posted", at, feature=feature, member_id=member_id
+        )
         wallet_update = Update(
-            key=_wallet_key(wallet_id),
+            key=items.wallet_key(wallet_id),
             expression=(
                 "SET bal = bal - :a, avail = avail - :a, drawn = drawn + :a, used = used + :a, "
                 "seq = seq + :one, posts = :posts"
             ),
             condition="attribute_exists(pk) AND avail >= :a",
-            values={":a": amount, ":one": 1, ":posts": [posting]},
+            values={":a": amount, ":one": 1, ":posts": [post]},
         )
         record = {
-            **_record_key(wallet_id, CHARGE_RECORD, key),
+            **items.record_key(wallet_id, CHARGE_RECORD, key),
             "kind": "charge",
             "rh": request.request_hash,
             "charged": amount,
@@ -540,27 +432,19 @@ class Metering:
         try:
             self.store.transact(wallet_update, Put(record))
         except WriteRejected as rejected:
-            old_record = rejected.old[1]
-            if old_record is not None:
-                if old_record["rh"] != request.request_hash:
-                    raise IdempotencyConflict(
-                        "Idempotency-Key was used with another request body"
-                    ) from None
-                return Charge(cid, Decimal(old_record["charged"]))
-            wallet = rejected.old[0]
+            wallet, first = rejected.old
+            if first is not None:
+                if first["rh"] != request.request_hash:
+                    raise _key_reused() from None
+                return Charge(cid, Decimal(first["charged"]), replayed=True)
             if wallet is None:
-                raise WalletNotFound(f"wallet {wallet_id!r} does not exist") from None
-            raise InsufficientCredits(
-                f"{fmt(amount)} credits requested, {fmt(Decimal(wallet['avail']))} available",
-                available=Decimal(wallet["avail"]),
-                requested=amount,
-            ) from None
+                raise _no_wallet(wallet_id) from None
+            raise _insufficient(amount, wallet) from None
         return Charge(cid, amount)
 
     def quote(self, wallet_id: str, usage: list[UsageLine]) -> Decimal:
         credits = self.catalog.price(usage)
-        if self.store.get(wallet_pk(wallet_id), WALLET_SK) is None:
-            raise WalletNotFound(f"wallet {wallet_id!r} does not exist")
+        self._wallet_item(wallet_id)
         return credits
 
     def grant(
@@ -576,12 +460,12 @@ class Metering:
             raise InvalidRequest([FieldProblem("source", f"unknown source {source!r}")])
         key = op_key(wallet_id, "grant", request.idempotency_key)
         gid = grant_id(key)
-        record_key = _record_key(wallet_id, GRANT_RECORD, key)
+        record_key = items.record_key(wallet_id, GRANT_RECORD, key)
         if expires_at is not None and not (
             clock.now_ts() < expires_at.timestamp() <= clock.now_ts() + MAX_GRANT_SECONDS
         ):
             # A retry of a grant made before its credits expired still gets its first result.
-            first = self.store.get(record_key["pk"], record_key["sk"])
+            first = self.store.get(record_key)
             if first is not None:
                 return self._replay_grant(gid, first, request)
             raise InvalidRequest(
@@ -589,37 +473,28 @@ class Metering:
             )
         prio = self.catalog.sources[source].priority if priority is None else priority
         expires = None if expires_at is None else int(expires_at.timestamp())
-        result = Granted(gid, credits, source, prio, expires)
         for _ in range(_GRANT_ATTEMPTS):
-            wallet = self.store.get(wallet_pk(wallet_id), WALLET_SK)
-            if wallet is None:
-                raise WalletNotFound(f"wallet {wallet_id!r} does not exist")
+            wallet = self._wallet_item(wallet_id)
             at = _now_ms()
-            bucket = Bucket(gid, source, credits, prio, at, expires)
             rebased = domain.add_bucket(
-                [_bucket(b) for b in wallet["bk"]], Decimal(wallet["drawn"]), bucket, self.catalog
+                items.buckets(wallet),
+                Decimal(wallet["drawn"]),
+                Bucket(gid, source, credits, prio, at, expires),
+                self.catalog,
             )
-            posting = {
-                "id": gid,
-                "ty": "grant",
-                "d": credits,
-                "st": "posted",
-                "at": at,
-                "src": source,
-            }
             wallet_update = Update(
-                key=_wallet_key(wallet_id),
+                key=items.wallet_key(wallet_id),
                 expression=(
                     "SET bk = :bk, bver = bver + :one, drawn = drawn + :dd, bal = bal + :g, "
                     "avail = avail + :g, seq = seq + :one, posts = :posts"
                 ),
                 condition="bver = :bver",
                 values={
-                    ":bk": [_bucket_item(b) for b in rebased.buckets],
+                    ":bk": [items.bucket_item(b) for b in rebased.buckets],
                     ":one": 1,
                     ":dd": rebased.drawn_delta,
                     ":g": credits,
-                    ":posts": [posting],
+                    ":posts": [items.posting(gid, "grant", credits, "posted", at, source=source)],
                     ":bver": wallet["bver"],
                 },
             )
@@ -635,18 +510,17 @@ class Metering:
             }
             try:
                 self.store.transact(wallet_update, Put(record))
-                return result
+                return Granted(gid, credits, source, prio, expires)
             except WriteRejected as rejected:
-                old_record = rejected.old[1]
-                if old_record is not None:
-                    return self._replay_grant(gid, old_record, request)
+                if rejected.old[1] is not None:
+                    return self._replay_grant(gid, rejected.old[1], request)
                 # The bucket list changed under us (another grant): read again and retry.
         raise Contention("the wallet's buckets kept changing; retry the request")
 
     @staticmethod
     def _replay_grant(gid: str, record: dict[str, Any], request: Request) -> Granted:
         if record["rh"] != request.request_hash:
-            raise IdempotencyConflict("Idempotency-Key was used with another request body")
+            raise _key_reused()
         exp = record.get("exp")
         return Granted(
             gid,
@@ -661,21 +535,9 @@ class Metering:
     def transactions(
         self, wallet_id: str, limit: int, cursor: str | None
     ) -> tuple[list[Entry], str | None]:
-        items, next_cursor = self.store.query_page(
-            wallet_pk(wallet_id), ENTRY_PREFIX, limit, cursor
-        )
-        if not items and self.store.get(wallet_pk(wallet_id), WALLET_SK) is None:
-            raise WalletNotFound(f"wallet {wallet_id!r} does not exist")
-        return [
-            Entry(
-                transaction_id=i["transaction_id"],
-                type=i["type"],
-                credits=Decimal(i["credits"]),
-                balance_after=Decimal(i["balance_after"]),
-                at=int(i["at"]),
-                feature=i.get("feature"),
-                member_id=i.get("member_id"),
-                status=i["status"],
-            )
-            for i in items
-        ], next_cursor
+        """The wallet's ledger, newest first, a page at a time."""
+        start = None if cursor is None else decode_cursor(cursor, ENTRY_PREFIX)
+        found, last = self.store.query_page(items.wallet_pk(wallet_id), ENTRY_PREFIX, limit, start)
+        if not found:
+            self._wallet_item(wallet_id)  # an empty page of an unknown wallet is a 404
+        return [items.entry(i) for i in found], None if last is None else encode_cursor(last)

@@ -1,22 +1,12 @@
-"""The DynamoDB data layer: one table, three item types, every racing write conditional.
+"""The DynamoDB data layer: conditional writes, transactions and reads on one table.
 
-Items (``docs/data-model.md`` has the full story):
-
-* wallet ``pk=W#<id> sk=W`` — the hot item: aggregates, buckets in burn-down order, open holds
-  (map ``hd``) and the postings of its latest write (``posts``) for the ledger projector;
-* operation record ``pk=W#<id> sk=R#<kind><key>`` — written in the same transaction as the
-  wallet update it records: it makes an operation happen at most once and lets a retry return
-  the first result;
-* ledger entry ``pk=W#<id> sk=T#<seq>`` — written by the stream projector from the wallet's
-  new image, with the exact ``balance_after``.
-
-This module knows nothing of HTTP. It raises :mod:`credit_meter.errors` and ``WriteRejected``.
+It knows nothing of HTTP, nor of what the items mean (:mod:`credit_meter.items` does): it makes
+writes, retries those refused only because the item was busy, and turns a refused condition
+into :class:`WriteRejected` carrying what was there.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
 import random
 import threading
@@ -26,17 +16,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from credit_meter.attrs import deserialize, serialize
-from credit_meter.errors import Contention, FieldProblem, InvalidRequest
+from credit_meter.errors import Contention
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
-
-WALLET_SK = "W"
-ENTRY_PREFIX = "T#"
-RECORD_PREFIX = "R#"
-HOLD_RECORD = "H"  # the end of a reservation (its commit or release)
-CHARGE_RECORD = "C"
-GRANT_RECORD = "G"
 
 _client: DynamoDBClient | None = None
 _client_lock = threading.Lock()
@@ -56,9 +39,10 @@ def dynamodb_client() -> DynamoDBClient:
         client: DynamoDBClient = session.create_client(  # type: ignore[assignment]
             "dynamodb",
             config=Config(
-                retries={"mode": "standard", "max_attempts": 4},
-                connect_timeout=2,
-                read_timeout=5,
+                # Worst case stays well inside the functions' 10 s timeout.
+                retries={"mode": "standard", "max_attempts": 3},
+                connect_timeout=1,
+                read_timeout=2,
                 tcp_keepalive=True,
             ),
         )
@@ -70,10 +54,6 @@ def reset_client() -> None:
     """Forget the cached client (tests that move between endpoints)."""
     global _client
     _client = None
-
-
-def wallet_pk(wallet_id: str) -> str:
-    return f"W#{wallet_id}"
 
 
 def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -128,28 +108,13 @@ class Put:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Absent:
-    """A transaction guard: this key holds no item."""
-
-    key: dict[str, Any]
-
-    def params(self, table: str) -> dict[str, Any]:
-        return {
-            "TableName": table,
-            "Key": to_item(self.key),
-            "ConditionExpression": "attribute_not_exists(pk)",
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        }
-
-
 class WriteRejected(Exception):
-    """A condition failed. ``old`` has, per written item, what was there (None if nothing)."""
+    """A condition failed. ``old`` has, per written item, what was there (None if nothing,
+    or if that item's own condition held)."""
 
-    def __init__(self, old: list[dict[str, Any] | None], failed: list[bool]) -> None:
+    def __init__(self, old: list[dict[str, Any] | None]) -> None:
         super().__init__("condition failed")
         self.old = old
-        self.failed = failed
 
 
 _WRITE_ATTEMPTS = 6
@@ -157,7 +122,8 @@ _BUSY_REASONS = {"TransactionConflict", "ThrottlingError", "None", None}
 
 
 class Store:
-    """Reads and writes of one table. Every method is one DynamoDB round trip."""
+    """Reads and writes of one table: one DynamoDB request per call, plus retries of writes
+    refused for a busy item (and of unprocessed batch items)."""
 
     def __init__(self, table: str | None = None, client: DynamoDBClient | None = None) -> None:
         self.table = table or os.environ["TABLE_NAME"]
@@ -169,10 +135,11 @@ class Store:
 
     # -- reads -------------------------------------------------------------------------------
 
-    def get(self, pk: str, sk: str) -> dict[str, Any] | None:
+    def get(self, key: dict[str, str]) -> dict[str, Any] | None:
+        """One item by key, read consistently; None if there is none."""
         response = self.client.get_item(
             TableName=self.table,
-            Key=to_item({"pk": pk, "sk": sk}),
+            Key=to_item(key),
             ConsistentRead=True,
             ReturnConsumedCapacity="TOTAL",
         )
@@ -180,9 +147,11 @@ class Store:
         return from_item(item) if item else None
 
     def query_page(
-        self, pk: str, prefix: str, limit: int, cursor: str | None
+        self, pk: str, prefix: str, limit: int, after: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """Items under ``pk`` whose sort key starts with ``prefix``, highest sort key first."""
+        """Items under ``pk`` whose sort key starts with ``prefix``, highest sort key first,
+        starting after the sort key ``after``. Returns them and the last sort key read when
+        more may follow."""
         params: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
@@ -192,13 +161,12 @@ class Store:
             "ConsistentRead": True,
             "ReturnConsumedCapacity": "TOTAL",
         }
-        if cursor is not None:
-            params["ExclusiveStartKey"] = to_item({"pk": pk, "sk": decode_cursor(cursor, prefix)})
+        if after is not None:
+            params["ExclusiveStartKey"] = to_item({"pk": pk, "sk": after})
         response = self.client.query(**params)
-        items = [from_item(i) for i in response.get("Items", [])]
+        found = [from_item(i) for i in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
-        next_cursor = encode_cursor(from_item(last)["sk"]) if last else None
-        return items, next_cursor
+        return found, from_item(last)["sk"] if last else None
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -218,12 +186,11 @@ class Store:
             1,
         )
 
-    def transact(self, *writes: Update | Put | Absent) -> None:
+    def transact(self, *writes: Update | Put) -> None:
         """All the writes or none."""
-        items = []
-        for write in writes:
-            kind = {Update: "Update", Put: "Put", Absent: "ConditionCheck"}[type(write)]
-            items.append({kind: write.params(self.table)})
+        items = [
+            {"Update" if isinstance(w, Update) else "Put": w.params(self.table)} for w in writes
+        ]
         self._write(
             lambda: self.client.transact_write_items(
                 TransactItems=items,  # type: ignore[arg-type]
@@ -293,25 +260,9 @@ def _rejected(err: Exception, count: int) -> Exception:
     code = response.get("Error", {}).get("Code")
     if code == "ConditionalCheckFailedException":
         item = response.get("Item")
-        return WriteRejected([from_item(item) if item else None], [True])
+        return WriteRejected([from_item(item) if item else None])
     if code == "TransactionCanceledException":
         reasons = response.get("CancellationReasons") or [{} for _ in range(count)]
-        old = [from_item(r["Item"]) if r.get("Item") else None for r in reasons]
-        failed = [r.get("Code") == "ConditionalCheckFailed" for r in reasons]
-        if any(failed):
-            return WriteRejected(old, failed)
+        if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
+            return WriteRejected([from_item(r["Item"]) if r.get("Item") else None for r in reasons])
     return err
-
-
-def encode_cursor(sk: str) -> str:
-    return base64.urlsafe_b64encode(sk.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, prefix: str) -> str:
-    try:
-        sk = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        sk = ""
-    if not sk.startswith(prefix) or len(sk) > 64:
-        raise InvalidRequest([FieldProblem("cursor", "is not a cursor this list returned")])
-    return sk

@@ -1,0 +1,111 @@
+"""How the domain is stored: item keys, attribute names and the mapping to domain values.
+
+``docs/data-model.md`` describes every item. The wallet item is the hot one, so its attributes
+have short names (each write is billed on the item's whole size, names included).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from credit_meter import domain
+from credit_meter.domain import Bucket, Entry, WalletView
+
+WALLET_SK = "W"
+ENTRY_PREFIX = "T#"
+RECORD_PREFIX = "R#"
+HOLD_RECORD = "H"  # a reservation: its request, then how it ended
+CHARGE_RECORD = "C"
+GRANT_RECORD = "G"
+
+
+def wallet_pk(wallet_id: str) -> str:
+    return f"W#{wallet_id}"
+
+
+def wallet_key(wallet_id: str) -> dict[str, str]:
+    return {"pk": wallet_pk(wallet_id), "sk": WALLET_SK}
+
+
+def record_key(wallet_id: str, kind: str, key: str) -> dict[str, str]:
+    return {"pk": wallet_pk(wallet_id), "sk": f"{RECORD_PREFIX}{kind}{key}"}
+
+
+def bucket_item(b: Bucket) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "id": b.id,
+        "src": b.source,
+        "amt": b.amount,
+        "pri": b.priority,
+        "at": b.created_at,
+    }
+    if b.expires_at is not None:
+        item["exp"] = b.expires_at
+    return item
+
+
+def bucket(item: dict[str, Any]) -> Bucket:
+    return Bucket(
+        id=item["id"],
+        source=item["src"],
+        amount=Decimal(item["amt"]),
+        priority=int(item["pri"]),
+        created_at=int(item["at"]),
+        expires_at=int(item["exp"]) if "exp" in item else None,
+    )
+
+
+def buckets(wallet: dict[str, Any]) -> list[Bucket]:
+    return [bucket(b) for b in wallet.get("bk", [])]
+
+
+def posting(
+    transaction_id: str,
+    kind: str,
+    credits: Decimal,
+    status: str,
+    at: int,
+    *,
+    feature: str | None = None,
+    member_id: str | None = None,
+    hold_key: str | None = None,
+    source: str | None = None,
+) -> dict[str, Any]:
+    """One ledger posting as the wallet write leaves it for the projector (``posts``).
+
+    A reservation's posting names its hold (``k``) instead of repeating its feature and member:
+    the projector reads them from the hold in the write's old image.
+    """
+    post: dict[str, Any] = {"id": transaction_id, "ty": kind, "d": credits, "st": status, "at": at}
+    optional = {"f": feature, "m": member_id, "k": hold_key, "src": source}
+    post.update({name: value for name, value in optional.items() if value is not None})
+    return post
+
+
+def wallet_view(item: dict[str, Any]) -> WalletView:
+    return WalletView(
+        wallet_id=item["wallet_id"],
+        plan=item["plan"],
+        period_start=int(item["ps"]),
+        period_end=int(item["pe"]),
+        balance=Decimal(item["bal"]),
+        held=Decimal(item["held"]),
+        available=Decimal(item["avail"]),
+        allowance=Decimal(item["allow"]),
+        used=Decimal(item["used"]),
+        buckets=domain.remaining(buckets(item), Decimal(item["drawn"])),
+    )
+
+
+def entry(item: dict[str, Any]) -> Entry:
+    return Entry(
+        transaction_id=item["transaction_id"],
+        type=item["type"],
+        credits=Decimal(item["credits"]),
+        balance_after=Decimal(item["balance_after"]),
+        at=int(item["at"]),
+        feature=item.get("feature"),
+        member_id=item.get("member_id"),
+        status=item["status"],
+    )
