@@ -33,6 +33,7 @@ from credit_meter.api_models import (
     QuoteOut,
     ReleaseIn,
     ReleaseOut,
+    RequestBody,
     ReservationOut,
     ReserveIn,
     TransactionOut,
@@ -40,7 +41,6 @@ from credit_meter.api_models import (
     TransactionsQuery,
     WalletIn,
     WalletOut,
-    RequestBody,
     dump,
 )
 from credit_meter.catalog import catalog
