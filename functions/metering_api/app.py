@@ -11,7 +11,7 @@ import base64
 import binascii
 import re
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -60,7 +60,6 @@ app = APIGatewayHttpResolver()
 
 _WALLET_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}")
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
-Body = TypeVar("Body", bound=BaseModel)
 
 
 def _service() -> Metering:
