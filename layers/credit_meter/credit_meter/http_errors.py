@@ -41,7 +41,10 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> Re
     body = ProblemOut(type=f"/problems/{code}", title=title, status=status, detail=detail, **extra)
     headers = {"Retry-After": "1"} if status == 503 else None
     return Response(
-        status_code=status, content_type=PROBLEM_JSON, body=json.dumps(dump(body)), headers=headers
+        status_code=status,
+        content_type=PROBLEM_JSON,
+        body=json.dumps(dump(body), separators=(",", ":")),
+        headers=headers,
     )
 
 
