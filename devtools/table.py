@@ -8,8 +8,11 @@ arguments and applies Time To Live separately (``create_table`` cannot).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +206,14 @@ def delete_table(client: Any, name: str) -> None:
     client.get_waiter("table_not_exists").wait(
         TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
     )
+
+
+@contextlib.contextmanager
+def temporary_table(client: Any, prefix: str = "ledger-test") -> Iterator[str]:
+    """A fresh, uniquely named table from the template for the duration of the block."""
+    name = f"{prefix}-{uuid.uuid4().hex[:12]}"
+    create_table(client, name)
+    try:
+        yield name
+    finally:
+        delete_table(client, name)

@@ -104,12 +104,8 @@ def ddb_client(ddb_local_endpoint: str) -> Any:
 @pytest.fixture
 def ddb_table(ddb_client: Any) -> Iterator[str]:
     """A fresh ledger table (schema from template.yaml) on DynamoDB Local."""
-    name = f"ledger-test-{uuid.uuid4().hex[:12]}"
-    table.create_table(ddb_client, name)
-    try:
+    with table.temporary_table(ddb_client) as name:
         yield name
-    finally:
-        table.delete_table(ddb_client, name)
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ import copy
 import json
 import multiprocessing
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -257,12 +256,8 @@ def ledger(meter_table: str, ddb_client: Any, ddb_local_endpoint: str) -> Ledger
 @pytest.fixture(scope="session")
 def shared_table(ddb_client: Any) -> Iterator[str]:
     """One table for the tests that use ``lambdas``; each test uses its own wallets."""
-    name = f"ledger-shared-{uuid.uuid4().hex[:12]}"
-    table.create_table(ddb_client, name)
-    try:
+    with table.temporary_table(ddb_client, "ledger-shared") as name:
         yield name
-    finally:
-        table.delete_table(ddb_client, name)
 
 
 class Lambdas:

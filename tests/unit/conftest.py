@@ -21,7 +21,6 @@ import base64 as b64
 import importlib
 import json
 import os
-import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -68,14 +67,9 @@ def aws(aws_test_env: None) -> Iterator[Any]:
 
 @contextmanager
 def _table(client: Any) -> Iterator[str]:
-    with pytest.MonkeyPatch.context() as mp:
-        name = f"ledger-unit-{uuid.uuid4().hex[:8]}"
-        table.create_table(client, name)
+    with pytest.MonkeyPatch.context() as mp, table.temporary_table(client, "ledger-unit") as name:
         mp.setenv("TABLE_NAME", name)
-        try:
-            yield name
-        finally:
-            table.delete_table(client, name)
+        yield name
 
 
 @pytest.fixture
