@@ -7,6 +7,8 @@
   route answers 404 exactly as API Gateway would.
 * Stream: a background :class:`~devtools.stream_pump.StreamPump` feeds the
   table's stream to ``ledger_projector.app.handler``.
+* Schedule: ``hold_sweeper.app.handler`` runs every ``LOCAL_SWEEP_SECONDS``
+  (default 60, as in the cloud; 0 turns it off) with the schedule's input.
 
 Environment: ``PORT`` (default 3000), ``HOST`` (default 127.0.0.1). The
 environment of the functions (TABLE_NAME, Powertools settings, ...) is set from
@@ -380,6 +382,35 @@ def _load_handler(module: str) -> Handler:
 # --------------------------------------------------------------------------
 
 
+class Schedule:
+    """Invoke a handler every ``interval`` seconds in a thread, as EventBridge Scheduler would,
+    with the input the template gives the schedule."""
+
+    def __init__(self, handler: Handler, interval: float, job: str, function_name: str) -> None:
+        self.handler = handler
+        self.interval = interval
+        self.job = job
+        self.function_name = function_name
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"schedule-{job}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            scheduled = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            event = {"job": self.job, "scheduled_time": scheduled}
+            try:
+                self.handler(event, FakeLambdaContext(function_name=self.function_name))
+            except Exception:  # the scheduler would retry; locally the next run does
+                traceback.print_exc()
+
+
 @contextlib.contextmanager
 def local_stack(
     *,
@@ -390,8 +421,11 @@ def local_stack(
     host: str = "127.0.0.1",
     port: int = 3000,
     pump: bool = True,
+    sweep_seconds: float | None = None,
 ) -> Iterator[tuple[ThreadingHTTPServer, Backend]]:
-    """Backend + table + stream pump + (not yet serving) HTTP server; tears all down.
+    """Backend + table + stream pump + hold sweeper schedule + (not yet serving) HTTP server;
+    tears all down. ``sweep_seconds`` (default ``$LOCAL_SWEEP_SECONDS`` or 60; 0 turns it off)
+    is how often the hold sweeper runs.
 
     Handlers default to ``metering_api.app.handler`` / ``ledger_projector.app.handler``,
     imported after the environment is configured.
@@ -401,7 +435,10 @@ def local_stack(
     saved_environ = dict(os.environ)
     store = start_backend(backend)
     stream_pump: StreamPump | None = None
+    sweeper: Schedule | None = None
     server: ThreadingHTTPServer | None = None
+    if sweep_seconds is None:
+        sweep_seconds = float(os.environ.get("LOCAL_SWEEP_SECONDS") or 60)
     try:
         configure_environment(store.endpoint, table_name)
         description = table.create_table(ddb_local.client(store.endpoint), table_name)
@@ -414,12 +451,22 @@ def local_stack(
                 store.endpoint, description["LatestStreamArn"], projector_handler
             )
             stream_pump.start()
+        if sweep_seconds > 0:
+            sweeper = Schedule(
+                _load_handler("hold_sweeper.app"),
+                sweep_seconds,
+                "sweep-holds",
+                "credit-meter-hold-sweeper",
+            )
+            sweeper.start()
         emulator = ApiGatewayEmulator(api_handler, routes_from_template())
         server = make_http_server(emulator, host, port)
         yield server, store
     finally:
         if server is not None:
             server.server_close()
+        if sweeper is not None:
+            sweeper.stop()
         if stream_pump is not None:
             stream_pump.stop()
         store.stop()
@@ -460,6 +507,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Storage: {store.kind} at {store.endpoint}, table {args.table_name!r}", flush=True)
         if not args.no_stream:
             print("Stream:  ledger_projector.app.handler fed from the table's stream", flush=True)
+        print("Sweeper: hold_sweeper.app.handler on its schedule", flush=True)
         print(f"Credit Meter API listening on http://{host}:{port}  (Ctrl-C to stop)", flush=True)
         server.serve_forever(poll_interval=0.25)
     print("Stopped.", flush=True)

@@ -126,8 +126,10 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
     "Conflict": (
         409,
         "The request contradicts what already happened: the Idempotency-Key was used with "
-        "another body (`idempotency-key-reused`), or the reservation already ended, otherwise "
-        "or with another body (`reservation-committed`, `reservation-released`).",
+        "another body (`idempotency-key-reused`), the reservation already ended, otherwise "
+        "or with another body (`reservation-committed`, `reservation-released`, "
+        "`reservation-expired`), or the wallet has too many open reservations "
+        "(`too-many-open-reservations`).",
         "ProblemOut",
     ),
     "PayloadTooLarge": (
@@ -371,8 +373,9 @@ def paths() -> dict[str, Any]:
                 "listTransactions",
                 "wallets",
                 "List the ledger",
-                "Posted transactions, newest first, a page at a time. A released reservation "
-                "is listed with status `released` and zero credits. Entries appear shortly "
+                "Posted transactions, newest first, a page at a time. A released or expired "
+                "reservation is listed with status `released` or `expired` and zero credits. "
+                "Entries appear shortly "
                 "after the write (they are projected from the table's stream).",
                 _responses({200: ("TransactionsOut", "A page.")}, wallet_problems),
                 parameters=_transactions_parameters(),

@@ -6,6 +6,7 @@ have short names (each write is billed on the item's whole size, names included)
 
 from __future__ import annotations
 
+import zlib
 from decimal import Decimal
 from typing import Any
 
@@ -18,10 +19,21 @@ RECORD_PREFIX = "R#"
 HOLD_RECORD = "H"  # a reservation: its request, then how it ended
 CHARGE_RECORD = "C"
 GRANT_RECORD = "G"
+# Wallets with open holds are spread over this many partitions of the sweep index.
+SWEEP_SHARDS = 16
+SWEEP_INDEX = "SweepIndex"
 
 
 def wallet_pk(wallet_id: str) -> str:
     return f"W#{wallet_id}"
+
+
+def wallet_id_of(pk: str) -> str:
+    return pk.removeprefix("W#")
+
+
+def sweep_shard(wallet_id: str) -> str:
+    return f"S#{zlib.crc32(wallet_id.encode()) % SWEEP_SHARDS:02d}"
 
 
 def wallet_key(wallet_id: str) -> dict[str, str]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -48,6 +48,13 @@ MAX_GRANT_SECONDS = 100 * 365 * 86400
 # A hold keeps a prefix of its request's digest: enough to tell a retry from another body,
 # and it keeps the hot wallet item small.
 HOLD_DIGEST_CHARS = 16
+# A wallet with open holds is looked at by the sweeper at least this often, so no hold outlives
+# its expires_at by much more than this plus the sweeper's schedule (docs/data-model.md).
+SWEEP_REVISIT_SECONDS = 60
+# Holds expired per write: one wallet update plus one record per hold, well inside DynamoDB's
+# 100-item transactions.
+EXPIRE_BATCH = 24
+_EXPIRE_ATTEMPTS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +78,13 @@ class Request:
 
     request_hash: str
     idempotency_key: str | None = None
+
+
+@dataclass(slots=True)
+class SweepReport:
+    wallets: int = 0
+    expired: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
 
 
 def _now_ms() -> int:
@@ -182,6 +196,7 @@ class Metering:
             "hd": {},
             "posts": posts,
             "created": at,
+            "sweep_shard": items.sweep_shard(wallet_id),
         }
 
     def _allowance(self, plan: str, allowance: Decimal | None) -> Decimal:
@@ -238,15 +253,28 @@ class Metering:
         }
         if member_id is not None:
             hold["m"] = member_id
+        # The sweeper's next look: kept if one is already due (it may be late by at most
+        # SWEEP_REVISIT_SECONDS for a hold shorter than those already open).
+        sweep_at = min(expires_at, int(clock.now_ts()) + SWEEP_REVISIT_SECONDS)
         update = Update(
             key=items.wallet_key(wallet_id),
-            expression="SET hd.#k = :hold, held = held + :c, avail = avail - :c REMOVE posts",
+            expression=(
+                "SET hd.#k = :hold, held = held + :c, avail = avail - :c, "
+                "sweep_at = if_not_exists(sweep_at, :sweep), "
+                "sweep_shard = if_not_exists(sweep_shard, :shard) REMOVE posts"
+            ),
             condition=(
                 "attribute_exists(pk) AND avail >= :c AND attribute_not_exists(hd.#k) "
                 "AND size(hd) < :max_open"
             ),
             names={"#k": key},
-            values={":hold": hold, ":c": credits, ":max_open": self.catalog.max_open_holds},
+            values={
+                ":hold": hold,
+                ":c": credits,
+                ":max_open": self.catalog.max_open_holds,
+                ":sweep": sweep_at,
+                ":shard": items.sweep_shard(wallet_id),
+            },
         )
         try:
             if request.idempotency_key is None:
@@ -282,9 +310,9 @@ class Metering:
         record = rejected.old[1] if len(rejected.old) > 1 else None
         hold = (wallet or {}).get("hd", {}).get(key)
         if record is not None:  # this key was used before, maybe long ago: replay or refuse
-            first, digest = record, record["rh"]
-        elif hold is not None:  # the first request's hold is still open
-            first, digest = hold, hold["h"]
+            first, same = record, request.request_hash == record["rh"]
+        elif hold is not None:  # the first request's hold is still open (digest prefix)
+            first, same = hold, request.request_hash[:HOLD_DIGEST_CHARS] == hold["h"]
         elif wallet is None:
             raise _no_wallet(wallet_id)
         elif len(wallet.get("hd", {})) >= self.catalog.max_open_holds:
@@ -295,7 +323,7 @@ class Metering:
             )
         else:
             raise _insufficient(credits, wallet)
-        if not request.request_hash.startswith(digest):
+        if not same:
             raise _key_reused()
         held = Decimal(first["c"])
         return Reservation(str(ReservationId(key, held)), "held", held, int(first["x"]))
@@ -529,6 +557,139 @@ class Metering:
             int(record["pri"]),
             None if exp is None else int(exp),
         )
+
+    # -- expiry ----------------------------------------------------------------------------
+
+    def sweep(self) -> SweepReport:
+        """Expire the holds past their ``expires_at`` in every wallet the sweep index says is
+        due. A wallet that fails is reported and left due, so the next run tries it again."""
+        report = SweepReport()
+        now = Decimal(int(clock.now_ts()))
+        for shard in range(items.SWEEP_SHARDS):
+            due = self.store.query_index_upto(
+                items.SWEEP_INDEX, "sweep_shard", f"S#{shard:02d}", "sweep_at", now
+            )
+            for key in due:
+                wallet_id = items.wallet_id_of(key["pk"])
+                try:
+                    report.expired += self.expire_holds(wallet_id)
+                    report.wallets += 1
+                except Exception as error:  # one wallet must not stop the others
+                    report.failed[wallet_id] = f"{type(error).__name__}: {error}"
+        return report
+
+    def expire_holds(self, wallet_id: str) -> int:
+        """End every hold of the wallet that is past its ``expires_at``; returns how many.
+
+        Each write ends a batch of holds exactly as a release would (status ``expired``) and
+        reschedules the wallet's next sweep, conditioned on those holds still being open: a
+        late commit that wins the race makes the write fail, and the wallet is read again.
+        """
+        expired_total = 0
+        for _ in range(_EXPIRE_ATTEMPTS):
+            wallet = self.store.get(items.wallet_key(wallet_id))
+            if wallet is None:
+                return expired_total
+            now = int(clock.now_ts())
+            holds = wallet.get("hd", {})
+            due = sorted(
+                ((k, h) for k, h in holds.items() if int(h["x"]) <= now),
+                key=lambda kh: int(kh[1]["x"]),
+            )
+            batch = due[:EXPIRE_BATCH]
+            try:
+                self._expire(wallet_id, holds, batch, now)
+            except WriteRejected:
+                continue  # a hold ended (or a new one opened) meanwhile: look again
+            expired_total += len(batch)
+            if len(due) <= EXPIRE_BATCH:
+                return expired_total
+        raise Contention(f"wallet {wallet_id!r} kept changing while its holds were expired")
+
+    def _expire(
+        self,
+        wallet_id: str,
+        holds: dict[str, Any],
+        batch: list[tuple[str, dict[str, Any]]],
+        now: int,
+    ) -> None:
+        keys = {k for k, _ in batch}
+        remaining = [int(h["x"]) for k, h in holds.items() if k not in keys]
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        conditions = []
+        for i, (key, hold) in enumerate(batch):
+            names[f"#k{i}"] = key
+            values[f":c{i}"] = Decimal(hold["c"])
+            conditions.append(f"hd.#k{i}.c = :c{i}")
+        if remaining:
+            schedule = "SET sweep_at = :next"
+            values[":next"] = min([*remaining, now + SWEEP_REVISIT_SECONDS])
+        else:
+            # Off the index only if no hold opened since the read.
+            schedule = "REMOVE sweep_at"
+            conditions.append("size(hd) = :open")
+            values[":open"] = len(batch)
+        if not batch:
+            self.store.update(
+                Update(
+                    key=items.wallet_key(wallet_id),
+                    expression=schedule,
+                    condition=" AND ".join(["attribute_exists(pk)", *conditions]),
+                    values=values,
+                )
+            )
+            return
+        released = sum((Decimal(h["c"]) for _, h in batch), ZERO)
+        at = _now_ms()
+        posts = [
+            items.posting(
+                str(ReservationId(key, Decimal(hold["c"]))),
+                "reservation",
+                ZERO,
+                "expired",
+                at,
+                hold_key=key,
+            )
+            for key, hold in batch
+        ]
+        removes = ", ".join(f"hd.#k{i}" for i in range(len(batch)))
+        set_part = schedule.removeprefix("SET ") + ", " if remaining else ""
+        remove_sweep = "" if remaining else ", sweep_at"
+        values.update({":r": released, ":n": len(batch), ":posts": posts})
+        wallet_update = Update(
+            key=items.wallet_key(wallet_id),
+            expression=(
+                f"SET {set_part}held = held - :r, avail = avail + :r, seq = seq + :n, "
+                f"posts = :posts REMOVE {removes}{remove_sweep}"
+            ),
+            condition=" AND ".join(conditions),
+            names=names,
+            values=values,
+        )
+        records = [
+            Update(
+                key=items.record_key(wallet_id, HOLD_RECORD, key),
+                expression=(
+                    "SET kind = :kind, st = :st, eh = :eh, charged = :zero, released = :c, "
+                    "c = :c, ended = :at, #ttl = :ttl"
+                ),
+                condition="attribute_not_exists(pk) OR st = :held",
+                names={"#ttl": "ttl"},
+                values={
+                    ":kind": "reservation",
+                    ":st": "expired",
+                    ":eh": "",
+                    ":zero": ZERO,
+                    ":c": Decimal(hold["c"]),
+                    ":at": at,
+                    ":held": "held",
+                    ":ttl": _record_ttl(),
+                },
+            )
+            for key, hold in batch
+        ]
+        self.store.transact(wallet_update, *records)
 
     # -- reads -----------------------------------------------------------------------------
 

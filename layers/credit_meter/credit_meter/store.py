@@ -11,8 +11,9 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from credit_meter.attrs import deserialize, serialize
@@ -167,6 +168,24 @@ class Store:
         found = [from_item(i) for i in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
         return found, from_item(last)["sk"] if last else None
+
+    def query_index_upto(
+        self, index: str, hash_attr: str, hash_value: str, range_attr: str, upto: Decimal
+    ) -> Iterator[dict[str, Any]]:
+        """Every item of an index partition whose range key is at most ``upto``, oldest first."""
+        params: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": index,
+            "KeyConditionExpression": "#h = :h AND #r <= :upto",
+            "ExpressionAttributeNames": {"#h": hash_attr, "#r": range_attr},
+            "ExpressionAttributeValues": _values({":h": hash_value, ":upto": upto}),
+        }
+        while True:
+            response = self.client.query(**params)
+            yield from (from_item(i) for i in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return
+            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     # -- writes ------------------------------------------------------------------------------
 
