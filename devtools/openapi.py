@@ -50,6 +50,12 @@ REQUEST_MODELS: list[type[m.BaseModel]] = [
     m.ChargeIn,
     m.QuoteIn,
     m.GrantIn,
+    m.VoidIn,
+    m.AdjustmentIn,
+    m.TransferIn,
+    m.PromoCodeIn,
+    m.RedeemIn,
+    m.ReferralIn,
 ]
 RESPONSE_MODELS: list[type[m.BaseModel]] = [
     m.WalletOut,
@@ -59,6 +65,12 @@ RESPONSE_MODELS: list[type[m.BaseModel]] = [
     m.ChargeOut,
     m.QuoteOut,
     m.GrantOut,
+    m.GrantsOut,
+    m.VoidOut,
+    m.AdjustmentOut,
+    m.TransferOut,
+    m.PromoCodeOut,
+    m.ReferralOut,
     m.TransactionsOut,
     m.PricesOut,
     m.ProblemOut,
@@ -119,8 +131,9 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
     ),
     "NotFound": (
         404,
-        "The wallet or reservation does not exist (`wallet-not-found`, "
-        "`reservation-not-found`), or no such route (`not-found`).",
+        "The wallet, reservation, grant or promo code does not exist (`wallet-not-found`, "
+        "`reservation-not-found`, `grant-not-found`, `promo-code-not-found`), or no such "
+        "route (`not-found`).",
         "ProblemOut",
     ),
     "Conflict": (
@@ -129,7 +142,10 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
         "another body (`idempotency-key-reused`), the reservation already ended, otherwise "
         "or with another body (`reservation-committed`, `reservation-released`, "
         "`reservation-expired`), or the wallet has too many open reservations "
-        "(`too-many-open-reservations`).",
+        "(`too-many-open-reservations`); a grant cannot be voided (`grant-in-use`, "
+        "`grant-not-voidable`); a promo code cannot be redeemed (`promo-code-expired`, "
+        "`promo-code-exhausted`, `promo-code-already-redeemed`) or is taken "
+        "(`promo-code-exists`); the wallet was referred already (`already-referred`).",
         "ProblemOut",
     ),
     "PayloadTooLarge": (
@@ -230,10 +246,10 @@ def _operation(
     return op
 
 
-def _transactions_parameters() -> list[dict[str, Any]]:
+def _page_parameters(noun: str) -> list[dict[str, Any]]:
     schema = m.TransactionsQuery.model_json_schema(mode="validation")
     descriptions = {
-        "limit": "How many transactions per page.",
+        "limit": f"How many {noun} per page.",
         "cursor": "`next_cursor` of the previous page.",
     }
     params = []
@@ -265,9 +281,13 @@ def paths() -> dict[str, Any]:
                 "wallets",
                 "Create a wallet or change its plan",
                 "Creates the wallet (201) with the plan's allowance granted for the current "
-                "billing period, which starts today (UTC) and lasts a month; or changes the "
-                "plan of an existing wallet (200), whose new allowance applies from the next "
-                "period. `allowance` is given only for a plan with a custom allowance.",
+                "billing period (and the plan's welcome bonus, if it has one). Periods start "
+                "at UTC midnight on `anchor_day` (default: the day of creation; on the 29th-31st "
+                "the last day of shorter months) and last a month. On an existing wallet (200) "
+                "it changes the plan: an upgrade (a larger allowance) takes effect at once, the "
+                "difference granted for the rest of the period; a downgrade waits for the next "
+                "reset (`pending_plan`); the current plan again cancels a pending downgrade. "
+                "`allowance` is given only for a plan with a custom allowance.",
                 _responses(
                     {201: ("WalletOut", "Created."), 200: ("WalletOut", "Plan changed.")},
                     BODY_PROBLEMS,
@@ -354,6 +374,18 @@ def paths() -> dict[str, Any]:
         },
         WALLET + "/grants": {
             "parameters": [_param("WalletId")],
+            "get": _operation(
+                "listGrants",
+                "grants",
+                "List the grants",
+                "Every grant (allowance, rollover, welcome bonus, promo, referral, purchase, "
+                "manual, transfer), newest first, with what it has left and its status "
+                "(`active`, `used`, `expired`, `voided`). Grants appear shortly after the "
+                "write (they are projected from the table's stream); `remaining` is read from "
+                "the wallet itself.",
+                _responses({200: ("GrantsOut", "A page.")}, wallet_problems),
+                parameters=_page_parameters("grants"),
+            ),
             "post": _operation(
                 "grant",
                 "grants",
@@ -367,6 +399,95 @@ def paths() -> dict[str, Any]:
                 idempotent=True,
             ),
         },
+        WALLET + "/grants/{grant_id}/void": {
+            "parameters": [_param("WalletId"), _param("GrantId")],
+            "post": _operation(
+                "voidGrant",
+                "grants",
+                "Take back an unused grant",
+                "Removes a grant nothing has been drawn from (409 `grant-in-use` otherwise, "
+                "also while open reservations hold its credits). Allowance and purchased "
+                "credits cannot be voided (`grant-not-voidable`). Voiding again answers the "
+                "same.",
+                _responses(
+                    {200: ("VoidOut", "Voided.")}, [*BODY_PROBLEMS, "NotFound", "Conflict", "Busy"]
+                ),
+                body=_body("VoidIn", required=False),
+            ),
+        },
+        WALLET + "/adjustments": {
+            "parameters": [_param("WalletId")],
+            "post": _operation(
+                "adjust",
+                "grants",
+                "Correct a balance by hand",
+                "A positive `credits` is a `manual` grant; a negative one takes credits back "
+                "and may leave the balance below zero (new holds are refused until it is "
+                "repaid). The `reason` is kept in the ledger.",
+                _responses({201: ("AdjustmentOut", "Adjusted.")}, write),
+                body=_body("AdjustmentIn"),
+                idempotent=True,
+            ),
+        },
+        WALLET + "/transfers": {
+            "parameters": [_param("WalletId")],
+            "post": _operation(
+                "transfer",
+                "grants",
+                "Move credits to another wallet",
+                "Debits this wallet and grants the credits (source `transfer`, never "
+                "expiring) to `to_wallet_id` in one transaction. 402 when fewer credits are "
+                "available.",
+                _responses({201: ("TransferOut", "Transferred.")}, [*write, "InsufficientCredits"]),
+                body=_body("TransferIn"),
+                idempotent=True,
+            ),
+        },
+        "/v1/promo-codes": {
+            "post": _operation(
+                "createPromoCode",
+                "promo codes",
+                "Define a promo code",
+                "A code worth `credits`, redeemable until `expires_at` and at most "
+                "`max_redemptions` times; its credits expire at `credits_expire_at` or "
+                "`credits_expire_in_days` after redemption (else never). Codes are upper-cased. "
+                "The same definition again answers 200; another definition of a taken code is "
+                "409 `promo-code-exists`.",
+                _responses(
+                    {201: ("PromoCodeOut", "Created."), 200: ("PromoCodeOut", "Already there.")},
+                    [*BODY_PROBLEMS, "Conflict", "Busy"],
+                ),
+                body=_body("PromoCodeIn"),
+            ),
+        },
+        WALLET + "/redeem": {
+            "parameters": [_param("WalletId")],
+            "post": _operation(
+                "redeemPromoCode",
+                "promo codes",
+                "Redeem a promo code",
+                "Grants the code's credits (source `promo`) once per wallet and never beyond "
+                "the code's cap. A retry with the same Idempotency-Key returns the first "
+                "result; otherwise a second redemption is 409 `promo-code-already-redeemed`.",
+                _responses({201: ("GrantOut", "Redeemed.")}, write),
+                body=_body("RedeemIn"),
+                idempotent=True,
+            ),
+        },
+        WALLET + "/referral": {
+            "parameters": [_param("WalletId")],
+            "post": _operation(
+                "refer",
+                "grants",
+                "Reward a referral",
+                "This wallet was referred by `referrer_wallet_id`: both get a `referral` grant "
+                f"(the referrer only for its first {catalog().referral.max_rewarded_per_referrer} "
+                "rewarded referrals; `referrer_grant` is then null). A wallet is referred once; "
+                "the same referral again answers the same.",
+                _responses({201: ("ReferralOut", "Rewarded.")}, write),
+                body=_body("ReferralIn"),
+            ),
+        },
         WALLET + "/transactions": {
             "parameters": [_param("WalletId")],
             "get": _operation(
@@ -378,7 +499,7 @@ def paths() -> dict[str, Any]:
                 "Entries appear shortly "
                 "after the write (they are projected from the table's stream).",
                 _responses({200: ("TransactionsOut", "A page.")}, wallet_problems),
-                parameters=_transactions_parameters(),
+                parameters=_page_parameters("transactions"),
             ),
         },
         "/v1/prices": {
@@ -435,6 +556,13 @@ def document() -> dict[str, Any]:
                     "in": "path",
                     "required": True,
                     "description": "`reservation_id` as returned by the reservation.",
+                    "schema": {"type": "string"},
+                },
+                "GrantId": {
+                    "name": "grant_id",
+                    "in": "path",
+                    "required": True,
+                    "description": "`grant_id` as the grants list shows it.",
                     "schema": {"type": "string"},
                 },
                 "IdempotencyKey": {

@@ -19,7 +19,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from credit_meter.projector import entries_for_record
+from credit_meter.projector import project_record
 from credit_meter.store import Store
 
 logger = Logger()
@@ -29,10 +29,15 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
 def project(record: DynamoDBRecord) -> None:
-    entries = entries_for_record(record.raw_event)
-    if entries:
-        Store().put_entries(entries)
-        metrics.add_metric(name="LedgerEntriesWritten", unit=MetricUnit.Count, value=len(entries))
+    projection = project_record(record.raw_event)
+    store = Store()
+    if projection.entries:
+        store.put_entries(projection.entries)
+        metrics.add_metric(
+            name="LedgerEntriesWritten", unit=MetricUnit.Count, value=len(projection.entries)
+        )
+    for key, fields in projection.grant_lines:
+        store.set_fields(key, fields)
 
 
 @logger.inject_lambda_context

@@ -22,15 +22,25 @@ from pydantic import BaseModel, ValidationError
 
 from credit_meter import http_errors
 from credit_meter.api_models import (
+    AdjustmentIn,
+    AdjustmentOut,
     ChargeIn,
     ChargeOut,
     CommitIn,
     CommitOut,
     GrantIn,
+    GrantLineOut,
     GrantOut,
+    GrantsOut,
+    GrantsQuery,
     PricesOut,
+    PromoCodeIn,
+    PromoCodeOut,
     QuoteIn,
     QuoteOut,
+    RedeemIn,
+    ReferralIn,
+    ReferralOut,
     ReleaseIn,
     ReleaseOut,
     RequestBody,
@@ -39,6 +49,10 @@ from credit_meter.api_models import (
     TransactionOut,
     TransactionsOut,
     TransactionsQuery,
+    TransferIn,
+    TransferOut,
+    VoidIn,
+    VoidOut,
     WalletIn,
     WalletOut,
     dump,
@@ -47,11 +61,13 @@ from credit_meter.catalog import catalog
 from credit_meter.errors import (
     DomainError,
     FieldProblem,
+    GrantNotFound,
     InsufficientCredits,
     InvalidRequest,
     MalformedRequest,
 )
 from credit_meter.http_input import json_object
+from credit_meter.ids import GRANT_ID
 from credit_meter.service import Metering, Request
 
 logger = Logger()
@@ -113,7 +129,9 @@ def _charged(credits: Decimal, replayed: bool) -> None:
 @app.put("/v1/wallets/<wallet_id>")
 def put_wallet(wallet_id: str) -> Response[Any]:
     body = _body(WalletIn)
-    created, view = _service().put_wallet(_wallet(wallet_id), body.plan, body.allowance)
+    created, view = _service().put_wallet(
+        _wallet(wallet_id), body.plan, body.allowance, body.anchor_day
+    )
     return _json(201 if created else 200, WalletOut.of(view))
 
 
@@ -181,6 +199,63 @@ def grant(wallet_id: str) -> Response[Any]:
         body.priority,
     )
     return _json(201, GrantOut.of(granted))
+
+
+@app.get("/v1/wallets/<wallet_id>/grants")
+def grants(wallet_id: str) -> Response[Any]:
+    query = GrantsQuery.model_validate(app.current_event.query_string_parameters or {})
+    lines, cursor = _service().grants(_wallet(wallet_id), query.limit, query.cursor)
+    return _json(200, GrantsOut(items=[GrantLineOut.of(g) for g in lines], next_cursor=cursor))
+
+
+@app.post("/v1/wallets/<wallet_id>/grants/<grant_id>/void")
+def void_grant(wallet_id: str, grant_id: str) -> Response[Any]:
+    _body(VoidIn, optional=True)
+    if not GRANT_ID.fullmatch(grant_id):
+        raise GrantNotFound(f"grant {grant_id!r} does not exist")
+    return _json(200, VoidOut.of(_service().void_grant(_wallet(wallet_id), grant_id)))
+
+
+@app.post("/v1/wallets/<wallet_id>/adjustments")
+def adjust(wallet_id: str) -> Response[Any]:
+    body = _body(AdjustmentIn)
+    done = _service().adjust(
+        _wallet(wallet_id), body.credits, body.reason, _request(body, "adjust")
+    )
+    return _json(201, AdjustmentOut.of(done))
+
+
+@app.post("/v1/wallets/<wallet_id>/transfers")
+def transfer(wallet_id: str) -> Response[Any]:
+    body = _body(TransferIn)
+    done = _service().transfer(
+        _wallet(wallet_id),
+        body.to_wallet_id,
+        body.credits,
+        body.reason,
+        _request(body, "transfer"),
+    )
+    return _json(201, TransferOut.of(done))
+
+
+@app.post("/v1/promo-codes")
+def create_promo_code() -> Response[Any]:
+    body = _body(PromoCodeIn)
+    created, promo = _service().create_promo(body.promo())
+    return _json(201 if created else 200, PromoCodeOut.of(promo))
+
+
+@app.post("/v1/wallets/<wallet_id>/redeem")
+def redeem(wallet_id: str) -> Response[Any]:
+    body = _body(RedeemIn)
+    granted = _service().redeem(_wallet(wallet_id), body.code, _request(body, "redeem"))
+    return _json(201, GrantOut.of(granted))
+
+
+@app.post("/v1/wallets/<wallet_id>/referral")
+def referral(wallet_id: str) -> Response[Any]:
+    body = _body(ReferralIn)
+    return _json(201, ReferralOut.of(_service().refer(_wallet(wallet_id), body.referrer_wallet_id)))
 
 
 @app.get("/v1/wallets/<wallet_id>/transactions")

@@ -94,11 +94,19 @@ def test_put_creates_with_the_plan_allowance_then_updates(api: Api, now: Clock) 
     created = ok(api("PUT", W, {"plan": "free"}), 201)
     assert created["plan"] == "free" and created["balance"] == "50"
 
+    # an upgrade takes effect at once: the difference is granted for the rest of the period
     updated = ok(api("PUT", W, {"plan": "pro"}), 200)
-    assert updated["plan"] == "pro"
-    # the new allowance applies from the next period; nothing is granted now
-    assert (updated["balance"], updated["allowance"]) == ("50", "50")
+    assert (updated["plan"], updated["pending_plan"]) == ("pro", None)
+    assert (updated["balance"], updated["allowance"]) == ("2500", "2500")
     assert ok(api("GET", W), 200) == updated
+
+    # a downgrade waits for the next reset
+    downgraded = ok(api("PUT", W, {"plan": "starter"}), 200)
+    assert (downgraded["plan"], downgraded["pending_plan"]) == ("pro", "starter")
+    assert (downgraded["balance"], downgraded["allowance"]) == ("2500", "2500")
+    # asking for the current plan again cancels it
+    kept = ok(api("PUT", W, {"plan": "pro"}), 200)
+    assert (kept["plan"], kept["pending_plan"], kept["balance"]) == ("pro", None, "2500")
 
 
 def test_enterprise_wallet_takes_a_custom_allowance(api: Api, now: Clock) -> None:
@@ -112,6 +120,9 @@ def test_get_wallet_shape(api: Api, wallet: dict[str, Any]) -> None:
     assert body == {
         "wallet_id": "w1",
         "plan": "free",
+        "pending_plan": None,
+        "anchor_day": 31,
+        "overage": False,
         # the period starts on the creation day and ends a month later, clamped to February
         "period": {"start": "2026-01-31T00:00:00.000Z", "end": "2026-02-28T00:00:00.000Z"},
         "balance": "50",
@@ -572,6 +583,8 @@ def test_transactions_newest_first_with_released_holds_at_zero(
 
     body = ok(api("GET", f"{W}/transactions"), 200)
     assert body["next_cursor"] is None
+    monthly = body["items"][-1]["transaction_id"]
+    assert monthly.startswith("grt_")
     at = START.timestamp()
     expected = [
         # transaction_id, type, credits, balance_after, feature, member_id, status, seconds
@@ -579,8 +592,9 @@ def test_transactions_newest_first_with_released_holds_at_zero(
         (charge, "charge", "-2", "44", "search", "bob", "posted", 4),
         (released, "reservation", "0", "46", "chat", None, "released", 3),
         (committed, "reservation", "-4", "46", "chat", "alice", "committed", 1),
-        ("grt_monthly-20260131", "grant", "50", "50", None, None, "posted", 0),
+        (monthly, "grant", "50", "50", None, None, "posted", 0),
     ]
+    sources = {grant: "promo", monthly: "monthly"}
     assert body["items"] == [
         {
             "transaction_id": tid,
@@ -591,6 +605,8 @@ def test_transactions_newest_first_with_released_holds_at_zero(
             "feature": feature,
             "member_id": member,
             "status": status,
+            "source": sources.get(tid),
+            "reason": None,
         }
         for tid, kind, credits, after, feature, member, status, seconds in expected
     ]

@@ -29,6 +29,8 @@ def test_ledger_table_definition() -> None:
             {"AttributeName": "sk", "AttributeType": "S"},
             {"AttributeName": "sweep_shard", "AttributeType": "S"},
             {"AttributeName": "sweep_at", "AttributeType": "N"},
+            {"AttributeName": "due_shard", "AttributeType": "S"},
+            {"AttributeName": "due_at", "AttributeType": "N"},
         ],
         "KeySchema": [
             {"AttributeName": "pk", "KeyType": "HASH"},
@@ -42,7 +44,15 @@ def test_ledger_table_definition() -> None:
                     {"AttributeName": "sweep_at", "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "KEYS_ONLY"},
-            }
+            },
+            {
+                "IndexName": "DueIndex",
+                "KeySchema": [
+                    {"AttributeName": "due_shard", "KeyType": "HASH"},
+                    {"AttributeName": "due_at", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            },
         ],
         "BillingMode": "PAY_PER_REQUEST",
         "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
@@ -193,6 +203,13 @@ EXPECTED_ROUTES = {
     ("POST", "/v1/wallets/{wallet_id}/charges"),
     ("POST", "/v1/wallets/{wallet_id}/quote"),
     ("POST", "/v1/wallets/{wallet_id}/grants"),
+    ("GET", "/v1/wallets/{wallet_id}/grants"),
+    ("POST", "/v1/wallets/{wallet_id}/grants/{grant_id}/void"),
+    ("POST", "/v1/wallets/{wallet_id}/adjustments"),
+    ("POST", "/v1/wallets/{wallet_id}/transfers"),
+    ("POST", "/v1/promo-codes"),
+    ("POST", "/v1/wallets/{wallet_id}/redeem"),
+    ("POST", "/v1/wallets/{wallet_id}/referral"),
     ("GET", "/v1/wallets/{wallet_id}/transactions"),
     ("GET", "/v1/prices"),
 }
@@ -242,8 +259,10 @@ def test_projector_never_skips_records() -> None:
         "Fn::GetAtt": ["LedgerProjectorDLQ", "Arn"]
     }
     actions = _policy_actions("LedgerProjectorFunction")
+    # ledger entries in batches; grants-list lines by field updates
     assert actions[repr({"Fn::GetAtt": ["LedgerTable", "Arn"]})] == {
         "dynamodb:BatchWriteItem",
+        "dynamodb:UpdateItem",
     }
 
 

@@ -630,7 +630,7 @@ def test_template_has_the_sparse_keys_only_sweep_index() -> None:
     types = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
     assert (types["sweep_shard"], types["sweep_at"]) == ("S", "N")
     index_definition = table.table_definition_from_template()["GlobalSecondaryIndexes"]
-    assert [i["IndexName"] for i in index_definition] == [items.SWEEP_INDEX]
+    assert [i["IndexName"] for i in index_definition] == [items.SWEEP_INDEX, items.DUE_INDEX]
 
 
 def test_template_runs_the_sweeper_every_minute_with_retries_and_a_dlq() -> None:

@@ -241,7 +241,8 @@ def test_price_names_every_bad_line(lines: list[UsageLine], fields: list[str]) -
 
 def test_plans_and_sources_match_the_design() -> None:
     cat = catalog()
-    assert cat.plans == {
+    assert {name: plan.allowance for name, plan in cat.plans.items()} == {
+        "trial": D(0),
         "free": D(50),
         "starter": D(500),
         "pro": D(2500),
@@ -249,12 +250,28 @@ def test_plans_and_sources_match_the_design() -> None:
         "scale": D(10000),
         "enterprise": None,
     }
-    assert set(cat.sources) == {"monthly", "purchase", "promo", "welcome", "referral", "manual"}
+    # the seeds: new accounts start with 1,000 credits; allowances do not roll over unless a
+    # plan says so; one plan's purchased packs reset with the period
+    assert cat.plans["trial"].welcome_bonus == D(1000)
+    assert [p.name for p in cat.plans.values() if p.rollover_cap] == ["pro", "scale"]
+    assert [p.name for p in cat.plans.values() if p.purchases_expire_at_reset] == ["business"]
+    assert [p.name for p in cat.plans.values() if p.overage] == ["scale"]
+    assert cat.referral.max_rewarded_per_referrer == 10
+    assert set(cat.sources) == {
+        "monthly",
+        "rollover",
+        "purchase",
+        "promo",
+        "welcome",
+        "referral",
+        "manual",
+        "transfer",
+    }
     # with the default priorities, purchased credits are spent last
     assert all(
         cat.sources["purchase"].priority > s.priority
         for name, s in cat.sources.items()
-        if name != "purchase"
+        if name not in ("purchase", "transfer")
     )
 
 

@@ -185,7 +185,10 @@ def test_every_reference_resolves(doc: dict[str, Any]) -> None:
 def test_posts_that_write_take_an_idempotency_key(doc: dict[str, Any]) -> None:
     for (method, path), op in operations(doc).items():
         names = {deref(doc, p)["name"] for p in op.get("parameters", [])}
-        writes = method == "POST" and not path.endswith("/quote")
+        # Quote writes nothing; a void, a promo code's definition and a referral are
+        # idempotent by what they name (the grant, the code, the referred wallet).
+        natural = ("/quote", "/void", "/promo-codes", "/referral")
+        writes = method == "POST" and not path.endswith(natural)
         assert ("Idempotency-Key" in names) == writes, (method, path)
 
 
@@ -262,7 +265,7 @@ def test_responses_validate_against_the_document(
     hold = {"feature": "chat", "member_id": "m-1", "credits": "2.5"}
 
     call("PUT", w, {"plan": "free"}, status=201)
-    call("PUT", w, {"plan": "pro"}, status=200)
+    call("PUT", w, {"plan": "trial"}, status=200)  # a downgrade: pending until the reset
     call("PUT", "/v1/wallets/e1", {"plan": "enterprise"}, status=422)
     call("GET", w, status=200)
     call("GET", "/v1/wallets/nobody", status=404)
@@ -297,7 +300,27 @@ def test_responses_validate_against_the_document(
     )
     call("POST", f"{w}/grants", {"credits": "5", "source": "purchase"}, status=201)
     call("POST", f"{w}/grants", {"credits": "5", "source": "lottery"}, status=422)
+    call("POST", f"{w}/adjustments", {"credits": "-1", "reason": "refund"}, status=201)
+    call("POST", f"{w}/adjustments", {"credits": "0", "reason": "x"}, status=422)
+    call("PUT", "/v1/wallets/w2", {"plan": "trial", "anchor_day": 31}, status=201)
+    call("POST", f"{w}/transfers", {"to_wallet_id": "w2", "credits": "1"}, status=201)
+    call("POST", f"{w}/transfers", {"to_wallet_id": "w2", "credits": "1e9"}, status=422)
+    call("POST", f"{w}/transfers", {"to_wallet_id": "w2", "credits": "100000"}, status=402)
+    call("POST", f"{w}/transfers", {"to_wallet_id": "nobody", "credits": "1"}, status=404)
+    call("POST", "/v1/promo-codes", {"code": "spring", "credits": "7"}, status=201)
+    call("POST", "/v1/promo-codes", {"code": "SPRING", "credits": "7"}, status=200)
+    call("POST", "/v1/promo-codes", {"code": "SPRING", "credits": "8"}, status=409)
+    promo = call("POST", f"{w}/redeem", {"code": "Spring"}, status=201)
+    call("POST", f"{w}/redeem", {"code": "spring"}, status=409)
+    call("POST", f"{w}/redeem", {"code": "nothing"}, status=404)
+    call("POST", "/v1/wallets/w2/referral", {"referrer_wallet_id": "w1"}, status=201)
+    call("POST", "/v1/wallets/w2/referral", {"referrer_wallet_id": "w2"}, status=422)
     project_ledger()
+    grants = call("GET", f"{w}/grants", query={"limit": "2"}, status=200)
+    assert grants["next_cursor"] and len(grants["items"]) == 2
+    call("GET", f"{w}/grants", query={"cursor": grants["next_cursor"]}, status=200)
+    call("POST", f"{w}/grants/{promo['grant_id']}/void", status=200)
+    call("POST", f"{w}/grants/grt_00000000000000000000000/void", status=404)
     page = call("GET", f"{w}/transactions", query={"limit": "2"}, status=200)
     assert page["next_cursor"] and len(page["items"]) == 2
     call("GET", f"{w}/transactions", query={"cursor": page["next_cursor"]}, status=200)

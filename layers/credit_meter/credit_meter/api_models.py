@@ -25,8 +25,18 @@ from pydantic import (
 )
 
 from credit_meter import clock
-from credit_meter.catalog import Catalog, UsageLine
-from credit_meter.domain import BucketView, Charge, Ended, Entry, Granted, Reservation, WalletView
+from credit_meter.billing import Adjusted, PromoCode, Referred, Transferred, Voided
+from credit_meter.catalog import Catalog, Plan, UsageLine
+from credit_meter.domain import (
+    BucketView,
+    Charge,
+    Ended,
+    Entry,
+    Granted,
+    GrantLine,
+    Reservation,
+    WalletView,
+)
 from credit_meter.money import AmountError, fmt, parse_amount
 from credit_meter.service import Cost
 
@@ -129,6 +139,10 @@ class _Required(_Costed):
 class WalletIn(RequestBody):
     plan: Name
     allowance: NonNegativeAmount | None = None
+    anchor_day: Annotated[int, Field(ge=1, le=31, strict=True)] | None = Field(
+        default=None,
+        description="Day of the month (UTC) each billing period starts; set at creation only.",
+    )
 
 
 class ReserveIn(_Required):
@@ -179,6 +193,84 @@ class TransactionsQuery(RequestBody):
     cursor: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 
 
+class GrantsQuery(TransactionsQuery):
+    """The same paging as the transactions list."""
+
+
+Reason = Annotated[str, Field(min_length=1, max_length=200)]
+PromoCodeText = Annotated[
+    str,
+    Field(min_length=3, max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$"),
+    AfterValidator(str.upper),
+]
+Future = Annotated[AwareDatetime, AfterValidator(_utc)]
+
+
+def _nonzero(value: Decimal) -> Decimal:
+    if value == 0:
+        raise ValueError("must not be 0")
+    return value
+
+
+class AdjustmentIn(RequestBody):
+    credits: Annotated[Amount, AfterValidator(_nonzero)] = Field(
+        description="Positive: a manual grant. Negative: credits taken back (may go below 0)."
+    )
+    reason: Reason
+
+
+class TransferIn(RequestBody):
+    to_wallet_id: Annotated[
+        str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")
+    ]
+    credits: PositiveAmount
+    reason: Reason | None = None
+
+
+class PromoCodeIn(RequestBody):
+    code: PromoCodeText = Field(description="Letters, digits, _ and -; matched case-insensitively.")
+    credits: PositiveAmount
+    expires_at: Future | None = Field(default=None, description="Last moment the code redeems.")
+    credits_expire_at: Future | None = None
+    credits_expire_in_days: Annotated[int, Field(ge=1, le=3650, strict=True)] | None = None
+    max_redemptions: Annotated[int, Field(ge=1, le=10_000_000, strict=True)] | None = None
+
+    @model_validator(mode="after")
+    def _one_expiry(self) -> PromoCodeIn:
+        if self.credits_expire_at is not None and self.credits_expire_in_days is not None:
+            raise ValueError("give credits_expire_at or credits_expire_in_days, not both")
+        return self
+
+    def promo(self) -> PromoCode:
+        def ts(moment: datetime | None) -> int | None:
+            return None if moment is None else int(moment.timestamp())
+
+        return PromoCode(
+            code=self.code,
+            credits=self.credits,
+            expires_at=ts(self.expires_at),
+            credits_expire_at=ts(self.credits_expire_at),
+            credits_expire_in_days=self.credits_expire_in_days,
+            max_redemptions=self.max_redemptions,
+            redeemed=0,
+            created_at=int(clock.now_ts() * 1000),
+        )
+
+
+class RedeemIn(RequestBody):
+    code: PromoCodeText
+
+
+class ReferralIn(RequestBody):
+    referrer_wallet_id: Annotated[
+        str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")
+    ]
+
+
+class VoidIn(RequestBody):
+    """No fields."""
+
+
 # -- responses --------------------------------------------------------------------------------
 
 
@@ -211,6 +303,9 @@ class BucketOut(_Out):
 class WalletOut(_Out):
     wallet_id: str
     plan: str
+    pending_plan: str | None = Field(description="A downgrade that starts with the next period.")
+    anchor_day: int
+    overage: bool
     period: PeriodOut
     balance: AmountOut
     held: AmountOut
@@ -224,6 +319,9 @@ class WalletOut(_Out):
         return cls(
             wallet_id=w.wallet_id,
             plan=w.plan,
+            pending_plan=w.pending_plan,
+            anchor_day=w.anchor_day,
+            overage=w.overage,
             period=PeriodOut(start=w.period_start, end=w.period_end),
             balance=w.balance,
             held=w.held,
@@ -316,6 +414,8 @@ class TransactionOut(_Out):
     feature: str | None
     member_id: str | None
     status: str
+    source: str | None = Field(default=None, description="Grants, expiries, voids: the source.")
+    reason: str | None = None
 
     @classmethod
     def of(cls, e: Entry) -> TransactionOut:
@@ -328,6 +428,115 @@ class TransactionOut(_Out):
             feature=e.feature,
             member_id=e.member_id,
             status=e.status,
+            source=e.source,
+            reason=e.reason,
+        )
+
+
+class GrantLineOut(_Out):
+    grant_id: str
+    source: str
+    credits: AmountOut
+    remaining: AmountOut
+    status: Literal["active", "used", "expired", "voided"]
+    granted_at: TimestampMs
+    expires_at: Timestamp | None
+    reason: str | None
+
+    @classmethod
+    def of(cls, g: GrantLine) -> GrantLineOut:
+        return cls(
+            grant_id=g.grant_id,
+            source=g.source,
+            credits=g.credits,
+            remaining=g.remaining,
+            status=g.status,  # type: ignore[arg-type]
+            granted_at=g.granted_at,
+            expires_at=g.expires_at,
+            reason=g.reason,
+        )
+
+
+class GrantsOut(_Out):
+    items: list[GrantLineOut]
+    next_cursor: str | None
+
+
+class VoidOut(_Out):
+    grant_id: str
+    status: Literal["voided"]
+    voided: AmountOut
+
+    @classmethod
+    def of(cls, v: Voided) -> VoidOut:
+        return cls(grant_id=v.grant_id, status="voided", voided=v.voided)
+
+
+class AdjustmentOut(_Out):
+    adjustment_id: str
+    credits: AmountOut
+    reason: str
+
+    @classmethod
+    def of(cls, a: Adjusted) -> AdjustmentOut:
+        return cls(adjustment_id=a.adjustment_id, credits=a.credits, reason=a.reason)
+
+
+class TransferOut(_Out):
+    transfer_id: str
+    from_wallet_id: str
+    to_wallet_id: str
+    credits: AmountOut
+    grant_id: str
+
+    @classmethod
+    def of(cls, t: Transferred) -> TransferOut:
+        return cls(
+            transfer_id=t.transfer_id,
+            from_wallet_id=t.from_wallet_id,
+            to_wallet_id=t.to_wallet_id,
+            credits=t.credits,
+            grant_id=t.grant_id,
+        )
+
+
+class PromoCodeOut(_Out):
+    code: str
+    credits: AmountOut
+    expires_at: Timestamp | None
+    credits_expire_at: Timestamp | None
+    credits_expire_in_days: int | None
+    max_redemptions: int | None
+    redeemed: int
+
+    @classmethod
+    def of(cls, p: PromoCode) -> PromoCodeOut:
+        return cls(
+            code=p.code,
+            credits=p.credits,
+            expires_at=p.expires_at,
+            credits_expire_at=p.credits_expire_at,
+            credits_expire_in_days=p.credits_expire_in_days,
+            max_redemptions=p.max_redemptions,
+            redeemed=p.redeemed,
+        )
+
+
+class ReferralOut(_Out):
+    wallet_id: str
+    referrer_wallet_id: str
+    grant: GrantOut
+    referrer_grant: GrantOut | None = Field(
+        description="Null when the referrer already had its maximum of rewarded referrals."
+    )
+
+    @classmethod
+    def of(cls, r: Referred) -> ReferralOut:
+        return cls(
+            wallet_id=r.wallet_id,
+            referrer_wallet_id=r.referrer_wallet_id,
+            grant=GrantOut.of(r.grant),
+            referrer_grant=None if r.referrer_grant is None else GrantOut.of(r.referrer_grant),
         )
 
 
@@ -356,6 +565,21 @@ class ModelTierOut(_Out):
 class PlanOut(_Out):
     plan: str
     allowance: AmountOut | None = Field(description="Monthly allowance; null for a custom plan.")
+    rollover_cap: AmountOut = Field(description="Unused allowance carried over, at most.")
+    purchased_credits: Literal["never_expire", "expire_at_reset"]
+    overage: bool = Field(description="Usage may continue below zero; billed, not repaid.")
+    welcome_bonus: AmountOut
+
+    @classmethod
+    def of(cls, p: Plan) -> PlanOut:
+        return cls(
+            plan=p.name,
+            allowance=p.allowance,
+            rollover_cap=p.rollover_cap,
+            purchased_credits="expire_at_reset" if p.purchases_expire_at_reset else "never_expire",
+            overage=p.overage,
+            welcome_bonus=p.welcome_bonus,
+        )
 
 
 class PricesOut(_Out):
@@ -378,7 +602,7 @@ class PricesOut(_Out):
         return cls(
             meters=meters,
             models=[ModelTierOut(model=m, tier=t) for m, t in cat.models.items()],
-            plans=[PlanOut(plan=p, allowance=a) for p, a in cat.plans.items()],
+            plans=[PlanOut.of(p) for p in cat.plans.values()],
         )
 
 

@@ -42,15 +42,36 @@ class Source:
 
 
 @dataclass(frozen=True, slots=True)
+class Plan:
+    """A plan's monthly terms (DESIGN §3; docs/data-model.md explains each)."""
+
+    name: str
+    allowance: Decimal | None  # None: custom, set per wallet
+    rollover_cap: Decimal = Decimal(0)  # unused allowance carried into the next period, at most
+    purchases_expire_at_reset: bool = False  # purchased credits last one period (else never)
+    overage: bool = False  # usage may continue below zero; the deficit is billed, not repaid
+    welcome_bonus: Decimal = Decimal(0)  # granted once, when a wallet is created on this plan
+
+
+@dataclass(frozen=True, slots=True)
+class Referral:
+    referrer_credits: Decimal
+    referee_credits: Decimal
+    max_rewarded_per_referrer: int
+    expires_in_days: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class Catalog:
     meters: dict[str, Meter]
     tiers: dict[str, dict[str, Decimal]]
     models: dict[str, str]
-    plans: dict[str, Decimal | None]
+    plans: dict[str, Plan]
     sources: dict[str, Source]
     default_hold_seconds: int
     max_hold_seconds: int
     max_open_holds: int
+    referral: Referral
 
     def price(self, usage: list[UsageLine]) -> Decimal:
         """The cost of a usage list in credits; unknown meters or models are field problems."""
@@ -121,16 +142,14 @@ def parse_catalog(raw: dict[str, object]) -> Catalog:
     plans_raw = raw["plans"]
     sources_raw = raw["sources"]
     holds = raw["holds"]
+    referral = raw["referral"]
     assert isinstance(plans_raw, dict) and isinstance(sources_raw, dict)
-    assert isinstance(holds, dict)
+    assert isinstance(holds, dict) and isinstance(referral, dict)
     return Catalog(
         meters=meters,
         tiers=tiers,
         models=models,
-        plans={
-            plan: None if spec["allowance"] is None else _decimal(spec["allowance"])
-            for plan, spec in plans_raw.items()
-        },
+        plans={name: _plan(name, spec) for name, spec in plans_raw.items()},
         sources={
             name: Source(priority=int(spec["priority"]), rank=int(spec["rank"]))
             for name, spec in sources_raw.items()
@@ -138,6 +157,31 @@ def parse_catalog(raw: dict[str, object]) -> Catalog:
         default_hold_seconds=int(holds["default_expires_in_seconds"]),
         max_hold_seconds=int(holds["max_expires_in_seconds"]),
         max_open_holds=int(holds["max_open_per_wallet"]),
+        referral=Referral(
+            referrer_credits=_decimal(referral["referrer_credits"]),
+            referee_credits=_decimal(referral["referee_credits"]),
+            max_rewarded_per_referrer=int(referral["max_rewarded_per_referrer"]),
+            expires_in_days=_days(referral.get("expires_in_days")),
+        ),
+    )
+
+
+def _days(value: object) -> int | None:
+    return None if value is None else int(str(value))
+
+
+def _plan(name: str, spec: dict[str, object]) -> Plan:
+    allowance = spec["allowance"]
+    purchases = spec.get("purchased_credits", "never_expire")
+    if purchases not in ("never_expire", "expire_at_reset"):
+        raise ValueError(f"catalog: plan {name}: purchased_credits is {purchases!r}")
+    return Plan(
+        name=name,
+        allowance=None if allowance is None else _decimal(allowance),
+        rollover_cap=_decimal(spec.get("rollover_cap", 0)),
+        purchases_expire_at_reset=purchases == "expire_at_reset",
+        overage=bool(spec.get("overage", False)),
+        welcome_bonus=_decimal(spec.get("welcome_bonus", 0)),
     )
 
 

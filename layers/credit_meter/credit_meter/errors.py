@@ -55,6 +55,14 @@ class ReservationNotFound(DomainError):
     code = "reservation-not-found"
 
 
+class GrantNotFound(DomainError):
+    code = "grant-not-found"
+
+
+class PromoCodeNotFound(DomainError):
+    code = "promo-code-not-found"
+
+
 class InsufficientCredits(DomainError):
     code = "insufficient-credits"
 

@@ -59,5 +59,11 @@ def charge_id(key: str) -> str:
     return f"chg_{key}"
 
 
-def grant_id(key: str) -> str:
-    return f"grt_{key}"
+def grant_id(at_ms: int, *parts: str) -> str:
+    """``grt_<ms hex><digest>``: ids sort by when the grant was made (the grants list relies on
+    it), and the digest of ``parts`` (what made the grant) keeps them apart and repeatable."""
+    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
+    return f"grt_{at_ms:011x}{digest}"
+
+
+GRANT_ID = re.compile(r"grt_[0-9a-f]{23}")

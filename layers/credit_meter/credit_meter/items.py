@@ -19,9 +19,17 @@ RECORD_PREFIX = "R#"
 HOLD_RECORD = "H"  # a reservation: its request, then how it ended
 CHARGE_RECORD = "C"
 GRANT_RECORD = "G"
+ADJUSTMENT_RECORD = "A"
+TRANSFER_RECORD = "X"
+PROMO_RECORD = "P"  # a wallet's redemption of a promo code
+GRANT_PREFIX = "G#"  # the grants list, projected from the stream
+PROMO_SK = "P"
 # Wallets with open holds are spread over this many partitions of the sweep index.
 SWEEP_SHARDS = 16
 SWEEP_INDEX = "SweepIndex"
+# Wallets are spread over this many partitions of the due index (period ends, bucket expiries).
+DUE_SHARDS = 16
+DUE_INDEX = "DueIndex"
 
 
 def wallet_pk(wallet_id: str) -> str:
@@ -34,6 +42,18 @@ def wallet_id_of(pk: str) -> str:
 
 def sweep_shard(wallet_id: str) -> str:
     return f"S#{zlib.crc32(wallet_id.encode()) % SWEEP_SHARDS:02d}"
+
+
+def due_shard(wallet_id: str) -> str:
+    return f"D#{zlib.crc32(wallet_id.encode()) % DUE_SHARDS:02d}"
+
+
+def promo_key(code: str) -> dict[str, str]:
+    return {"pk": f"P#{code}", "sk": PROMO_SK}
+
+
+def grant_item_key(wallet_id: str, gid: str) -> dict[str, str]:
+    return {"pk": wallet_pk(wallet_id), "sk": f"{GRANT_PREFIX}{gid}"}
 
 
 def wallet_key(wallet_id: str) -> dict[str, str]:
@@ -54,6 +74,8 @@ def bucket_item(b: Bucket) -> dict[str, Any]:
     }
     if b.expires_at is not None:
         item["exp"] = b.expires_at
+    if b.granted is not None:
+        item["g"] = b.granted
     return item
 
 
@@ -65,6 +87,7 @@ def bucket(item: dict[str, Any]) -> Bucket:
         priority=int(item["pri"]),
         created_at=int(item["at"]),
         expires_at=int(item["exp"]) if "exp" in item else None,
+        granted=Decimal(item["g"]) if "g" in item else None,
     )
 
 
@@ -83,6 +106,9 @@ def posting(
     member_id: str | None = None,
     hold_key: str | None = None,
     source: str | None = None,
+    bucket_id: str | None = None,
+    expires_at: int | None = None,
+    reason: str | None = None,
 ) -> dict[str, Any]:
     """One ledger posting as the wallet write leaves it for the projector (``posts``).
 
@@ -90,7 +116,15 @@ def posting(
     the projector reads them from the hold in the write's old image.
     """
     post: dict[str, Any] = {"id": transaction_id, "ty": kind, "d": credits, "st": status, "at": at}
-    optional = {"f": feature, "m": member_id, "k": hold_key, "src": source}
+    optional = {
+        "f": feature,
+        "m": member_id,
+        "k": hold_key,
+        "src": source,
+        "b": bucket_id,
+        "x": expires_at,
+        "r": reason,
+    }
     post.update({name: value for name, value in optional.items() if value is not None})
     return post
 
@@ -107,6 +141,9 @@ def wallet_view(item: dict[str, Any]) -> WalletView:
         allowance=Decimal(item["allow"]),
         used=Decimal(item["used"]),
         buckets=domain.remaining(buckets(item), Decimal(item["drawn"])),
+        anchor_day=int(item.get("anc", 1)),
+        pending_plan=item.get("pn"),
+        overage=bool(item.get("ovr", False)),
     )
 
 
@@ -120,4 +157,6 @@ def entry(item: dict[str, Any]) -> Entry:
         feature=item.get("feature"),
         member_id=item.get("member_id"),
         status=item["status"],
+        source=item.get("source"),
+        reason=item.get("reason"),
     )

@@ -8,11 +8,51 @@ replayed record rewrites identical items and changes nothing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from credit_meter.items import ENTRY_PREFIX, WALLET_SK
+from credit_meter.items import ENTRY_PREFIX, GRANT_PREFIX, WALLET_SK
 from credit_meter.store import from_item
+
+# Postings that end a grant, and the status its line in the grants list takes.
+_ENDS = {"expire": "expired", "void": "voided"}
+
+
+@dataclass(slots=True)
+class Projection:
+    """What one wallet write projects: ledger entries (whole items, rewritten identically on
+    replay) and grants-list lines (field updates, so a grant's line and its end may be applied
+    in any order and any number of times)."""
+
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    grant_lines: list[tuple[dict[str, str], dict[str, Any]]] = field(default_factory=list)
+
+
+def project_change(
+    old_image: dict[str, Any] | None, new_image: dict[str, Any] | None
+) -> Projection:
+    entries = entries_for_change(old_image, new_image)
+    lines = []
+    for entry in entries:
+        bucket = entry.get("bucket_id")
+        if bucket is None:
+            continue
+        key = {"pk": entry["pk"], "sk": f"{GRANT_PREFIX}{bucket}"}
+        if entry["type"] == "grant":
+            line = {
+                "kind": "grant",
+                "grant_id": bucket,
+                "source": entry["source"],
+                "credits": entry["credits"],
+                "at": entry["at"],
+                "expires_at": entry.get("grant_expires_at"),
+                "reason": entry.get("reason"),
+            }
+            lines.append((key, {k: v for k, v in line.items() if v is not None}))
+        elif entry["type"] in _ENDS:
+            lines.append((key, {"status": _ENDS[entry["type"]], "ended_at": entry["at"]}))
+    return Projection(entries, lines)
 
 
 def entries_for_change(
@@ -54,8 +94,8 @@ def entries_for_change(
             entry["feature"] = feature
         if member is not None:
             entry["member_id"] = member
-        if "src" in post:
-            entry["source"] = post["src"]
+        optional = {"src": "source", "r": "reason", "b": "bucket_id", "x": "grant_expires_at"}
+        entry.update({name: post[short] for short, name in optional.items() if short in post})
         if "k" in post and "c" in hold:
             entry["held"] = Decimal(hold["c"])
         entries.append(entry)
@@ -64,9 +104,14 @@ def entries_for_change(
     return entries
 
 
-def entries_for_record(record: dict[str, Any]) -> list[dict[str, Any]]:
-    """Entries for one DynamoDB stream record (the Lambda event's shape, images typed)."""
+def project_record(record: dict[str, Any]) -> Projection:
+    """What one DynamoDB stream record projects (the Lambda event's shape, images typed)."""
     change = record.get("dynamodb", {})
     old = change.get("OldImage")
     new = change.get("NewImage")
-    return entries_for_change(from_item(old) if old else None, from_item(new) if new else None)
+    return project_change(from_item(old) if old else None, from_item(new) if new else None)
+
+
+def entries_for_record(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Ledger entries for one DynamoDB stream record."""
+    return project_record(record).entries

@@ -15,35 +15,33 @@ refusal returns, so the common paths cost exactly one round trip:
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from credit_meter import clock, domain, items
+from credit_meter import clock, items
+from credit_meter.billing import Billing
 from credit_meter.catalog import Catalog, UsageLine, catalog
-from credit_meter.domain import Bucket, Charge, Ended, Entry, Granted, Reservation, WalletView
+from credit_meter.common import Request, decode_cursor, encode_cursor
+from credit_meter.common import key_reused as _key_reused
+from credit_meter.common import no_wallet as _no_wallet
+from credit_meter.common import now_ms as _now_ms
+from credit_meter.common import record_ttl as _record_ttl
+from credit_meter.domain import Charge, Ended, Entry, Reservation
 from credit_meter.errors import (
     Conflict,
     Contention,
     FieldProblem,
-    IdempotencyConflict,
     InsufficientCredits,
     InvalidRequest,
     ReservationNotFound,
-    WalletNotFound,
 )
-from credit_meter.ids import ReservationId, charge_id, grant_id, op_key
-from credit_meter.items import CHARGE_RECORD, ENTRY_PREFIX, GRANT_RECORD, HOLD_RECORD
+from credit_meter.ids import ReservationId, charge_id, op_key
+from credit_meter.items import CHARGE_RECORD, ENTRY_PREFIX, HOLD_RECORD
 from credit_meter.money import ZERO, fmt
 from credit_meter.store import Put, Store, Update, WriteRejected
 
 _GRANT_ATTEMPTS = 10
-# Reservation and charge records answer retries for this long, then TTL removes them (the
-# ledger keeps the history). Grant records stay: they describe the grant.
-RECORD_TTL_SECONDS = 30 * 86400
 MAX_GRANT_SECONDS = 100 * 365 * 86400
 # A hold keeps a prefix of its request's digest: enough to tell a retry from another body,
 # and it keeps the hot wallet item small.
@@ -72,35 +70,11 @@ class Cost:
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
-    """What every write carries for idempotency: the client's key and the body's digest."""
-
-    request_hash: str
-    idempotency_key: str | None = None
-
-
 @dataclass(slots=True)
 class SweepReport:
     wallets: int = 0
     expired: int = 0
     failed: dict[str, str] = field(default_factory=dict)
-
-
-def _now_ms() -> int:
-    return int(clock.now_ts() * 1000)
-
-
-def _record_ttl() -> int:
-    return int(clock.now_ts()) + RECORD_TTL_SECONDS
-
-
-def _no_wallet(wallet_id: str) -> WalletNotFound:
-    return WalletNotFound(f"wallet {wallet_id!r} does not exist")
-
-
-def _key_reused() -> IdempotencyConflict:
-    return IdempotencyConflict("Idempotency-Key was used with another request body")
 
 
 def _insufficient(requested: Decimal, wallet: dict[str, Any]) -> InsufficientCredits:
@@ -112,117 +86,12 @@ def _insufficient(requested: Decimal, wallet: dict[str, Any]) -> InsufficientCre
     )
 
 
-def encode_cursor(sort_key: str) -> str:
-    return base64.urlsafe_b64encode(sort_key.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, prefix: str) -> str:
-    try:
-        sort_key = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        sort_key = ""
-    if not sort_key.startswith(prefix) or len(sort_key) > 64:
-        raise InvalidRequest([FieldProblem("cursor", "is not a cursor this list returned")])
-    return sort_key
-
-
-class Metering:
+class Metering(Billing):
     """The service. Holds a :class:`Store`; cheap to make, one per invocation is fine."""
 
     def __init__(self, store: Store | None = None, cat: Catalog | None = None) -> None:
         self.store = store or Store()
         self.catalog = cat or catalog()
-
-    # -- wallets ---------------------------------------------------------------------------
-
-    def put_wallet(
-        self, wallet_id: str, plan: str, allowance: Decimal | None = None
-    ) -> tuple[bool, WalletView]:
-        """Create the wallet with its plan's allowance (True) or change its plan (False)."""
-        allowance = self._allowance(plan, allowance)
-        item = self._new_wallet(wallet_id, plan, allowance)
-        try:
-            self.store.put_new(Put(item))
-            return True, items.wallet_view(item)
-        except WriteRejected:
-            pass
-        # It exists: change the plan. The new allowance applies from the next period.
-        try:
-            self.store.update(
-                Update(
-                    key=items.wallet_key(wallet_id),
-                    expression="SET #plan = :plan, allow_next = :allow REMOVE posts",
-                    condition="attribute_exists(pk)",
-                    names={"#plan": "plan"},
-                    values={":plan": plan, ":allow": allowance},
-                )
-            )
-        except WriteRejected as rejected:  # deleted in between: not something we do
-            raise _no_wallet(wallet_id) from rejected
-        return False, self.get_wallet(wallet_id)
-
-    def _new_wallet(self, wallet_id: str, plan: str, allowance: Decimal) -> dict[str, Any]:
-        start, end = domain.first_period(clock.now())
-        at = _now_ms()
-        buckets: list[Bucket] = []
-        posts: list[dict[str, Any]] = []
-        if allowance > 0:
-            bucket_id = f"monthly-{start:%Y%m%d}"
-            monthly = self.catalog.sources["monthly"].priority
-            buckets.append(
-                Bucket(bucket_id, "monthly", allowance, monthly, at, int(end.timestamp()))
-            )
-            posts.append(
-                items.posting(
-                    grant_id(bucket_id), "grant", allowance, "posted", at, source="monthly"
-                )
-            )
-        return {
-            **items.wallet_key(wallet_id),
-            "kind": "wallet",
-            "wallet_id": wallet_id,
-            "plan": plan,
-            "allow": allowance,
-            "ps": int(start.timestamp()),
-            "pe": int(end.timestamp()),
-            "bal": allowance,
-            "held": ZERO,
-            "avail": allowance,
-            "drawn": ZERO,
-            "used": ZERO,
-            "seq": len(posts),
-            "bver": 1,
-            "bk": [items.bucket_item(b) for b in buckets],
-            "hd": {},
-            "posts": posts,
-            "created": at,
-            "sweep_shard": items.sweep_shard(wallet_id),
-        }
-
-    def _allowance(self, plan: str, allowance: Decimal | None) -> Decimal:
-        if plan not in self.catalog.plans:
-            raise InvalidRequest([FieldProblem("plan", f"unknown plan {plan!r}")])
-        default = self.catalog.plans[plan]
-        if default is None:
-            if allowance is None:
-                raise InvalidRequest(
-                    [FieldProblem("allowance", f"required for the custom plan {plan!r}")]
-                )
-            return allowance
-        if allowance is not None:
-            raise InvalidRequest(
-                [FieldProblem("allowance", f"plan {plan!r} has a fixed allowance")]
-            )
-        return default
-
-    def get_wallet(self, wallet_id: str) -> WalletView:
-        return items.wallet_view(self._wallet_item(wallet_id))
-
-    def _wallet_item(self, wallet_id: str) -> dict[str, Any]:
-        item = self.store.get(items.wallet_key(wallet_id))
-        if item is None:
-            raise _no_wallet(wallet_id)
-        return item
 
     # -- reservations ----------------------------------------------------------------------
 
@@ -264,14 +133,15 @@ class Metering:
                 "sweep_shard = if_not_exists(sweep_shard, :shard) REMOVE posts"
             ),
             condition=(
-                "attribute_exists(pk) AND avail >= :c AND attribute_not_exists(hd.#k) "
-                "AND size(hd) < :max_open"
+                "attribute_exists(pk) AND (avail >= :c OR ovr = :overage) "
+                "AND attribute_not_exists(hd.#k) AND size(hd) < :max_open"
             ),
             names={"#k": key},
             values={
                 ":hold": hold,
                 ":c": credits,
                 ":max_open": self.catalog.max_open_holds,
+                ":overage": True,
                 ":sweep": sweep_at,
                 ":shard": items.sweep_shard(wallet_id),
             },
@@ -446,8 +316,8 @@ class Metering:
                 "SET bal = bal - :a, avail = avail - :a, drawn = drawn + :a, used = used + :a, "
                 "seq = seq + :one, posts = :posts"
             ),
-            condition="attribute_exists(pk) AND avail >= :a",
-            values={":a": amount, ":one": 1, ":posts": [post]},
+            condition="attribute_exists(pk) AND (avail >= :a OR ovr = :overage)",
+            values={":a": amount, ":one": 1, ":posts": [post], ":overage": True},
         )
         record = {
             **items.record_key(wallet_id, CHARGE_RECORD, key),
@@ -474,89 +344,6 @@ class Metering:
         credits = self.catalog.price(usage)
         self._wallet_item(wallet_id)
         return credits
-
-    def grant(
-        self,
-        wallet_id: str,
-        credits: Decimal,
-        source: str,
-        request: Request,
-        expires_at: datetime | None = None,
-        priority: int | None = None,
-    ) -> Granted:
-        if source not in self.catalog.sources:
-            raise InvalidRequest([FieldProblem("source", f"unknown source {source!r}")])
-        key = op_key(wallet_id, "grant", request.idempotency_key)
-        gid = grant_id(key)
-        record_key = items.record_key(wallet_id, GRANT_RECORD, key)
-        if expires_at is not None and not (
-            clock.now_ts() < expires_at.timestamp() <= clock.now_ts() + MAX_GRANT_SECONDS
-        ):
-            # A retry of a grant made before its credits expired still gets its first result.
-            first = self.store.get(record_key)
-            if first is not None:
-                return self._replay_grant(gid, first, request)
-            raise InvalidRequest(
-                [FieldProblem("expires_at", "must be in the future and within 100 years")]
-            )
-        prio = self.catalog.sources[source].priority if priority is None else priority
-        expires = None if expires_at is None else int(expires_at.timestamp())
-        for _ in range(_GRANT_ATTEMPTS):
-            wallet = self._wallet_item(wallet_id)
-            at = _now_ms()
-            rebased = domain.add_bucket(
-                items.buckets(wallet),
-                Decimal(wallet["drawn"]),
-                Bucket(gid, source, credits, prio, at, expires),
-                self.catalog,
-            )
-            wallet_update = Update(
-                key=items.wallet_key(wallet_id),
-                expression=(
-                    "SET bk = :bk, bver = bver + :one, drawn = drawn + :dd, bal = bal + :g, "
-                    "avail = avail + :g, seq = seq + :one, posts = :posts"
-                ),
-                condition="bver = :bver",
-                values={
-                    ":bk": [items.bucket_item(b) for b in rebased.buckets],
-                    ":one": 1,
-                    ":dd": rebased.drawn_delta,
-                    ":g": credits,
-                    ":posts": [items.posting(gid, "grant", credits, "posted", at, source=source)],
-                    ":bver": wallet["bver"],
-                },
-            )
-            record = {
-                **record_key,
-                "kind": "grant",
-                "rh": request.request_hash,
-                "credits": credits,
-                "src": source,
-                "pri": prio,
-                "exp": expires,
-                "at": at,
-            }
-            try:
-                self.store.transact(wallet_update, Put(record))
-                return Granted(gid, credits, source, prio, expires)
-            except WriteRejected as rejected:
-                if rejected.old[1] is not None:
-                    return self._replay_grant(gid, rejected.old[1], request)
-                # The bucket list changed under us (another grant): read again and retry.
-        raise Contention("the wallet's buckets kept changing; retry the request")
-
-    @staticmethod
-    def _replay_grant(gid: str, record: dict[str, Any], request: Request) -> Granted:
-        if record["rh"] != request.request_hash:
-            raise _key_reused()
-        exp = record.get("exp")
-        return Granted(
-            gid,
-            Decimal(record["credits"]),
-            record["src"],
-            int(record["pri"]),
-            None if exp is None else int(exp),
-        )
 
     # -- expiry ----------------------------------------------------------------------------
 

@@ -255,6 +255,19 @@ class Store:
             if requests:
                 raise Contention("ledger entries left unprocessed")
 
+    def set_fields(self, key: dict[str, str], fields: Mapping[str, Any]) -> None:
+        """Set attributes of an item, creating it if need be (idempotent: no condition)."""
+        names = {f"#f{i}": name for i, name in enumerate(fields)}
+        values = {f":f{i}": value for i, value in enumerate(fields.values())}
+        self.client.update_item(
+            TableName=self.table,
+            Key=to_item(key),
+            UpdateExpression="SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(fields))),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=_values(values),
+            ReturnConsumedCapacity="TOTAL",
+        )
+
 
 def _busy(err: Exception) -> bool:
     """Refused only because the item was busy (conflict or throttling), not by a condition."""
