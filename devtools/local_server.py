@@ -9,6 +9,10 @@
   table's stream to ``ledger_projector.app.handler``.
 * Schedule: ``hold_sweeper.app.handler`` runs every ``LOCAL_SWEEP_SECONDS``
   (default 60, as in the cloud; 0 turns it off) with the schedule's input.
+* Resets: ``monthly_reset.app.dispatch`` runs every ``LOCAL_RESET_SECONDS``
+  (default 60; every 5 minutes in the cloud; 0 turns it off). What it sends to
+  the reset queue is handed straight to ``monthly_reset.app.handler`` as an SQS
+  batch event (:class:`LocalResetQueue` stands in for SQS).
 
 Environment: ``PORT`` (default 3000), ``HOST`` (default 127.0.0.1). The
 environment of the functions (TABLE_NAME, Powertools settings, ...) is set from
@@ -411,6 +415,59 @@ class Schedule:
                 traceback.print_exc()
 
 
+LOCAL_RESET_QUEUE_URL = "https://sqs.local/credit-meter-reset-queue"
+
+
+class LocalResetQueue:
+    """Stands in for the reset queue's SQS client: each batch the dispatcher sends becomes an
+    SQS event for the reset worker, invoked at once. Records the worker reports as failed are
+    printed; the wallets stay due, so the next dispatch queues them again."""
+
+    def __init__(self, worker: Handler) -> None:
+        self.worker = worker
+
+    def send_message_batch(
+        self,
+        QueueUrl: str,  # SQS's own argument names
+        Entries: list[dict[str, Any]],
+    ) -> dict[str, Any]:
+        now_ms = str(int(time.time() * 1000))
+        records = [
+            {
+                "messageId": str(uuid.uuid4()),
+                "receiptHandle": uuid.uuid4().hex,
+                "body": entry["MessageBody"],
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": now_ms,
+                    "SenderId": "local",
+                    "ApproximateFirstReceiveTimestamp": now_ms,
+                },
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:credit-meter-reset-queue",
+                "awsRegion": "us-east-1",
+            }
+            for entry in Entries
+        ]
+        response = self.worker(
+            {"Records": records}, FakeLambdaContext(function_name="credit-meter-monthly-reset")
+        )
+        for failure in (response or {}).get("batchItemFailures", []):
+            print(f"reset worker: record {failure['itemIdentifier']} failed", flush=True)
+        return {"Successful": [{"Id": e["Id"]} for e in Entries], "Failed": []}
+
+
+def _reset_dispatcher() -> Handler:
+    """The real dispatcher, its SQS client replaced by :class:`LocalResetQueue`."""
+    module = importlib.import_module("monthly_reset.app")
+    os.environ["RESET_QUEUE_URL"] = LOCAL_RESET_QUEUE_URL
+    vars(module)["_sqs"] = LocalResetQueue(module.handler)  # what sqs_client() hands out
+    dispatch: Handler = module.dispatch
+    return dispatch
+
+
 @contextlib.contextmanager
 def local_stack(
     *,
@@ -422,10 +479,12 @@ def local_stack(
     port: int = 3000,
     pump: bool = True,
     sweep_seconds: float | None = None,
+    reset_seconds: float | None = None,
 ) -> Iterator[tuple[ThreadingHTTPServer, Backend]]:
-    """Backend + table + stream pump + hold sweeper schedule + (not yet serving) HTTP server;
-    tears all down. ``sweep_seconds`` (default ``$LOCAL_SWEEP_SECONDS`` or 60; 0 turns it off)
-    is how often the hold sweeper runs.
+    """Backend + table + stream pump + schedules + (not yet serving) HTTP server; tears all
+    down. ``sweep_seconds`` / ``reset_seconds`` (default ``$LOCAL_SWEEP_SECONDS`` /
+    ``$LOCAL_RESET_SECONDS`` or 60; 0 turns one off) are how often the hold sweeper and the
+    reset dispatcher run.
 
     Handlers default to ``metering_api.app.handler`` / ``ledger_projector.app.handler``,
     imported after the environment is configured.
@@ -435,10 +494,12 @@ def local_stack(
     saved_environ = dict(os.environ)
     store = start_backend(backend)
     stream_pump: StreamPump | None = None
-    sweeper: Schedule | None = None
+    schedules: list[Schedule] = []
     server: ThreadingHTTPServer | None = None
     if sweep_seconds is None:
         sweep_seconds = float(os.environ.get("LOCAL_SWEEP_SECONDS") or 60)
+    if reset_seconds is None:
+        reset_seconds = float(os.environ.get("LOCAL_RESET_SECONDS") or 60)
     try:
         configure_environment(store.endpoint, table_name)
         description = table.create_table(ddb_local.client(store.endpoint), table_name)
@@ -452,21 +513,33 @@ def local_stack(
             )
             stream_pump.start()
         if sweep_seconds > 0:
-            sweeper = Schedule(
-                _load_handler("hold_sweeper.app"),
-                sweep_seconds,
-                "sweep-holds",
-                "credit-meter-hold-sweeper",
+            schedules.append(
+                Schedule(
+                    _load_handler("hold_sweeper.app"),
+                    sweep_seconds,
+                    "sweep-holds",
+                    "credit-meter-hold-sweeper",
+                )
             )
-            sweeper.start()
+        if reset_seconds > 0:
+            schedules.append(
+                Schedule(
+                    _reset_dispatcher(),
+                    reset_seconds,
+                    "monthly-reset",
+                    "credit-meter-reset-dispatcher",
+                )
+            )
+        for schedule in schedules:
+            schedule.start()
         emulator = ApiGatewayEmulator(api_handler, routes_from_template())
         server = make_http_server(emulator, host, port)
         yield server, store
     finally:
         if server is not None:
             server.server_close()
-        if sweeper is not None:
-            sweeper.stop()
+        for schedule in schedules:
+            schedule.stop()
         if stream_pump is not None:
             stream_pump.stop()
         store.stop()
@@ -508,6 +581,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_stream:
             print("Stream:  ledger_projector.app.handler fed from the table's stream", flush=True)
         print("Sweeper: hold_sweeper.app.handler on its schedule", flush=True)
+        print("Resets:  monthly_reset.app.dispatch -> handler on their schedule", flush=True)
         print(f"Credit Meter API listening on http://{host}:{port}  (Ctrl-C to stop)", flush=True)
         server.serve_forever(poll_interval=0.25)
     print("Stopped.", flush=True)

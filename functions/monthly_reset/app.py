@@ -95,9 +95,8 @@ def dispatch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     failed = queue_wallets(due, event.get("scheduled_time")) if due else []
     metrics.add_metric(name="WalletsDue", unit=MetricUnit.Count, value=len(due))
     summary = {"due": len(due), "queued": len(due) - len(failed)}
-    logger.info(
-        "reset dispatch done", extra={"scheduled_time": event.get("scheduled_time"), **summary}
-    )
+    log = logger.info if due else logger.debug
+    log("reset dispatch done", extra={"scheduled_time": event.get("scheduled_time"), **summary})
     if failed:
         raise DispatchIncomplete(f"{len(failed)} wallets not queued: {failed[:20]}")
     return summary
