@@ -284,9 +284,9 @@ class Billing:
                 self.store.update(
                     Update(
                         key=items.wallet_key(wallet_id),
-                        expression="REMOVE pn, pa, posts",
+                        expression="SET bver = bver + :one REMOVE pn, pa, posts",
                         condition="bver = :bver",
-                        values=guard,
+                        values={**guard, ":one": 1},
                     )
                 )
             return
@@ -294,9 +294,11 @@ class Billing:
             self.store.update(
                 Update(
                     key=items.wallet_key(wallet_id),
-                    expression="SET pn = :plan, pa = :allow REMOVE posts",
+                    # bver moves too: a reset that read the wallet before this change must
+                    # read it again, or it would start the next period on the old plan.
+                    expression="SET pn = :plan, pa = :allow, bver = bver + :one REMOVE posts",
                     condition="bver = :bver",
-                    values={**guard, ":plan": terms.name, ":allow": allow},
+                    values={**guard, ":plan": terms.name, ":allow": allow, ":one": 1},
                 )
             )
             return
@@ -525,7 +527,7 @@ class Billing:
             gid = grant_id(at, wallet_id, op, key)
             expires = None if expires_at is None else int(expires_at.timestamp())
             if expires is None and source == "purchase" and self._purchases_expire(wallet):
-                expires = int(wallet["pe"])
+                expires = self._period_end(wallet)
             bucket = Bucket(gid, source, credits, prio, at, expires)
             rebased = domain.add_bucket(
                 items.buckets(wallet), Decimal(wallet["drawn"]), bucket, self.catalog
@@ -556,6 +558,13 @@ class Billing:
                     return self._replay_grant(rejected.old[1], request)
                 # The bucket list changed under us (another grant): read again and retry.
         raise Contention("the wallet's buckets kept changing; retry the request")
+
+    @staticmethod
+    def _period_end(wallet: dict[str, Any]) -> int:
+        """The end of the period the wallet is in now — also in the minutes between a period's
+        end and its reset, when the stored one is already past."""
+        pe, now = int(wallet["pe"]), int(clock.now_ts())
+        return pe if pe > now else domain.period_at(pe, int(wallet.get("anc", 1)), now)[1]
 
     def _purchases_expire(self, wallet: dict[str, Any]) -> bool:
         plan = self.catalog.plans.get(wallet["plan"])
@@ -640,12 +649,12 @@ class Billing:
                 self.store.update(_bucket_update(wallet_id, wallet, change))
             except WriteRejected as rejected:
                 old = rejected.old[0]
-                if old is not None and old["bver"] == wallet["bver"]:
+                if old is not None and Decimal(old["avail"]) < voided.amount:
                     raise Conflict(
                         f"grant {gid}: its credits are held by open reservations",
                         code="grant-in-use",
                     ) from None
-                continue
+                continue  # drawn from meanwhile, or the buckets changed: look again
             return Voided(gid, voided.amount)
         raise Contention("the wallet kept changing; retry the request")
 

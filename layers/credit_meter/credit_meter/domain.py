@@ -167,7 +167,8 @@ def add_bucket(buckets: list[Bucket], drawn: Decimal, new: Bucket, catalog: Cata
     repaid = min(owed, new.amount)
     kept = [_materialise(v) for v in remaining(buckets, drawn) if v.remaining > 0]
     if new.amount - repaid > 0:
-        kept.append(replace(new, amount=new.amount - repaid))
+        granted = new.amount if repaid > 0 else None  # part of it went to repay: "used"
+        kept.append(replace(new, amount=new.amount - repaid, granted=granted))
     kept.sort(key=lambda b: burn_key(b, catalog))
     return Rebased(buckets=kept, drawn_delta=(owed - repaid) - drawn, repaid=repaid)
 
