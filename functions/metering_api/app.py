@@ -11,7 +11,7 @@ import base64
 import binascii
 import re
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -70,6 +70,9 @@ from credit_meter.http_input import json_object
 from credit_meter.ids import GRANT_ID
 from credit_meter.service import Metering, Request
 
+if TYPE_CHECKING:
+    from credit_meter.billing import Billing
+
 logger = Logger()
 metrics = Metrics()
 app = APIGatewayHttpResolver()
@@ -80,6 +83,14 @@ _KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
 def _service() -> Metering:
     return Metering()
+
+
+def _billing() -> Billing:
+    """Plans, periods and grants: imported on first use, so the metering routes' cold start
+    does not pay for them."""
+    from credit_meter.billing import Billing
+
+    return Billing()
 
 
 def _wallet(wallet_id: str) -> str:
@@ -129,7 +140,7 @@ def _charged(credits: Decimal, replayed: bool) -> None:
 @app.put("/v1/wallets/<wallet_id>")
 def put_wallet(wallet_id: str) -> Response[Any]:
     body = _body(WalletIn)
-    created, view = _service().put_wallet(
+    created, view = _billing().put_wallet(
         _wallet(wallet_id), body.plan, body.allowance, body.anchor_day
     )
     return _json(201 if created else 200, WalletOut.of(view))
@@ -190,7 +201,7 @@ def quote(wallet_id: str) -> Response[Any]:
 @app.post("/v1/wallets/<wallet_id>/grants")
 def grant(wallet_id: str) -> Response[Any]:
     body = _body(GrantIn)
-    granted = _service().grant(
+    granted = _billing().grant(
         _wallet(wallet_id),
         body.credits,
         body.source,
@@ -204,7 +215,7 @@ def grant(wallet_id: str) -> Response[Any]:
 @app.get("/v1/wallets/<wallet_id>/grants")
 def grants(wallet_id: str) -> Response[Any]:
     query = GrantsQuery.model_validate(app.current_event.query_string_parameters or {})
-    lines, cursor = _service().grants(_wallet(wallet_id), query.limit, query.cursor)
+    lines, cursor = _billing().grants(_wallet(wallet_id), query.limit, query.cursor)
     return _json(200, GrantsOut(items=[GrantLineOut.of(g) for g in lines], next_cursor=cursor))
 
 
@@ -213,13 +224,13 @@ def void_grant(wallet_id: str, grant_id: str) -> Response[Any]:
     _body(VoidIn, optional=True)
     if not GRANT_ID.fullmatch(grant_id):
         raise GrantNotFound(f"grant {grant_id!r} does not exist")
-    return _json(200, VoidOut.of(_service().void_grant(_wallet(wallet_id), grant_id)))
+    return _json(200, VoidOut.of(_billing().void_grant(_wallet(wallet_id), grant_id)))
 
 
 @app.post("/v1/wallets/<wallet_id>/adjustments")
 def adjust(wallet_id: str) -> Response[Any]:
     body = _body(AdjustmentIn)
-    done = _service().adjust(
+    done = _billing().adjust(
         _wallet(wallet_id), body.credits, body.reason, _request(body, "adjust")
     )
     return _json(201, AdjustmentOut.of(done))
@@ -228,7 +239,7 @@ def adjust(wallet_id: str) -> Response[Any]:
 @app.post("/v1/wallets/<wallet_id>/transfers")
 def transfer(wallet_id: str) -> Response[Any]:
     body = _body(TransferIn)
-    done = _service().transfer(
+    done = _billing().transfer(
         _wallet(wallet_id),
         body.to_wallet_id,
         body.credits,
@@ -241,21 +252,21 @@ def transfer(wallet_id: str) -> Response[Any]:
 @app.post("/v1/promo-codes")
 def create_promo_code() -> Response[Any]:
     body = _body(PromoCodeIn)
-    created, promo = _service().create_promo(body.promo())
+    created, promo = _billing().create_promo(body.promo())
     return _json(201 if created else 200, PromoCodeOut.of(promo))
 
 
 @app.post("/v1/wallets/<wallet_id>/redeem")
 def redeem(wallet_id: str) -> Response[Any]:
     body = _body(RedeemIn)
-    granted = _service().redeem(_wallet(wallet_id), body.code, _request(body, "redeem"))
+    granted = _billing().redeem(_wallet(wallet_id), body.code, _request(body, "redeem"))
     return _json(201, GrantOut.of(granted))
 
 
 @app.post("/v1/wallets/<wallet_id>/referral")
 def referral(wallet_id: str) -> Response[Any]:
     body = _body(ReferralIn)
-    return _json(201, ReferralOut.of(_service().refer(_wallet(wallet_id), body.referrer_wallet_id)))
+    return _json(201, ReferralOut.of(_billing().refer(_wallet(wallet_id), body.referrer_wallet_id)))
 
 
 @app.get("/v1/wallets/<wallet_id>/transactions")

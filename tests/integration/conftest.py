@@ -4,7 +4,7 @@ from ``tests/conftest.py``).
 
 * ``meter_table`` — a fresh table with the environment the functions read (``TABLE_NAME``, the
   DynamoDB Local endpoints, Powertools settings) and a fresh store client.
-* ``metering`` — :class:`credit_meter.service.Metering` on that table.
+* ``metering`` — :class:`credit_meter.billing.Billing` (the whole service) on that table.
 * ``api`` — calls ``metering_api.app.handler`` in this process: ``api(method, path, body,
   headers, query) -> (status, json)``.
 * ``ledger`` — a :class:`Ledger`: drains the table's stream through
@@ -31,8 +31,8 @@ import pytest
 
 from credit_meter import domain, store
 from credit_meter import items as stored
+from credit_meter.billing import Billing
 from credit_meter.catalog import catalog
-from credit_meter.service import Metering
 from devtools import table
 from devtools.apigw import FakeContext, http_event
 from devtools.stream_pump import StreamPump
@@ -73,8 +73,8 @@ def meter_table(
 
 
 @pytest.fixture
-def metering(meter_table: str) -> Metering:
-    service = Metering()
+def metering(meter_table: str) -> Billing:
+    service = Billing()
     service.store.client  # noqa: B018 - make the shared client now, not from many threads
     return service
 

@@ -1,4 +1,4 @@
-"""A Hypothesis state machine drives the real data layer (``Metering`` on DynamoDB Local)
+"""A Hypothesis state machine drives the real data layer (``Billing`` on DynamoDB Local)
 against a model in plain Python: balance, holds, buckets in burn-down order, overdraft, and
 the ledger every accepted operation should leave behind (DESIGN §2).
 
@@ -26,9 +26,10 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from credit_meter.billing import Billing
 from credit_meter.catalog import UsageLine
 from credit_meter.errors import Conflict, IdempotencyConflict, InsufficientCredits
-from credit_meter.service import Cost, Metering, Request
+from credit_meter.service import Cost, Request
 
 pytestmark = pytest.mark.integration
 
@@ -128,7 +129,7 @@ def _price(lines: list[tuple[tuple[str, str | None], int]]) -> Decimal:
 
 
 class LedgerMachine(RuleBasedStateMachine):
-    service: Metering
+    service: Billing
     ledger: Any
 
     def __init__(self) -> None:
@@ -397,7 +398,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 assert (entry.get("feature"), entry.get("member_id")) == (hold.feature, hold.member)
 
 
-def test_the_data_layer_behaves_like_the_model(metering: Metering, ledger: Any) -> None:
+def test_the_data_layer_behaves_like_the_model(metering: Billing, ledger: Any) -> None:
     LedgerMachine.service = metering
     LedgerMachine.ledger = ledger
     run_state_machine_as_test(

@@ -17,8 +17,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from credit_meter import store
+from credit_meter.billing import Billing
 from credit_meter.errors import Contention, InsufficientCredits
-from credit_meter.service import Cost, Metering, Request
+from credit_meter.service import Cost, Request
 from credit_meter.store import Store
 
 pytestmark = pytest.mark.integration
@@ -116,20 +117,20 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return slept
 
 
-def _wallet(metering: Metering, credits: str = "20") -> str:
+def _wallet(metering: Billing, credits: str = "20") -> str:
     wid = f"conflict-{uuid.uuid4().hex[:10]}"
     metering.put_wallet(wid, "enterprise", Decimal(credits))
     return wid
 
 
-def _flaky(real_client: Any, meter_table: str, conflicts: int) -> tuple[Metering, Any]:
+def _flaky(real_client: Any, meter_table: str, conflicts: int) -> tuple[Billing, Any]:
     client = ConflictingClient(real_client, conflicts)
-    return Metering(Store(meter_table, client=client)), client
+    return Billing(Store(meter_table, client=client)), client
 
 
 # Each operation that writes with a transaction, prepared on a fresh wallet; run(service)
 # performs it once and returns its result.
-def _operations(metering: Metering, wid: str) -> dict[str, Any]:
+def _operations(metering: Billing, wid: str) -> dict[str, Any]:
     held = metering.reserve(wid, Cost(Decimal(5)), Request("r"), "chat", "alice")
     return {
         "reserve": lambda s: s.reserve(wid, Cost(Decimal(3)), Request("r2", "k-1"), "chat"),
@@ -155,7 +156,7 @@ _EFFECT = {
 def test_conflicts_are_retried_and_the_operation_happens_once(
     op: str,
     conflicts: int,
-    metering: Metering,
+    metering: Billing,
     real_client: Any,
     meter_table: str,
     ledger: Any,
@@ -183,7 +184,7 @@ def test_conflicts_are_retried_and_the_operation_happens_once(
 @pytest.mark.parametrize("op", sorted(_EFFECT))
 def test_endless_conflicts_raise_contention_and_write_nothing(
     op: str,
-    metering: Metering,
+    metering: Billing,
     real_client: Any,
     meter_table: str,
     ledger: Any,
@@ -204,7 +205,7 @@ def test_endless_conflicts_raise_contention_and_write_nothing(
 
 
 def test_a_real_condition_failure_after_conflicts_is_not_retried_further(
-    metering: Metering,
+    metering: Billing,
     real_client: Any,
     meter_table: str,
     sleeps: list[float],

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from credit_meter import clock, items, service
+from credit_meter.billing import Billing
 from credit_meter.errors import Conflict
 from credit_meter.service import SWEEP_REVISIT_SECONDS, Cost, Metering, Request
 from credit_meter.store import Store, from_item
@@ -400,7 +401,7 @@ def test_sweep_at_never_runs_more_than_a_minute_ahead(now: Clock) -> None:
     after each step the wallet's ``sweep_at`` is at most a minute ahead of now and of every
     open hold's expiry, and a sweep leaves no hold more than a minute past its expiry."""
     rng = random.Random(20260131)
-    metering = Metering()
+    metering = Billing()
     metering.put_wallet(WID, "enterprise", Decimal(10_000))
     open_holds: list[str] = []
     for step in range(30):

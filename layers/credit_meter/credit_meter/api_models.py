@@ -10,7 +10,7 @@ import hashlib
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -25,20 +25,13 @@ from pydantic import (
 )
 
 from credit_meter import clock
-from credit_meter.billing import Adjusted, PromoCode, Referred, Transferred, Voided
 from credit_meter.catalog import Catalog, Plan, UsageLine
-from credit_meter.domain import (
-    BucketView,
-    Charge,
-    Ended,
-    Entry,
-    Granted,
-    GrantLine,
-    Reservation,
-    WalletView,
-)
+from credit_meter.domain import BucketView, Charge, Ended, Entry, Granted, Reservation, WalletView
 from credit_meter.money import AmountError, fmt, parse_amount
 from credit_meter.service import Cost
+
+if TYPE_CHECKING:  # imported by the routes that use them, not on the hot path's cold start
+    from credit_meter.billing import Adjusted, GrantLine, PromoCode, Referred, Transferred, Voided
 
 _AMOUNT_SCHEMA = {
     "oneOf": [
@@ -242,6 +235,8 @@ class PromoCodeIn(RequestBody):
         return self
 
     def promo(self) -> PromoCode:
+        from credit_meter.billing import PromoCode
+
         def ts(moment: datetime | None) -> int | None:
             return None if moment is None else int(moment.timestamp())
 

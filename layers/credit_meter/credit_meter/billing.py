@@ -17,8 +17,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from credit_meter import clock, domain, items
-from credit_meter.catalog import Catalog, Plan
+from credit_meter import clock, domain, items, lifecycle
+from credit_meter.catalog import Plan
 from credit_meter.common import (
     Request,
     decode_cursor,
@@ -28,7 +28,7 @@ from credit_meter.common import (
     now_ms,
     record_ttl,
 )
-from credit_meter.domain import Bucket, Granted, GrantLine, Posting, Rolled, WalletView
+from credit_meter.domain import Bucket, Granted, WalletView
 from credit_meter.errors import (
     Conflict,
     Contention,
@@ -41,8 +41,10 @@ from credit_meter.errors import (
 )
 from credit_meter.ids import grant_id, op_key
 from credit_meter.items import ADJUSTMENT_RECORD, GRANT_RECORD, PROMO_RECORD, TRANSFER_RECORD
+from credit_meter.lifecycle import Posting, Rolled
 from credit_meter.money import ZERO, fmt
-from credit_meter.store import Put, Store, Update, WriteRejected
+from credit_meter.service import Metering
+from credit_meter.store import Put, Update, WriteRejected
 
 _ATTEMPTS = 10
 MAX_GRANT_SECONDS = 100 * 365 * 86400
@@ -50,6 +52,20 @@ DAY = 86400
 # Grants that follow the plan and cannot be voided: the allowance, and purchases (paid for:
 # taken back only by a refund).
 _NOT_VOIDABLE = ("monthly", "rollover", "purchase")
+
+
+@dataclass(frozen=True, slots=True)
+class GrantLine:
+    """One grant as the grants list shows it."""
+
+    grant_id: str
+    source: str
+    credits: Decimal
+    remaining: Decimal
+    status: str  # active, used, expired, voided
+    granted_at: int  # epoch milliseconds
+    expires_at: int | None
+    reason: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +147,7 @@ def _bucket_update(wallet_id: str, wallet: dict[str, Any], change: _BucketChange
         ":g": change.balance_delta,
         ":n": len(change.posts),
         ":posts": change.posts,
-        ":due": domain.due_at(change.buckets, change.period_end),
+        ":due": lifecycle.due_at(change.buckets, change.period_end),
         ":dsh": items.due_shard(wallet_id),
         ":bver": wallet["bver"],
         **{f":s{i}": value for i, value in enumerate(change.sets.values())},
@@ -189,17 +205,9 @@ def _grant_record(record: dict[str, Any]) -> Granted:
     )
 
 
-class Billing:
-    """Mixed into :class:`credit_meter.service.Metering`; needs its ``store`` and ``catalog``."""
-
-    store: Store
-    catalog: Catalog
-
-    def _wallet_item(self, wallet_id: str) -> dict[str, Any]:
-        item = self.store.get(items.wallet_key(wallet_id))
-        if item is None:
-            raise no_wallet(wallet_id)
-        return item
+class Billing(Metering):
+    """The metering service plus everything that changes a wallet's buckets. The metering API
+    imports this module only for the routes that need it (its cold start stays small)."""
 
     # -- plans -------------------------------------------------------------------------------
 
@@ -219,7 +227,7 @@ class Billing:
             )
         return terms, terms.allowance
 
-    def _terms_of(self, wallet: dict[str, Any]) -> domain.Terms:
+    def _terms_of(self, wallet: dict[str, Any]) -> lifecycle.Terms:
         """The plan of the current period and of the next (a catalog edit applies at reset)."""
         allow = Decimal(wallet["allow"])
         plan = self.catalog.plans.get(wallet["plan"]) or Plan(wallet["plan"], allow)
@@ -229,7 +237,7 @@ class Billing:
         else:
             next_plan = plan
             next_allowance = allow if plan.allowance is None else plan.allowance
-        return domain.Terms(
+        return lifecycle.Terms(
             wallet_id=wallet["wallet_id"],
             period_end=int(wallet["pe"]),
             anchor_day=int(wallet.get("anc", 1)),
@@ -270,9 +278,6 @@ class Billing:
                 continue  # the buckets changed meanwhile: read again
             return False, self.get_wallet(wallet_id)
         raise Contention("the wallet kept changing; retry the request")
-
-    def get_wallet(self, wallet_id: str) -> WalletView:
-        return items.wallet_view(self._wallet_item(wallet_id))
 
     def _change_plan(
         self, wallet_id: str, wallet: dict[str, Any], terms: Plan, allow: Decimal
@@ -359,7 +364,7 @@ class Billing:
             "hd": {},
             "posts": posts,
             "created": at,
-            "due_at": domain.due_at(buckets, pe),
+            "due_at": lifecycle.due_at(buckets, pe),
             "due_shard": items.due_shard(wallet_id),
         }
         if terms.overage:
@@ -379,14 +384,14 @@ class Billing:
 
     def advance(self, wallet_id: str) -> Advanced:
         """Bring one wallet up to now: expire what is past its expiry and, when its period has
-        ended, start the next one (domain.roll). One conditional write; safe to run twice or
+        ended, start the next one (lifecycle.roll). One conditional write; safe to run twice or
         concurrently — the second finds nothing left to do."""
         for _ in range(_ATTEMPTS):
             wallet = self.store.get(items.wallet_key(wallet_id))
             if wallet is None:
                 return Advanced(wallet_id, False, ZERO, ZERO)
             now = int(clock.now_ts())
-            rolled = domain.roll(
+            rolled = lifecycle.roll(
                 items.buckets(wallet),
                 Decimal(wallet["drawn"]),
                 now,
@@ -564,7 +569,7 @@ class Billing:
         """The end of the period the wallet is in now — also in the minutes between a period's
         end and its reset, when the stored one is already past."""
         pe, now = int(wallet["pe"]), int(clock.now_ts())
-        return pe if pe > now else domain.period_at(pe, int(wallet.get("anc", 1)), now)[1]
+        return pe if pe > now else lifecycle.period_at(pe, int(wallet.get("anc", 1)), now)[1]
 
     def _purchases_expire(self, wallet: dict[str, Any]) -> bool:
         plan = self.catalog.plans.get(wallet["plan"])
@@ -623,7 +628,7 @@ class Billing:
                 raise Conflict(
                     f"{bucket.source} credits cannot be voided", code="grant-not-voidable"
                 )
-            voided = domain.void(buckets, Decimal(wallet["drawn"]), gid)
+            voided = lifecycle.void(buckets, Decimal(wallet["drawn"]), gid)
             if voided is None:
                 raise Conflict(f"grant {gid} has been used in part", code="grant-in-use")
             at = now_ms()

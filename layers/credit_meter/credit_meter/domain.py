@@ -14,8 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from credit_meter.catalog import Catalog, Plan
-from credit_meter.ids import grant_id
+from credit_meter.catalog import Catalog
 from credit_meter.money import ZERO
 
 NEVER = float("inf")
@@ -98,20 +97,6 @@ class Granted:
 
 
 @dataclass(frozen=True, slots=True)
-class GrantLine:
-    """One grant as the grants list shows it."""
-
-    grant_id: str
-    source: str
-    credits: Decimal
-    remaining: Decimal
-    status: str  # active, used, expired, voided
-    granted_at: int  # epoch milliseconds
-    expires_at: int | None
-    reason: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class Entry:
     transaction_id: str
     type: str
@@ -165,7 +150,7 @@ def add_bucket(buckets: list[Bucket], drawn: Decimal, new: Bucket, catalog: Cata
     """
     owed = deficit(buckets, drawn)
     repaid = min(owed, new.amount)
-    kept = [_materialise(v) for v in remaining(buckets, drawn) if v.remaining > 0]
+    kept = [materialise(v) for v in remaining(buckets, drawn) if v.remaining > 0]
     if new.amount - repaid > 0:
         granted = new.amount if repaid > 0 else None  # part of it went to repay: "used"
         kept.append(replace(new, amount=new.amount - repaid, granted=granted))
@@ -173,16 +158,14 @@ def add_bucket(buckets: list[Bucket], drawn: Decimal, new: Bucket, catalog: Cata
     return Rebased(buckets=kept, drawn_delta=(owed - repaid) - drawn, repaid=repaid)
 
 
-def _materialise(view: BucketView) -> Bucket:
+def materialise(view: BucketView) -> Bucket:
     """The bucket rebuilt with what it has left, remembering what it was granted."""
     b = view.bucket
     granted = b.original if view.remaining != b.original else None
     return replace(b, amount=view.remaining, granted=granted)
 
 
-# -- periods and resets --------------------------------------------------------------------
-
-ALLOWANCE_SOURCES = ("monthly", "rollover")
+# -- periods --------------------------------------------------------------------------------
 
 
 def add_month(moment: datetime, anchor_day: int) -> datetime:
@@ -206,145 +189,3 @@ def first_period(created: datetime, anchor_day: int | None = None) -> tuple[date
             year=year, month=month, day=min(anchor_day, calendar.monthrange(year, month)[1])
         )
     return start, add_month(start, anchor_day)
-
-
-def period_at(period_end: int, anchor_day: int, now: int) -> tuple[int, int]:
-    """The period (start, end) that contains ``now``, walking on from a period ending at
-    ``period_end`` (periods missed entirely — the wallet was not reset — are skipped)."""
-    start = datetime.fromtimestamp(period_end, tz=UTC)
-    end = add_month(start, anchor_day)
-    while int(end.timestamp()) <= now:
-        start, end = end, add_month(end, anchor_day)
-    return int(start.timestamp()), int(end.timestamp())
-
-
-@dataclass(frozen=True, slots=True)
-class Posting:
-    kind: str  # expire, grant, overage
-    credits: Decimal  # signed: what it adds to the balance
-    source: str
-    bucket_id: str | None = None
-    expires_at: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class NewPeriod:
-    start: int
-    end: int
-    plan: str
-    allowance: Decimal
-    overage: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Rolled:
-    """A wallet moved forward in time: expired buckets out, a new period's grants in."""
-
-    buckets: list[Bucket]
-    drawn_delta: Decimal
-    balance_delta: Decimal
-    postings: list[Posting]
-    period: NewPeriod | None
-    due_at: int
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.postings) or self.period is not None
-
-
-@dataclass(frozen=True, slots=True)
-class Terms:
-    """What the reset needs of a wallet beyond its buckets."""
-
-    wallet_id: str
-    period_end: int
-    anchor_day: int
-    plan: Plan  # the plan of the period that is ending
-    next_plan: Plan  # the plan of the next period (a pending downgrade, else the same)
-    next_allowance: Decimal
-
-
-def roll(buckets: list[Bucket], drawn: Decimal, now: int, terms: Terms, catalog: Catalog) -> Rolled:
-    """Move a wallet to ``now``: expire what is past its ``expires_at`` and, if its period has
-    ended, apply the plan's rollover and overage rules and grant the new period's allowance.
-
-    Holds are left alone: what they hold is charged to the period in which they commit.
-    """
-    views = remaining(buckets, drawn)
-    owed = deficit(buckets, drawn)
-    ends = now >= terms.period_end
-    kept: list[Bucket] = []
-    postings: list[Posting] = []
-    allowance_left = ZERO
-    for view in views:
-        b = view.bucket
-        if view.remaining <= 0:
-            continue
-        past = b.expires_at is not None and b.expires_at <= now
-        if past or (ends and b.source in ALLOWANCE_SOURCES):
-            postings.append(Posting("expire", -view.remaining, b.source, b.id))
-            if b.source in ALLOWANCE_SOURCES:
-                allowance_left += view.remaining
-        else:
-            kept.append(_materialise(view))
-    new_drawn = owed
-    period = None
-    if ends:
-        start, end = period_at(terms.period_end, terms.anchor_day, now)
-        start_ms = start * 1000
-        prio = catalog.sources["monthly"].priority
-        rolled = min(allowance_left, terms.plan.rollover_cap)
-        if rolled > 0:
-            gid = grant_id(start_ms, terms.wallet_id, "rollover", str(start))
-            kept.append(Bucket(gid, "rollover", rolled, prio, start_ms, end))
-            postings.append(Posting("grant", rolled, "rollover", gid, end))
-        if owed > 0 and terms.plan.overage:
-            postings.append(Posting("overage", owed, "overage"))
-            new_drawn = ZERO
-        if terms.next_allowance > 0:
-            gid = grant_id(start_ms, terms.wallet_id, "monthly", str(start))
-            kept.append(Bucket(gid, "monthly", terms.next_allowance, prio, start_ms, end))
-            postings.append(Posting("grant", terms.next_allowance, "monthly", gid, end))
-        period = NewPeriod(
-            start, end, terms.next_plan.name, terms.next_allowance, terms.next_plan.overage
-        )
-    kept.sort(key=lambda b: burn_key(b, catalog))
-    period_end = period.end if period else terms.period_end
-    return Rolled(
-        buckets=kept,
-        drawn_delta=new_drawn - drawn,
-        balance_delta=sum((p.credits for p in postings), ZERO),
-        postings=postings,
-        period=period,
-        due_at=due_at(kept, period_end),
-    )
-
-
-def due_at(buckets: list[Bucket], period_end: int) -> int:
-    """When the wallet next needs the reset job: its period's end or a bucket's expiry."""
-    expiries = [b.expires_at for b in buckets if b.expires_at is not None]
-    return min([period_end, *expiries])
-
-
-@dataclass(frozen=True, slots=True)
-class Voided:
-    buckets: list[Bucket]
-    amount: Decimal
-    drawn_before: Decimal  # the void is safe only while ``drawn`` has not passed this
-
-
-def void(buckets: list[Bucket], drawn: Decimal, bucket_id: str) -> Voided | None:
-    """Remove a grant nothing has been drawn from; None if it is gone or partly used.
-
-    Remainders are cumulative in burn order, so a bucket untouched by ``drawn`` lies wholly
-    after it: removing it changes no other bucket's remainder.
-    """
-    before = ZERO
-    for i, view in enumerate(remaining(buckets, drawn)):
-        b = view.bucket
-        if b.id == bucket_id:
-            if view.remaining != b.original or drawn > before:
-                return None
-            return Voided(buckets[:i] + buckets[i + 1 :], b.amount, before)
-        before += b.amount
-    return None

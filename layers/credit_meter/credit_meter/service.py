@@ -20,14 +20,13 @@ from decimal import Decimal
 from typing import Any
 
 from credit_meter import clock, items
-from credit_meter.billing import Billing
 from credit_meter.catalog import Catalog, UsageLine, catalog
 from credit_meter.common import Request, decode_cursor, encode_cursor
 from credit_meter.common import key_reused as _key_reused
 from credit_meter.common import no_wallet as _no_wallet
 from credit_meter.common import now_ms as _now_ms
 from credit_meter.common import record_ttl as _record_ttl
-from credit_meter.domain import Charge, Ended, Entry, Reservation
+from credit_meter.domain import Charge, Ended, Entry, Reservation, WalletView
 from credit_meter.errors import (
     Conflict,
     Contention,
@@ -86,12 +85,23 @@ def _insufficient(requested: Decimal, wallet: dict[str, Any]) -> InsufficientCre
     )
 
 
-class Metering(Billing):
-    """The service. Holds a :class:`Store`; cheap to make, one per invocation is fine."""
+class Metering:
+    """The metering service (the hot path, hold expiry, reads). Holds a :class:`Store`; cheap
+    to make, one per invocation is fine. :class:`credit_meter.billing.Billing` extends it with
+    plans, periods and grants."""
 
     def __init__(self, store: Store | None = None, cat: Catalog | None = None) -> None:
         self.store = store or Store()
         self.catalog = cat or catalog()
+
+    def get_wallet(self, wallet_id: str) -> WalletView:
+        return items.wallet_view(self._wallet_item(wallet_id))
+
+    def _wallet_item(self, wallet_id: str) -> dict[str, Any]:
+        item = self.store.get(items.wallet_key(wallet_id))
+        if item is None:
+            raise _no_wallet(wallet_id)
+        return item
 
     # -- reservations ----------------------------------------------------------------------
 
