@@ -32,6 +32,7 @@ CYCLES = int(os.environ.get("BENCH_CYCLES", "400"))
 CHARGES = int(os.environ.get("BENCH_CHARGES", "200"))
 IMPORT_RUNS = int(os.environ.get("BENCH_IMPORT_RUNS", "15"))
 THREADS = int(os.environ.get("BENCH_THREADS", "8"))
+RESETS = int(os.environ.get("BENCH_RESETS", "100"))
 
 
 # -- DynamoDB item size, as DynamoDB counts it ---------------------------------------------------
@@ -334,6 +335,8 @@ def run() -> dict[str, Any]:
             ExpressionAttributeValues={":pk": {"S": "W#bench"}, ":t": {"S": "T#"}},
         )["Count"]
 
+        resets = reset_cost(table_name)
+
     result = {
         "round_trips_per_event": round(plain["round_trips"], 3),
         "wru_per_event": round(plain["wru_reported"], 3),
@@ -351,10 +354,63 @@ def run() -> dict[str, Any]:
         "ledger_entries": entries,
         "ledger_seq": seq,
         "cycles": CYCLES,
+        **resets,
     }
     if entries != seq:
         print(f"ledger projection incomplete: {entries} entries for seq {seq}", file=sys.stderr)
     return result
+
+
+def reset_cost(table_name: str) -> dict[str, Any]:
+    """Monthly resets through the real worker handler (SQS batches of ten): DynamoDB round
+    trips per wallet reset and per dispatch, and the write units a reset costs."""
+    from monthly_reset.app import handler as reset_worker
+
+    from credit_meter import clock, store
+    from credit_meter.billing import Billing
+    from credit_meter.common import Request
+    from devtools.lambda_context import FakeLambdaContext
+
+    service = Billing()
+    wallets = [f"bench-reset-{i}" for i in range(RESETS)]
+    for i, wallet_id in enumerate(wallets):
+        service.put_wallet(wallet_id, "pro")
+        service.grant(wallet_id, Decimal(10), "promo", Request(f"r{i}"))
+    period_end = service.get_wallet(wallets[0]).period_end
+    clock.set_clock(lambda: period_end + 60.0)
+    try:
+        m = meter()
+        m.reset()
+        due = list(service.due_wallets())
+        dispatch_round_trips = m.calls
+        m.reset()
+        ctx = FakeLambdaContext(function_name="credit-meter-monthly-reset")
+        start = time.perf_counter()
+        for first in range(0, len(wallets), 10):
+            batch = [
+                {"messageId": str(n), "body": json.dumps({"wallet_id": w})}
+                for n, w in enumerate(wallets[first : first + 10])
+            ]
+            failures = reset_worker({"Records": batch}, ctx)["batchItemFailures"]
+            if failures:
+                raise RuntimeError(f"reset failures: {failures}")
+        elapsed = time.perf_counter() - start
+        after = store.dynamodb_client().get_item(
+            TableName=table_name, Key={"pk": {"S": f"W#{wallets[0]}"}, "sk": {"S": "W"}}
+        )["Item"]
+    finally:
+        clock.set_clock(None)
+    if sorted(due) != sorted(wallets):
+        print(f"due index listed {len(due)} of {len(wallets)} wallets", file=sys.stderr)
+    return {
+        "reset_round_trips_per_wallet": round(m.calls / len(wallets), 3),
+        "reset_wru_reported_per_wallet": round(m.wru_reported / len(wallets), 3),
+        # one UpdateItem of the wallet + the due index entry moved (a delete and a put)
+        "reset_wru_billed_per_wallet": billed_units(item_size(after), False) + 2,
+        "reset_ms_per_wallet": round(elapsed / len(wallets) * 1000, 2),
+        "reset_dispatch_round_trips": dispatch_round_trips,
+        "reset_wallets": len(wallets),
+    }
 
 
 if __name__ == "__main__":

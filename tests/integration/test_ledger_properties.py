@@ -40,7 +40,7 @@ NEVER = float("inf")
 # default priority of each source, the plans' allowances and some meters' prices.
 RANK = {"promo": 0, "welcome": 0, "referral": 0, "monthly": 1, "manual": 1, "purchase": 2}
 DEFAULT_PRIORITY = {"purchase": 20}
-PLANS = {"free": Decimal(50), "starter": Decimal(500)}
+PLANS = {"free": Decimal(50), "starter": Decimal(500), "pro": Decimal(2500)}
 PRICES = {  # (meter, model) -> credits per unit
     ("image_standard", None): Decimal(4),
     ("image_hd", None): Decimal(8),
@@ -92,6 +92,8 @@ class Model:
     used: Decimal = ZERO  # Σ debits (commits and charges)
     holds: dict[str, ModelHold] = field(default_factory=dict)
     postings: list[tuple[str, Decimal, str]] = field(default_factory=list)  # id, credits, st
+    plan: str = ""
+    allowance: Decimal = ZERO
 
     @property
     def balance(self) -> Decimal:
@@ -163,15 +165,51 @@ class LedgerMachine(RuleBasedStateMachine):
                     bucket["id"], "monthly", 10, int(bucket["exp"]), int(bucket["at"]), amount
                 )
             ]
-            self.model.postings.append((f"grt_{bucket['id']}", amount, "posted"))
+            self.model.postings.append((bucket["id"], amount, "posted"))
+        self.model.plan, self.model.allowance = plan, amount
         assert view.balance == amount
 
     @rule(plan=st.sampled_from(["free", "starter", "pro"]))
     def change_plan(self, plan: str) -> None:
-        """Changing the plan of an existing wallet moves no credits (it applies next period)."""
+        """An upgrade grants the difference in allowance at once (a ``monthly`` bucket ending
+        with the period, repaying an overdraft first); a downgrade waits for the next period."""
+        known = {b.id for b in self.model.buckets}
         created, view = self.service.put_wallet(self.wid, plan)
         assert not created
-        assert (view.plan, view.balance, view.held) == (plan, self.model.balance, self.model.held)
+        if PLANS[plan] > self.model.allowance:
+            added = [b for b in self.ledger.wallet_item(self.wid)["bk"] if b["id"] not in known]
+            difference = PLANS[plan] - self.model.allowance
+            bucket_id = added[0]["id"] if added else None  # none: all of it repaid a debt
+            stored = added[0] if added else {"exp": view.period_end, "at": 0}
+            self.model.credit(
+                ModelBucket(
+                    bucket_id or "repaid",
+                    "monthly",
+                    10,
+                    int(stored["exp"]),
+                    int(stored["at"]),
+                    difference,
+                )
+            )
+            posting = next(e for e in self._stream_grant_ids() if e not in self._posted_ids())
+            self.model.postings.append((posting, difference, "posted"))
+            self.model.plan, self.model.allowance = plan, PLANS[plan]
+            assert view.pending_plan is None
+        else:
+            expected_pending = None if plan == self.model.plan else plan
+            assert view.pending_plan == expected_pending
+        assert (view.plan, view.balance, view.held) == (
+            self.model.plan,
+            self.model.balance,
+            self.model.held,
+        )
+
+    def _posted_ids(self) -> set[str]:
+        return {p[0] for p in self.model.postings}
+
+    def _stream_grant_ids(self) -> list[str]:
+        """Grant ids the wallet's last write posted (its ``posts``)."""
+        return [p["id"] for p in self.ledger.wallet_item(self.wid).get("posts", [])]
 
     # -- reservations ----------------------------------------------------------------------
 
