@@ -294,7 +294,8 @@ def test_a_plan_change_meeting_a_transaction_in_flight_is_not_a_500(
 
     assert code != 500, body
     assert code == 200, body
-    assert (body["plan"], body["balance"]) == ("pro", "2500")  # an upgrade grants the difference now
+    # an upgrade grants the difference at once
+    assert (body["plan"], body["balance"]) == ("pro", "2500")
 
 
 def test_a_throttled_transaction_is_a_503_not_a_500(
