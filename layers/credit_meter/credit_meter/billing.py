@@ -40,7 +40,13 @@ from credit_meter.errors import (
     WalletNotFound,
 )
 from credit_meter.ids import grant_id, op_key
-from credit_meter.items import ADJUSTMENT_RECORD, GRANT_RECORD, PROMO_RECORD, TRANSFER_RECORD
+from credit_meter.items import (
+    ADJUSTMENT_RECORD,
+    GRANT_RECORD,
+    PROMO_RECORD,
+    TRANSFER_RECORD,
+    VOID_RECORD,
+)
 from credit_meter.lifecycle import Posting, Rolled
 from credit_meter.money import ZERO, fmt
 from credit_meter.service import Metering
@@ -394,6 +400,7 @@ class Billing(Metering):
             rolled = lifecycle.roll(
                 items.buckets(wallet),
                 Decimal(wallet["drawn"]),
+                Decimal(wallet["held"]),
                 now,
                 self._terms_of(wallet),
                 self.catalog,
@@ -424,11 +431,18 @@ class Billing(Metering):
                 )
             return
         at = now_ms()
-        posts = [self._roll_post(p, at) for p in rolled.postings]
+        posts = [self._roll_post(p, at, int(wallet["bver"])) for p in rolled.postings]
         sets: dict[str, Any] = {}
         removes: tuple[str, ...] = ()
         clauses: tuple[str, ...] = ()
+        condition = "pe = :pe"
         values: dict[str, Any] = {":pe": wallet["pe"]}
+        if rolled.balance_delta < 0:
+            # What is expired was computed from the wallet as read. A debit or hold that landed
+            # since may have used those very credits: then available would end below zero, so
+            # the write is refused and the wallet read again.
+            condition += " AND avail >= :floor"
+            values[":floor"] = -rolled.balance_delta
         period = rolled.period
         if period is not None:
             sets = {
@@ -452,13 +466,13 @@ class Billing(Metering):
             sets=sets,
             removes=removes,
             clauses=clauses,
-            condition="pe = :pe",
+            condition=condition,
             values=values,
         )
         self.store.update(_bucket_update(wallet_id, wallet, change))
 
     @staticmethod
-    def _roll_post(p: Posting, at: int) -> dict[str, Any]:
+    def _roll_post(p: Posting, at: int, version: int) -> dict[str, Any]:
         if p.kind == "grant":
             assert p.bucket_id is not None
             return items.posting(
@@ -473,8 +487,12 @@ class Billing(Metering):
             )
         if p.kind == "expire":
             assert p.bucket_id is not None
+            # A bucket kept in part for open holds expires in steps: a partial step's id also
+            # names the bucket-list version it was written at (one write per version); the
+            # step that empties the bucket has the plain id.
+            step = f"_{version}" if p.partial else ""
             return items.posting(
-                f"exp_{p.bucket_id.removeprefix('grt_')}",
+                f"exp_{p.bucket_id.removeprefix('grt_')}{step}",
                 "expire",
                 p.credits,
                 "posted",
@@ -650,9 +668,17 @@ class Billing(Metering):
                 condition="avail >= :amt AND drawn <= :before",
                 values={":amt": voided.amount, ":before": voided.drawn_before},
             )
+            record = {
+                **items.record_key(wallet_id, VOID_RECORD, gid),
+                "kind": "void",
+                "credits": voided.amount,
+                "at": at,
+            }
             try:
-                self.store.update(_bucket_update(wallet_id, wallet, change))
+                self.store.transact(_bucket_update(wallet_id, wallet, change), Put(record))
             except WriteRejected as rejected:
+                if rejected.old[1] is not None:  # voided meanwhile by a racing request
+                    return Voided(gid, Decimal(rejected.old[1]["credits"]))
                 old = rejected.old[0]
                 if old is not None and Decimal(old["avail"]) < voided.amount:
                     raise Conflict(
@@ -664,11 +690,12 @@ class Billing(Metering):
         raise Contention("the wallet kept changing; retry the request")
 
     def _explain_void(self, wallet_id: str, gid: str) -> Voided:
+        voided = self.store.get(items.record_key(wallet_id, VOID_RECORD, gid))
+        if voided is not None:  # a retry: the same answer
+            return Voided(gid, Decimal(voided["credits"]))
         line = self.store.get(items.grant_item_key(wallet_id, gid))
         if line is None:
             raise GrantNotFound(f"grant {gid!r} does not exist or is not listed yet")
-        if line.get("status") == "voided":
-            return Voided(gid, Decimal(line["credits"]))
         raise Conflict(
             f"grant {gid} is {line.get('status') or 'used up'}", code="grant-not-voidable"
         )

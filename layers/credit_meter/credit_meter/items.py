@@ -22,6 +22,7 @@ GRANT_RECORD = "G"
 ADJUSTMENT_RECORD = "A"
 TRANSFER_RECORD = "X"
 PROMO_RECORD = "P"  # a wallet's redemption of a promo code
+VOID_RECORD = "V"  # a voided grant: answers a repeated void
 GRANT_PREFIX = "G#"  # the grants list, projected from the stream
 PROMO_SK = "P"
 # Wallets with open holds are spread over this many partitions of the sweep index.

@@ -6,7 +6,7 @@ metering API's cold start does not pay for it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -37,6 +37,7 @@ class Posting:
     source: str
     bucket_id: str | None = None
     expires_at: int | None = None
+    partial: bool = False  # an expiry that leaves part of the bucket for open holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +77,22 @@ class Terms:
     next_allowance: Decimal
 
 
-def roll(buckets: list[Bucket], drawn: Decimal, now: int, terms: Terms, catalog: Catalog) -> Rolled:
+def roll(
+    buckets: list[Bucket],
+    drawn: Decimal,
+    held: Decimal,
+    now: int,
+    terms: Terms,
+    catalog: Catalog,
+) -> Rolled:
     """Move a wallet to ``now``: expire what is past its ``expires_at`` and, if its period has
     ended, apply the plan's rollover and overage rules and grant the new period's allowance.
 
-    Holds are left alone: what they hold is charged to the period in which they commit.
+    Expiring credits that open holds set aside (``held``, taken from the expiring buckets in
+    burn-down order) are kept, still past their expiry, until those holds end: a hold commits
+    against the credits it reserved, and ``available`` never drops below zero because of a
+    reset. The reset job looks at the wallet again (its ``due_at`` stays in the past) and
+    expires what the holds did not use once they have ended.
     """
     views = domain.remaining(buckets, drawn)
     owed = domain.deficit(buckets, drawn)
@@ -88,17 +100,25 @@ def roll(buckets: list[Bucket], drawn: Decimal, now: int, terms: Terms, catalog:
     kept: list[Bucket] = []
     postings: list[Posting] = []
     allowance_left = ZERO
+    backing = max(ZERO, held)
     for view in views:
         b = view.bucket
         if view.remaining <= 0:
             continue
         past = b.expires_at is not None and b.expires_at <= now
-        if past or (ends and b.source in ALLOWANCE_SOURCES):
-            postings.append(Posting("expire", -view.remaining, b.source, b.id))
-            if b.source in ALLOWANCE_SOURCES:
-                allowance_left += view.remaining
-        else:
+        if not (past or (ends and b.source in ALLOWANCE_SOURCES)):
             kept.append(domain.materialise(view))
+            continue
+        keep = min(view.remaining, backing)
+        backing -= keep
+        gone = view.remaining - keep
+        if gone > 0:
+            postings.append(Posting("expire", -gone, b.source, b.id, partial=keep > 0))
+            if b.source in ALLOWANCE_SOURCES:
+                allowance_left += gone
+        if keep > 0:
+            granted = b.original if keep != b.original else None
+            kept.append(replace(b, amount=keep, granted=granted))
     new_drawn = owed
     period = None
     if ends:
