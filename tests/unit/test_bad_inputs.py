@@ -7,21 +7,33 @@ each test compares ``GET /v1/wallets/w1`` and a scan of the whole table with wha
 after the setup, which is also what they showed before the request: bad input never writes
 (DESIGN §4), so the cases cannot disturb one another (a case that wrote would fail itself).
 
+The setup also makes the things the billing routes' refusals need, on other wallets and on
+promo codes (never on ``w1``): codes ``WORLD10`` (redeemed by ``w2``), ``CAPPED`` (at most one
+redemption, redeemed by ``w2``) and ``EXPIRED``; a keyed adjustment (``setup-adjust``) and a
+keyed transfer (``setup-transfer``, to ``w3``) by ``w2``; ``w4`` referred by ``w3``; ``w5`` with
+a promo grant its open reservation needs; ``w6`` with a promo grant used in part; ``w7``
+anchored on the 1st.
+
 Paths may use these placeholders:
 
 * ``{open}``, ``{released}``, ``{committed}`` — the ids of those reservations;
 * ``{forged}`` — the open reservation's key with another amount;
-* ``{stranger}`` — a well-formed id that no reservation has.
+* ``{stranger}`` — a well-formed id that no reservation has;
+* ``{monthly}`` — the id of ``w1``'s monthly allowance grant, ``{w2_monthly}`` ``w2``'s;
+* ``{held_grant}``, ``{used_grant}`` — ``w5``'s and ``w6``'s promo grants.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from credit_meter import clock, items
 from credit_meter.errors import InvalidRequest
+from credit_meter.store import Store
 
 W = "/v1/wallets/w1"
 NOWHERE = "/v1/wallets/no-such-wallet"
@@ -70,9 +82,18 @@ ROUTES: dict[str, tuple[str, str, Any]] = {
     "charge": ("POST", f"{W}/charges", {"feature": "chat", "credits": "1"}),
     "quote": ("POST", f"{W}/quote", {"usage": [{"meter": "app_call", "quantity": 10}]}),
     "grant": ("POST", f"{W}/grants", {"credits": "10", "source": "promo"}),
+    "adjust": ("POST", f"{W}/adjustments", {"credits": "5", "reason": "goodwill"}),
+    "transfer": ("POST", f"{W}/transfers", {"to_wallet_id": "w2", "credits": "1"}),
+    "promo-code": ("POST", "/v1/promo-codes", {"code": "NEWCODE", "credits": "5"}),
+    "redeem": ("POST", f"{W}/redeem", {"code": "WORLD10"}),
+    "referral": ("POST", f"{W}/referral", {"referrer_wallet_id": "w2"}),
+    "void": ("POST", f"{W}/grants/{{monthly}}/void", None),
 }
-KEYED = ["reserve", "commit", "release", "charge", "grant"]  # POSTs that take Idempotency-Key
+# POSTs that take Idempotency-Key
+KEYED = ["reserve", "commit", "release", "charge", "grant", "adjust", "transfer", "redeem"]
 BODY_REQUIRED = ["put-wallet", "reserve", "charge", "quote", "grant"]
+BODY_REQUIRED += ["adjust", "transfer", "promo-code", "redeem", "referral"]
+NO_WALLET = {"promo-code"}  # routes without a wallet in the path
 
 OVERSIZED = json.dumps({"feature": "chat", "credits": "1", "pad": "x" * (16 * 1024)})
 
@@ -142,8 +163,12 @@ def wallet_cases() -> list[Any]:
         case("get-wallet-non-ascii", "GET", "/v1/wallets/wället", None, 422, "wallet_id"),
         case("transactions-unknown-wallet", "GET", f"{NOWHERE}/transactions", None, 404),
         case("transactions-bad-wallet", "GET", f"{BAD_ID}/transactions", None, 422, "wallet_id"),
+        case("grants-unknown-wallet", "GET", f"{NOWHERE}/grants", None, 404),
+        case("grants-bad-wallet", "GET", f"{BAD_ID}/grants", None, 422, "wallet_id"),
     ]
     for route, (method, path, body) in ROUTES.items():
+        if route in NO_WALLET:
+            continue
         bad = path.replace(W, BAD_ID)
         cases.append(case(f"{route}-bad-wallet-id", method, bad, body, 422, "wallet_id"))
         if route != "put-wallet":  # a PUT to an unknown wallet creates it
@@ -372,6 +397,178 @@ GRANT_FIELDS: dict[str, tuple[Any, str]] = {
     "extra-field": ({"credits": "10", "source": "promo", "note": "hi"}, "note"),
 }
 
+AMOUNT_PROBLEMS: dict[str, Any] = {
+    # a positive amount that is not one: shared by the billing routes' tables below
+    "zero": "0",
+    "zero-number": 0,
+    "negative": "-1",
+    "7-decimals": "1.0000001",
+    "huge": "99999999999999",
+    "words": "five",
+    "bool": True,
+    "list": [5],
+    "null": None,
+    "NaN-string": "NaN",
+    "Infinity-string": "Infinity",
+    "exponent-string": "5e0",
+    "plus-sign": "+5",
+}
+
+
+def amount_cases(valid: dict[str, Any], skip: tuple[str, ...] = ()) -> dict[str, tuple[Any, str]]:
+    return {
+        f"credits-{name}": ({**valid, "credits": value}, "credits")
+        for name, value in AMOUNT_PROBLEMS.items()
+        if name not in skip
+    }
+
+
+TOO_LONG_REASON = "r" * 201
+
+ADJUST_FIELDS: dict[str, tuple[Any, str]] = {
+    "credits-missing": ({"reason": "goodwill"}, "credits"),
+    # negative adjustments are allowed; zero, imprecise and huge ones are not
+    **amount_cases({"reason": "goodwill"}, skip=("negative",)),
+    "credits-negative-zero": ({"credits": "-0.000000", "reason": "goodwill"}, "credits"),
+    "credits-negative-7-decimals": ({"credits": "-0.0000001", "reason": "goodwill"}, "credits"),
+    "credits-negative-huge": ({"credits": "-99999999999999", "reason": "goodwill"}, "credits"),
+    "reason-missing": ({"credits": "5"}, "reason"),
+    "reason-empty": ({"credits": "5", "reason": ""}, "reason"),
+    "reason-too-long": ({"credits": "5", "reason": TOO_LONG_REASON}, "reason"),
+    "reason-number": ({"credits": "5", "reason": 5}, "reason"),
+    "reason-null": ({"credits": "5", "reason": None}, "reason"),
+    "reason-list": ({"credits": "5", "reason": ["goodwill"]}, "reason"),
+    "extra-field": ({"credits": "5", "reason": "goodwill", "source": "promo"}, "source"),
+}
+
+TRANSFER_FIELDS: dict[str, tuple[Any, str]] = {
+    "to-wallet-missing": ({"credits": "1"}, "to_wallet_id"),
+    "to-wallet-number": ({"to_wallet_id": 2, "credits": "1"}, "to_wallet_id"),
+    "to-wallet-empty": ({"to_wallet_id": "", "credits": "1"}, "to_wallet_id"),
+    "to-wallet-null": ({"to_wallet_id": None, "credits": "1"}, "to_wallet_id"),
+    "to-wallet-dash-first": ({"to_wallet_id": "-w2", "credits": "1"}, "to_wallet_id"),
+    "to-wallet-space": ({"to_wallet_id": "w 2", "credits": "1"}, "to_wallet_id"),
+    "to-wallet-slash": ({"to_wallet_id": "w/2", "credits": "1"}, "to_wallet_id"),
+    "to-wallet-too-long": ({"to_wallet_id": "w" * 129, "credits": "1"}, "to_wallet_id"),
+    "to-wallet-itself": ({"to_wallet_id": "w1", "credits": "1"}, "to_wallet_id"),
+    "credits-missing": ({"to_wallet_id": "w2"}, "credits"),
+    **amount_cases({"to_wallet_id": "w2"}),
+    "reason-empty": ({"to_wallet_id": "w2", "credits": "1", "reason": ""}, "reason"),
+    "reason-too-long": (
+        {"to_wallet_id": "w2", "credits": "1", "reason": TOO_LONG_REASON},
+        "reason",
+    ),
+    "reason-number": ({"to_wallet_id": "w2", "credits": "1", "reason": 1}, "reason"),
+    "extra-field": (
+        {"to_wallet_id": "w2", "credits": "1", "from_wallet_id": "w1"},
+        "from_wallet_id",
+    ),
+}
+
+NEW_CODE = {"code": "NEWCODE", "credits": "5"}
+PROMO_FIELDS: dict[str, tuple[Any, str]] = {
+    **{
+        f"code-{name}": ({**NEW_CODE, "code": value}, "code")
+        for name, value in {
+            "too-short": "AB",
+            "too-long": "C" * 33,
+            "space": "NEW CODE",
+            "symbol": "NEW!",
+            "percent": "NEW%20",
+            "leading-dash": "-NEW",
+            "leading-underscore": "_NEW",
+            "non-ascii": "ÉTÉ26",
+            "number": 12345,
+            "null": None,
+            "list": ["NEWCODE"],
+        }.items()
+    },
+    "code-missing": ({"credits": "5"}, "code"),
+    "credits-missing": ({"code": "NEWCODE"}, "credits"),
+    **amount_cases({"code": "NEWCODE"}),
+    "expires-at-past": ({**NEW_CODE, "expires_at": "2000-01-01T00:00:00Z"}, "expires_at"),
+    "expires-at-naive": ({**NEW_CODE, "expires_at": "2099-01-01T00:00:00"}, "expires_at"),
+    "expires-at-words": ({**NEW_CODE, "expires_at": "next week"}, "expires_at"),
+    "expires-at-over-100-years": (
+        {**NEW_CODE, "expires_at": "2200-01-01T00:00:00Z"},
+        "expires_at",
+    ),
+    "credits-expire-at-past": (
+        {**NEW_CODE, "credits_expire_at": "2000-01-01T00:00:00Z"},
+        "credits_expire_at",
+    ),
+    "credits-expire-at-naive": (
+        {**NEW_CODE, "credits_expire_at": "2099-01-01T00:00:00"},
+        "credits_expire_at",
+    ),
+    "credits-expire-at-over-100-years": (
+        {**NEW_CODE, "credits_expire_at": "2200-01-01T00:00:00Z"},
+        "credits_expire_at",
+    ),
+    **{
+        f"credits-expire-in-days-{name}": (
+            {**NEW_CODE, "credits_expire_in_days": value},
+            "credits_expire_in_days",
+        )
+        for name, value in {
+            "zero": 0,
+            "negative": -1,
+            "over-ten-years": 3651,
+            "string": "7",
+            "fraction": 1.5,
+            "bool": True,
+        }.items()
+    },
+    "both-credit-expiries": (
+        {
+            **NEW_CODE,
+            "credits_expire_at": "2099-01-01T00:00:00Z",
+            "credits_expire_in_days": 7,
+        },
+        "credits_expire_in_days",
+    ),
+    **{
+        f"max-redemptions-{name}": ({**NEW_CODE, "max_redemptions": value}, "max_redemptions")
+        for name, value in {
+            "zero": 0,
+            "negative": -5,
+            "too-many": 10_000_001,
+            "string": "10",
+            "fraction": 2.5,
+            "bool": True,
+        }.items()
+    },
+    "extra-field": ({**NEW_CODE, "owner": "marketing"}, "owner"),
+}
+
+REDEEM_FIELDS: dict[str, tuple[Any, str]] = {
+    "code-missing": ({}, "code"),
+    "code-too-short": ({"code": "AB"}, "code"),
+    "code-too-long": ({"code": "W" * 33}, "code"),
+    "code-space": ({"code": "WORLD 10"}, "code"),
+    "code-symbol": ({"code": "WORLD10!"}, "code"),
+    "code-padded": ({"code": " WORLD10"}, "code"),
+    "code-number": ({"code": 10}, "code"),
+    "code-null": ({"code": None}, "code"),
+    "extra-field": ({"code": "WORLD10", "wallet_id": "w1"}, "wallet_id"),
+}
+
+REFERRAL_FIELDS: dict[str, tuple[Any, str]] = {
+    "referrer-missing": ({}, "referrer_wallet_id"),
+    "referrer-number": ({"referrer_wallet_id": 2}, "referrer_wallet_id"),
+    "referrer-empty": ({"referrer_wallet_id": ""}, "referrer_wallet_id"),
+    "referrer-null": ({"referrer_wallet_id": None}, "referrer_wallet_id"),
+    "referrer-dash-first": ({"referrer_wallet_id": "-w2"}, "referrer_wallet_id"),
+    "referrer-too-long": ({"referrer_wallet_id": "w" * 129}, "referrer_wallet_id"),
+    "referrer-itself": ({"referrer_wallet_id": "w1"}, "referrer_wallet_id"),
+    "extra-field": ({"referrer_wallet_id": "w2", "credits": "500"}, "credits"),
+}
+
+VOID_FIELDS: dict[str, tuple[Any, str]] = {
+    "with-credits": ({"credits": "1"}, "credits"),
+    "with-reason": ({"reason": "mistake"}, "reason"),
+}
+
 PUT_FIELDS: dict[str, tuple[Any, str]] = {
     "plan-missing": ({}, "plan"),
     "plan-number": ({"plan": 5}, "plan"),
@@ -382,6 +579,20 @@ PUT_FIELDS: dict[str, tuple[Any, str]] = {
     "allowance-negative": ({"plan": "enterprise", "allowance": "-1"}, "allowance"),
     "allowance-NaN": ({"plan": "enterprise", "allowance": "NaN"}, "allowance"),
     "extra-field": ({"plan": "pro", "owner": "me"}, "owner"),
+    **{
+        f"anchor-day-{name}": ({"plan": "pro", "anchor_day": value}, "anchor_day")
+        for name, value in {
+            "zero": 0,
+            "32": 32,
+            "negative": -1,
+            "words": "x",
+            "string": "5",
+            "fraction": 1.5,
+            "fraction-string": "1.5",
+            "bool": True,
+            "list": [1],
+        }.items()
+    },
 }
 
 
@@ -403,6 +614,12 @@ def field_cases() -> list[Any]:
         ),
         ("quote", QUOTE_FIELDS),
         ("grant", GRANT_FIELDS),
+        ("adjust", ADJUST_FIELDS),
+        ("transfer", TRANSFER_FIELDS),
+        ("promo-code", PROMO_FIELDS),
+        ("redeem", REDEEM_FIELDS),
+        ("referral", REFERRAL_FIELDS),
+        ("void", VOID_FIELDS),
     ]
     return [
         case(f"{route}-{name}", ROUTES[route][0], ROUTES[route][1], body, 422, field)
@@ -422,6 +639,9 @@ def huge_precise_amount_cases() -> list[Any]:
         "charge": ("credits", '{{"feature": "chat", "credits": {}}}'),
         "commit": ("credits", '{{"credits": {}}}'),
         "grant": ("credits", '{{"source": "promo", "credits": {}}}'),
+        "adjust": ("credits", '{{"reason": "r", "credits": {}}}'),
+        "transfer": ("credits", '{{"to_wallet_id": "w2", "credits": {}}}'),
+        "promo-code": ("credits", '{{"code": "NEWCODE", "credits": {}}}'),
         "quote": ("usage.0.quantity", '{{"usage": [{{"meter": "app_call", "quantity": {}}}]}}'),
     }
     return [
@@ -530,11 +750,187 @@ def state_cases() -> list[Any]:
             404,
             code="reservation-not-found",
         ),
+        *billing_state_cases(),
+    ]
+
+
+def billing_state_cases() -> list[Any]:
+    """The billing routes' refusals of well-formed requests (see the module doc's setup)."""
+    void = f"{W}/grants/{{}}/void"
+    return [
+        case(
+            "put-wallet-anchor-day-changed",
+            "PUT",
+            "/v1/wallets/w7",
+            {"plan": "free", "anchor_day": 2},
+            422,
+            "anchor_day",
+        ),
+        case(
+            "put-wallet-anchor-day-changed-with-an-upgrade",
+            "PUT",
+            "/v1/wallets/w7",
+            {"plan": "pro", "anchor_day": 31},
+            422,
+            "anchor_day",
+        ),
+        case(
+            "adjust-key-reused-with-other-body",
+            "POST",
+            "/v1/wallets/w2/adjustments",
+            {"credits": "2", "reason": "setup"},
+            409,
+            headers={"Idempotency-Key": "setup-adjust"},
+            code="idempotency-key-reused",
+        ),
+        case(
+            "transfer-more-than-available",
+            "POST",
+            f"{W}/transfers",
+            {"to_wallet_id": "w2", "credits": "43.01"},
+            402,
+        ),
+        case(
+            "transfer-to-unknown-wallet",
+            "POST",
+            f"{W}/transfers",
+            {"to_wallet_id": "no-such-wallet", "credits": "1"},
+            404,
+        ),
+        case(
+            "transfer-key-reused-with-other-body",
+            "POST",
+            "/v1/wallets/w2/transfers",
+            {"to_wallet_id": "w3", "credits": "2"},
+            409,
+            headers={"Idempotency-Key": "setup-transfer"},
+            code="idempotency-key-reused",
+        ),
+        case(
+            "promo-code-taken-with-another-definition",
+            "POST",
+            "/v1/promo-codes",
+            {"code": "world10", "credits": "11"},
+            409,
+            code="promo-code-exists",
+        ),
+        case(
+            "redeem-unknown-code",
+            "POST",
+            f"{W}/redeem",
+            {"code": "NOSUCHCODE"},
+            404,
+            code="promo-code-not-found",
+        ),
+        case(
+            "redeem-unknown-code-unknown-wallet",
+            "POST",
+            f"{NOWHERE}/redeem",
+            {"code": "NOSUCHCODE"},
+            404,
+            code="promo-code-not-found",
+        ),
+        case(
+            "redeem-again",
+            "POST",
+            "/v1/wallets/w2/redeem",
+            {"code": "world10"},
+            409,
+            code="promo-code-already-redeemed",
+        ),
+        case(
+            "redeem-exhausted",
+            "POST",
+            f"{W}/redeem",
+            {"code": "CAPPED"},
+            409,
+            code="promo-code-exhausted",
+        ),
+        case(
+            "redeem-expired",
+            "POST",
+            f"{W}/redeem",
+            {"code": "EXPIRED"},
+            409,
+            code="promo-code-expired",
+        ),
+        case(
+            "referral-unknown-referrer",
+            "POST",
+            f"{W}/referral",
+            {"referrer_wallet_id": "no-such-wallet"},
+            404,
+        ),
+        case(
+            "referral-already-referred",
+            "POST",
+            "/v1/wallets/w4/referral",
+            {"referrer_wallet_id": "w2"},
+            409,
+            code="already-referred",
+        ),
+        case(
+            "void-monthly-allowance",
+            "POST",
+            void.format("{monthly}"),
+            None,
+            409,
+            code="grant-not-voidable",
+        ),
+        case(
+            "void-grant-held-by-a-reservation",
+            "POST",
+            "/v1/wallets/w5/grants/{held_grant}/void",
+            None,
+            409,
+            code="grant-in-use",
+        ),
+        case(
+            "void-grant-used-in-part",
+            "POST",
+            "/v1/wallets/w6/grants/{used_grant}/void",
+            None,
+            409,
+            code="grant-in-use",
+        ),
+        *[
+            case(
+                f"void-{name}",
+                "POST",
+                void.format(grant_id),
+                None,
+                404,
+                code="grant-not-found",
+            )
+            for name, grant_id in {
+                "stranger-grant": "grt_" + "0" * 23,
+                "grant-of-another-wallet": "{w2_monthly}",
+                "grant-of-another-wallet-on-its-path": "{held_grant}",
+                "malformed-grant-id": "not-a-grant",
+                "grant-id-too-short": "grt_123",
+                "grant-id-too-long": "grt_" + "0" * 24,
+                "grant-id-uppercase": "GRT_" + "0" * 23,
+                "grant-id-non-hex": "grt_" + "g" * 23,
+                "reservation-id": "{open}",
+            }.items()
+        ],
+        case(
+            "void-unknown-grant-of-unknown-wallet",
+            "POST",
+            f"{NOWHERE}/grants/grt_{'0' * 23}/void",
+            None,
+            404,
+        ),
     ]
 
 
 def query_cases() -> list[Any]:
-    path = f"{W}/transactions"
+    return [*list_query_cases("transactions"), *list_query_cases("grants")]
+
+
+def list_query_cases(listing: str) -> list[Any]:
+    """The paging parameters of a list (``transactions`` or ``grants``)."""
+    path = f"{W}/{listing}"
     bad_limits = {
         "zero": "0",
         "101": "101",
@@ -549,11 +945,17 @@ def query_cases() -> list[Any]:
         "not-an-entry-key": "Vw",  # base64url of "W": the wallet item's sort key
         "record-key": "UiNIMTIz",  # base64url of "R#H123": an operation record
         "too-long": "A" * 201,
+        # a cursor of the other list: "G#grt_000..." for transactions, "T#000000000009" for grants
+        "of-the-other-list": (
+            "RyNncnRfMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDA"
+            if listing == "transactions"
+            else "VCMwMDAwMDAwMDAwMDk"
+        ),
     }
     return [
         *[
             case(
-                f"transactions-limit-{name}",
+                f"{listing}-limit-{name}",
                 "GET",
                 path,
                 None,
@@ -565,7 +967,7 @@ def query_cases() -> list[Any]:
         ],
         *[
             case(
-                f"transactions-cursor-{name}",
+                f"{listing}-cursor-{name}",
                 "GET",
                 path,
                 None,
@@ -575,15 +977,16 @@ def query_cases() -> list[Any]:
             )
             for name, value in bad_cursors.items()
         ],
-        case("transactions-unknown-parameter", "GET", path, None, 422, "page", query="page=2"),
+        case(f"{listing}-unknown-parameter", "GET", path, None, 422, "page", query="page=2"),
         case(
-            "transactions-unknown-wallet-with-cursor",
+            f"{listing}-unknown-wallet-with-cursor",
             "GET",
-            f"{NOWHERE}/transactions",
+            f"{NOWHERE}/{listing}",
             None,
             404,
-            query="cursor=VCMwMDAwMDAwMDAwMDk",
-        ),  # base64url of "T#000000000009"
+            # base64url of "T#000000000009" / "G#x"
+            query="cursor=" + ("VCMwMDAwMDAwMDAwMDk" if listing == "transactions" else "RyN4"),
+        ),
     ]
 
 
@@ -609,6 +1012,21 @@ def unknown_route_cases() -> list[Any]:
         ("GET", "/v1/prices/input_tokens"),
         ("GET", "/v2/prices"),
         ("GET", "/V1/PRICES"),
+        ("GET", "/v1/promo-codes"),
+        ("GET", "/v1/promo-codes/WORLD10"),
+        ("PUT", "/v1/promo-codes"),
+        ("POST", "/v1/promo-codes/WORLD10/redeem"),
+        ("PUT", "/v1/wallets/w1/grants"),
+        ("GET", "/v1/wallets/w1/grants/{monthly}"),
+        ("POST", "/v1/wallets/w1/grants/{monthly}"),
+        ("DELETE", "/v1/wallets/w1/grants/{monthly}"),
+        ("GET", "/v1/wallets/w1/grants/{monthly}/void"),
+        ("POST", "/v1/wallets/w1/grants/void"),
+        ("GET", "/v1/wallets/w1/redeem"),
+        ("GET", "/v1/wallets/w1/referral"),
+        ("GET", "/v1/wallets/w1/adjustments"),
+        ("GET", "/v1/wallets/w1/transfers"),
+        ("POST", "/v1/wallets/w1/transfers/w2"),
     ]
     return [
         case(f"unknown-route-{method}-{path}", method, path, None, 404, code="not-found")
@@ -659,10 +1077,65 @@ def world(module_table: str, api: Any, table_items: Any) -> dict[str, Any]:
     rids["forged"] = f"{prefix}_{key}_{'1' + amount}"
     rids["stranger"] = f"rsv_{'f' * 20}_{amount}"
     rids["OPEN"] = rids["open"].upper()
+    rids.update(billing_world(api))
     wallet = api("GET", W)
     assert wallet[0] == 200
     assert (wallet[2]["balance"], wallet[2]["held"], wallet[2]["available"]) == ("48", "5", "43")
     return {"rids": rids, "wallet": wallet, "items": table_items()}
+
+
+def billing_world(api: Any) -> dict[str, str]:
+    """What the billing routes' refusals need (the module doc lists it); never touches w1."""
+
+    def call(method: str, path: str, body: Any, status: int, key: str | None = None) -> Any:
+        got, _, out = api(method, path, body, {"Idempotency-Key": key} if key else None)
+        assert got == status, out
+        return out
+
+    def monthly(wallet_id: str) -> str:
+        wallet = Store().get(items.wallet_key(wallet_id))
+        assert wallet is not None
+        (found,) = [b.id for b in items.buckets(wallet) if b.source == "monthly"]
+        return found
+
+    for wallet_id in ("w3", "w4", "w5", "w6"):
+        call("PUT", f"/v1/wallets/{wallet_id}", {"plan": "free"}, 201)
+    call("PUT", "/v1/wallets/w7", {"plan": "free", "anchor_day": 1}, 201)
+    call("POST", "/v1/promo-codes", {"code": "WORLD10", "credits": "10"}, 201)
+    call("POST", "/v1/promo-codes", {"code": "CAPPED", "credits": "1", "max_redemptions": 1}, 201)
+    call("POST", "/v1/wallets/w2/redeem", {"code": "WORLD10"}, 201)
+    call("POST", "/v1/wallets/w2/redeem", {"code": "CAPPED"}, 201)
+    clock.set_clock(lambda: datetime(2020, 1, 1, tzinfo=UTC).timestamp())
+    try:  # a code that expired long ago
+        expired = {"code": "EXPIRED", "credits": "1", "expires_at": "2020-01-02T00:00:00Z"}
+        call("POST", "/v1/promo-codes", expired, 201)
+    finally:
+        clock.set_clock(None)
+    call(
+        "POST",
+        "/v1/wallets/w2/adjustments",
+        {"credits": "1", "reason": "setup"},
+        201,
+        "setup-adjust",
+    )
+    transfer = {"to_wallet_id": "w3", "credits": "1"}
+    call("POST", "/v1/wallets/w2/transfers", transfer, 201, "setup-transfer")
+    call("POST", "/v1/wallets/w4/referral", {"referrer_wallet_id": "w3"}, 201)
+    # w5: 50 + 10 (never expiring: spent last); a hold of 60 needs the promo grant
+    held = call("POST", "/v1/wallets/w5/grants", {"credits": "10", "source": "promo"}, 201)
+    hold = {"feature": "chat", "credits": "60", "expires_in_seconds": 86400}
+    call("POST", "/v1/wallets/w5/reservations", hold, 201)
+    # w6: a promo grant expiring before the allowance, so spent first: 3 of its 10
+    soon = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    promo = {"credits": "10", "source": "promo", "expires_at": soon}
+    used = call("POST", "/v1/wallets/w6/grants", promo, 201)
+    call("POST", "/v1/wallets/w6/charges", {"feature": "chat", "credits": "3"}, 201)
+    return {
+        "monthly": monthly("w1"),
+        "w2_monthly": monthly("w2"),
+        "held_grant": held["grant_id"],
+        "used_grant": used["grant_id"],
+    }
 
 
 @pytest.mark.parametrize(("request_", "expect"), CASES)
