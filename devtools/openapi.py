@@ -390,7 +390,8 @@ def paths() -> dict[str, Any]:
                 "grant",
                 "grants",
                 "Add credits",
-                "Adds a bucket of credits from `source`, optionally expiring (`expires_at`: in "
+                "Adds a bucket of credits from `source` (not `monthly`, `rollover` or `transfer`, "
+                "which only the service grants), optionally expiring (`expires_at`: in "
                 "the future and within 100 years) and with a burn-down `priority` (default: the "
                 "source's). It repays an overdraft first. A retry returns the first result, "
                 "even after the credits expired.",
@@ -421,7 +422,8 @@ def paths() -> dict[str, Any]:
                 "adjust",
                 "grants",
                 "Correct a balance by hand",
-                "A positive `credits` is a `manual` grant; a negative one takes credits back "
+                "A positive `credits` is a `manual` grant (the `adjustment_id` is its grant id); "
+                "a negative one takes credits back "
                 "and may leave the balance below zero (new holds are refused until it is "
                 "repaid). The `reason` is kept in the ledger.",
                 _responses({201: ("AdjustmentOut", "Adjusted.")}, write),
@@ -435,9 +437,10 @@ def paths() -> dict[str, Any]:
                 "transfer",
                 "grants",
                 "Move credits to another wallet",
-                "Debits this wallet and grants the credits (source `transfer`, never "
-                "expiring) to `to_wallet_id` in one transaction. 402 when fewer credits are "
-                "available.",
+                "Debits this wallet and grants the credits (source `transfer`) to "
+                "`to_wallet_id` in one transaction. The grant expires when the soonest-expiring "
+                "credits it was drawn from would have (never, if none of them expire). 402 when "
+                "fewer credits are available.",
                 _responses({201: ("TransferOut", "Transferred.")}, [*write, "InsufficientCredits"]),
                 body=_body("TransferIn"),
                 idempotent=True,
@@ -480,7 +483,8 @@ def paths() -> dict[str, Any]:
                 "refer",
                 "grants",
                 "Reward a referral",
-                "This wallet was referred by `referrer_wallet_id`: both get a `referral` grant "
+                "This wallet was referred by `referrer_wallet_id` (not by a wallet it referred): "
+                "both get a `referral` grant "
                 f"(the referrer only for its first {catalog().referral.max_rewarded_per_referrer} "
                 "rewarded referrals; `referrer_grant` is then null). A wallet is referred once; "
                 "the same referral again answers the same.",

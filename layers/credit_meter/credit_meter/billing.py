@@ -58,6 +58,12 @@ DAY = 86400
 # Grants that follow the plan and cannot be voided: the allowance, and purchases (paid for:
 # taken back only by a refund).
 _NOT_VOIDABLE = ("monthly", "rollover", "purchase")
+# Sources only the service itself grants.
+_NOT_GRANTABLE = {
+    "monthly": "the plan",
+    "rollover": "the monthly reset",
+    "transfer": "POST /v1/wallets/{id}/transfers",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -518,6 +524,10 @@ class Billing(Metering):
     ) -> Granted:
         if source not in self.catalog.sources:
             raise InvalidRequest([FieldProblem("source", f"unknown source {source!r}")])
+        if source in _NOT_GRANTABLE:
+            raise InvalidRequest(
+                [FieldProblem("source", f"{source} credits come from {_NOT_GRANTABLE[source]}")]
+            )
         return self._grant(wallet_id, credits, source, request, expires_at, priority, reason)
 
     def _grant(
@@ -754,7 +764,9 @@ class Billing(Metering):
         request: Request,
     ) -> Transferred:
         """Move credits between two wallets atomically: a debit here, a ``transfer`` grant
-        (never expiring) there, and the transfer's record, in one transaction."""
+        there, and the transfer's record, in one transaction. The grant expires when the
+        soonest-expiring credits it was drawn from would have (so a transfer cannot make
+        expiring credits permanent), as far as the source wallet read before shows."""
         if from_wallet == to_wallet:
             raise InvalidRequest([FieldProblem("to_wallet_id", "is the wallet itself")])
         key = op_key(from_wallet, "transfer", request.idempotency_key)
@@ -768,9 +780,11 @@ class Billing(Metering):
                 if first is not None:
                     return self._replay_transfer(tid, from_wallet, first, request)
                 raise WalletNotFound(f"wallet {to_wallet!r} (to_wallet_id) does not exist")
+            source = self.store.get(items.wallet_key(from_wallet))
+            expires = None if source is None else _drawn_expiry(source, credits)
             at = now_ms()
             gid = grant_id(at, to_wallet, "transfer", from_wallet, key)
-            bucket = Bucket(gid, "transfer", credits, prio, at)
+            bucket = Bucket(gid, "transfer", credits, prio, at, expires)
             rebased = domain.add_bucket(
                 items.buckets(target), Decimal(target["drawn"]), bucket, self.catalog
             )
@@ -987,6 +1001,10 @@ class Billing(Metering):
             other = self.store.get(items.wallet_key(referrer))
             if other is None:
                 raise WalletNotFound(f"wallet {referrer!r} (referrer_wallet_id) does not exist")
+            if other.get("rby", {}).get("w") == wallet_id:
+                raise InvalidRequest(
+                    [FieldProblem("referrer_wallet_id", "was referred by this wallet")]
+                )
             at = now_ms()
             expires = None
             if cfg.expires_in_days is not None:
@@ -1088,6 +1106,23 @@ class Billing(Metering):
                 exp,
             )
         return Referred(wallet_id, referrer, mine, theirs)
+
+
+def _drawn_expiry(wallet: dict[str, Any], credits: Decimal) -> int | None:
+    """The soonest expiry among the buckets the next ``credits`` drawn would come from, in the
+    wallet as read (a debit landing before the write may shift the draw to later buckets; the
+    grant keeps the expiry computed here)."""
+    soonest: int | None = None
+    for view in domain.remaining(items.buckets(wallet), Decimal(wallet["drawn"])):
+        if credits <= 0:
+            break
+        if view.remaining <= 0:
+            continue
+        credits -= view.remaining
+        exp = view.bucket.expires_at
+        if exp is not None and (soonest is None or exp < soonest):
+            soonest = exp
+    return soonest
 
 
 def _referral_mark(referrer: str, at: int, rewarded: bool, expires: int | None) -> dict[str, Any]:
