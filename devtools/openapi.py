@@ -290,7 +290,7 @@ def paths() -> dict[str, Any]:
                 "`allowance` is given only for a plan with a custom allowance.",
                 _responses(
                     {201: ("WalletOut", "Created."), 200: ("WalletOut", "Plan changed.")},
-                    BODY_PROBLEMS,
+                    [*BODY_PROBLEMS, "Busy"],
                 ),
                 body=_body("WalletIn"),
             ),

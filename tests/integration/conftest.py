@@ -205,17 +205,7 @@ class Ledger:
                 assert entry["balance_after"] >= 0, f"charge {entry['seq']} overspent"
         assert running == balance, f"Σ ledger credits {running} != balance {balance}"
 
-        buckets = [
-            domain.Bucket(
-                b["id"],
-                b["src"],
-                Decimal(b["amt"]),
-                int(b["pri"]),
-                int(b["at"]),
-                int(b["exp"]) if "exp" in b else None,
-            )
-            for b in item["bk"]
-        ]
+        buckets = stored.buckets(item)
         order = sorted(buckets, key=lambda b: domain.burn_key(b, catalog()))
         assert [b.id for b in buckets] == [b.id for b in order], "buckets not in burn order"
         views = domain.remaining(buckets, Decimal(item["drawn"]))

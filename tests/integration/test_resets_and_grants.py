@@ -462,9 +462,11 @@ def test_reset_racing_reservations_commits_and_charges_loses_and_doubles_nothing
         ("purchase", 100),
     ]
     assert len({g["transaction_id"] for g in grants}) == 3
-    # Expired: only what was left of the old allowance, once.
+    # Expired: only what was left of the old allowance (in steps when holds open at the reset
+    # kept part of it), each step once.
     first_allowance = grants[0]["transaction_id"]
-    assert [e["bucket_id"] for e in expires] in ([], [first_allowance])
+    assert {e["bucket_id"] for e in expires} <= {first_allowance}
+    assert len({e["transaction_id"] for e in expires}) == len(expires)
     assert 0 <= -total(expires) <= 500
     # Every accepted debit posted once, as accepted.
     posted = {e["transaction_id"]: e for e in debited}
@@ -944,8 +946,12 @@ def test_a_plan_change_between_the_reset_read_and_write_is_not_lost(
     wanted = "starter" if change == "downgrade" else "pro"
 
     racer = Between(lambda: metering.put_wallet(wid, wanted))
-    assert Billing(store=racer).advance(wid).reset
+    # The plan change finds the period ended and runs the reset itself first; the reset it
+    # raced then reads again and has nothing left to do. Either way: one reset.
+    outer = Billing(store=racer).advance(wid)
     assert racer.raced[0] is False
+    assert metering.get_wallet(wid).period_start == pe
+    assert outer.reset is False
 
     wallet = metering.get_wallet(wid)
     ledger.check(wid)

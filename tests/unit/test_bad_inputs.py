@@ -359,6 +359,10 @@ GRANT_FIELDS: dict[str, tuple[Any, str]] = {
     "source-missing": ({"credits": "10"}, "source"),
     "source-unknown": ({"credits": "10", "source": "gift"}, "source"),
     "source-number": ({"credits": "10", "source": 1}, "source"),
+    # only the service grants these
+    "source-monthly": ({"credits": "10", "source": "monthly"}, "source"),
+    "source-rollover": ({"credits": "10", "source": "rollover"}, "source"),
+    "source-transfer": ({"credits": "10", "source": "transfer"}, "source"),
     "credits-zero": ({"credits": "0", "source": "promo"}, "credits"),
     "credits-negative": ({"credits": -10, "source": "promo"}, "credits"),
     "credits-Infinity-string": ({"credits": "Infinity", "source": "promo"}, "credits"),
@@ -860,6 +864,14 @@ def billing_state_cases() -> list[Any]:
             f"{W}/referral",
             {"referrer_wallet_id": "no-such-wallet"},
             404,
+        ),
+        case(
+            "referral-by-its-own-referee",
+            "POST",
+            "/v1/wallets/w3/referral",
+            {"referrer_wallet_id": "w4"},
+            422,
+            "referrer_wallet_id",
         ),
         case(
             "referral-already-referred",

@@ -41,9 +41,9 @@ from credit_meter.errors import (
 )
 from credit_meter.ids import grant_id, op_key
 from credit_meter.items import (
-    ADJUSTMENT_RECORD,
     GRANT_RECORD,
     PROMO_RECORD,
+    REDEEM_KEY_RECORD,
     TRANSFER_RECORD,
     VOID_RECORD,
 )
@@ -55,9 +55,9 @@ from credit_meter.store import Put, Update, WriteRejected
 _ATTEMPTS = 10
 MAX_GRANT_SECONDS = 100 * 365 * 86400
 DAY = 86400
-# Grants that follow the plan and cannot be voided: the allowance, and purchases (paid for:
-# taken back only by a refund).
-_NOT_VOIDABLE = ("monthly", "rollover", "purchase")
+# Grants that cannot be voided: the allowance (it follows the plan), purchases (paid for: taken
+# back only by a refund) and transfers (the sender paid for them).
+_NOT_VOIDABLE = ("monthly", "rollover", "purchase", "transfer")
 # Sources only the service itself grants.
 _NOT_GRANTABLE = {
     "monthly": "the plan",
@@ -280,6 +280,11 @@ class Billing(Metering):
             pass
         for _ in range(_ATTEMPTS):
             wallet = self._wallet_item(wallet_id)
+            if int(wallet["pe"]) <= clock.now_ts():
+                # The period ended and the reset job has not run yet: run it first, so the
+                # change applies to the period the wallet is really in.
+                self.advance(wallet_id)
+                continue
             if anchor_day is not None and anchor_day != int(wallet.get("anc", 1)):
                 raise InvalidRequest(
                     [FieldProblem("anchor_day", "is set when the wallet is created; it stays")]
@@ -505,6 +510,7 @@ class Billing(Metering):
                 at,
                 source=p.source,
                 bucket_id=p.bucket_id,
+                partial=p.partial,
             )
         return items.posting(
             f"ovg_{at:011x}", "overage", p.credits, "posted", at, reason="deficit billed as overage"
@@ -624,6 +630,8 @@ class Billing(Metering):
         }
         lines = []
         for g in found:
+            if "grant_id" not in g:  # its end was projected before the grant itself
+                continue
             gid = g["grant_id"]
             remaining = left.get(gid, ZERO)
             status = g.get("status") or ("active" if remaining > 0 else "used")
@@ -736,7 +744,9 @@ class Billing(Metering):
             },
         )
         record = {
-            **items.record_key(wallet_id, ADJUSTMENT_RECORD, key),
+            # Under the same key as a positive adjustment's grant record: one Idempotency-Key
+            # serves one adjustment, whichever its sign.
+            **items.record_key(wallet_id, GRANT_RECORD, key),
             "kind": "adjustment",
             "rh": request.request_hash,
             "credits": credits,
@@ -750,7 +760,7 @@ class Billing(Metering):
             first = rejected.old[1]
             if first is None:
                 raise no_wallet(wallet_id) from None
-            if first["rh"] != request.request_hash:
+            if first["rh"] != request.request_hash or first.get("kind") != "adjustment":
                 raise key_reused() from None
             return Adjusted(aid, Decimal(first["credits"]), first["reason"], replayed=True)
         return Adjusted(aid, credits, reason)
@@ -920,6 +930,10 @@ class Billing(Metering):
             expires = promo.credits_expire_at
             if promo.credits_expire_in_days is not None:
                 expires = now + promo.credits_expire_in_days * DAY
+            if expires is not None and expires <= now:
+                raise Conflict(
+                    f"the credits of promo code {code!r} expired", code="promo-code-expired"
+                )
             bucket = Bucket(gid, "promo", promo.credits, prio, at, expires)
             rebased = domain.add_bucket(
                 items.buckets(wallet), Decimal(wallet["drawn"]), bucket, self.catalog
@@ -927,7 +941,7 @@ class Billing(Metering):
             conditions = ["attribute_exists(pk)"]
             values: dict[str, Any] = {":one": 1}
             if promo.expires_at is not None:
-                conditions.append("exp > :now")
+                conditions.append("exp >= :now")  # expires_at is the last moment it redeems
                 values[":now"] = now
             if promo.max_redemptions is not None:
                 conditions.append("redeemed < :cap")
@@ -957,10 +971,29 @@ class Billing(Metering):
                 posts=[_grant_post(bucket, at, f"promo code {code}")],
                 period_end=int(wallet["pe"]),
             )
+            writes: list[Update | Put] = [
+                count,
+                Put(record),
+                _bucket_update(wallet_id, wallet, change),
+            ]
+            if request.idempotency_key:  # the key may serve one redemption only
+                writes.append(
+                    Put(
+                        {
+                            **items.record_key(wallet_id, REDEEM_KEY_RECORD, key),
+                            "kind": "redemption-key",
+                            "rh": request.request_hash,
+                            "ttl": record_ttl(),
+                        }
+                    )
+                )
             try:
-                self.store.transact(count, Put(record), _bucket_update(wallet_id, wallet, change))
+                self.store.transact(*writes)
             except WriteRejected as rejected:
-                counted, first, _ = rejected.old
+                counted, first, _ = rejected.old[:3]
+                used_key = rejected.old[3] if len(rejected.old) > 3 else None
+                if used_key is not None and used_key["rh"] != request.request_hash:
+                    raise key_reused() from None
                 if first is not None:
                     if request.idempotency_key and first.get("rk") == key:
                         return self._replay_grant(first, request)
@@ -976,7 +1009,7 @@ class Billing(Metering):
 
     @staticmethod
     def _promo_refused(promo: PromoCode, now: int) -> None:
-        if promo.expires_at is not None and promo.expires_at <= now:
+        if promo.expires_at is not None and promo.expires_at < now:
             raise Conflict(f"promo code {promo.code!r} has expired", code="promo-code-expired")
         if promo.max_redemptions is not None and promo.redeemed >= promo.max_redemptions:
             raise Conflict(

@@ -29,6 +29,8 @@ class Bucket:
     created_at: int
     expires_at: int | None = None
     granted: Decimal | None = None  # the grant's original amount when ``amount`` is less
+    # Past its expiry, kept only for holds open when it expired (lifecycle.roll): spent last.
+    kept: bool = False
 
     @property
     def original(self) -> Decimal:
@@ -110,12 +112,13 @@ class Entry:
     reason: str | None = None
 
 
-def burn_key(bucket: Bucket, catalog: Catalog) -> tuple[int, float, int, int, str]:
-    """Lower priority first, soonest expiry (never last), promotional before paid, oldest."""
+def burn_key(bucket: Bucket, catalog: Catalog) -> tuple[bool, int, float, int, int, str]:
+    """Lower priority first, soonest expiry (never last), promotional before paid, oldest —
+    and credits kept past their expiry for open holds after everything else."""
     source = catalog.sources.get(bucket.source)
     rank = source.rank if source else 1
     expires = NEVER if bucket.expires_at is None else float(bucket.expires_at)
-    return (bucket.priority, expires, rank, bucket.created_at, bucket.id)
+    return (bucket.kept, bucket.priority, expires, rank, bucket.created_at, bucket.id)
 
 
 def remaining(buckets: list[Bucket], drawn: Decimal) -> list[BucketView]:

@@ -19,10 +19,10 @@ RECORD_PREFIX = "R#"
 HOLD_RECORD = "H"  # a reservation: its request, then how it ended
 CHARGE_RECORD = "C"
 GRANT_RECORD = "G"
-ADJUSTMENT_RECORD = "A"
 TRANSFER_RECORD = "X"
 PROMO_RECORD = "P"  # a wallet's redemption of a promo code
 VOID_RECORD = "V"  # a voided grant: answers a repeated void
+REDEEM_KEY_RECORD = "K"  # an Idempotency-Key used for a promo redemption
 GRANT_PREFIX = "G#"  # the grants list, projected from the stream
 PROMO_SK = "P"
 # Wallets with open holds are spread over this many partitions of the sweep index.
@@ -77,6 +77,8 @@ def bucket_item(b: Bucket) -> dict[str, Any]:
         item["exp"] = b.expires_at
     if b.granted is not None:
         item["g"] = b.granted
+    if b.kept:
+        item["kp"] = True
     return item
 
 
@@ -89,6 +91,7 @@ def bucket(item: dict[str, Any]) -> Bucket:
         created_at=int(item["at"]),
         expires_at=int(item["exp"]) if "exp" in item else None,
         granted=Decimal(item["g"]) if "g" in item else None,
+        kept=bool(item.get("kp", False)),
     )
 
 
@@ -110,6 +113,7 @@ def posting(
     bucket_id: str | None = None,
     expires_at: int | None = None,
     reason: str | None = None,
+    partial: bool = False,
 ) -> dict[str, Any]:
     """One ledger posting as the wallet write leaves it for the projector (``posts``).
 
@@ -127,6 +131,8 @@ def posting(
         "r": reason,
     }
     post.update({name: value for name, value in optional.items() if value is not None})
+    if partial:  # an expiry that leaves part of the bucket (for open holds)
+        post["pt"] = True
     return post
 
 

@@ -59,10 +59,11 @@ class Rolled:
     postings: list[Posting]
     period: NewPeriod | None
     due_at: int
+    newly_kept: bool = False  # a bucket became ``kept``: the write must record it
 
     @property
     def changed(self) -> bool:
-        return bool(self.postings) or self.period is not None
+        return bool(self.postings) or self.period is not None or self.newly_kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,11 +89,12 @@ def roll(
     """Move a wallet to ``now``: expire what is past its ``expires_at`` and, if its period has
     ended, apply the plan's rollover and overage rules and grant the new period's allowance.
 
-    Expiring credits that open holds set aside (``held``, taken from the expiring buckets in
-    burn-down order) are kept, still past their expiry, until those holds end: a hold commits
-    against the credits it reserved, and ``available`` never drops below zero because of a
-    reset. The reset job looks at the wallet again (its ``due_at`` stays in the past) and
-    expires what the holds did not use once they have ended.
+    Expiring credits that open holds stand on (``held``, in burn-down order) are kept, still
+    past their expiry and marked ``kept``, until those holds end: ``available`` never drops
+    below zero because of a reset, and a hold can commit what it reserved. Kept credits are
+    spent after everything else, so only commits beyond the wallet's other credits reach
+    them. The reset job looks at the wallet again (its ``due_at`` stays in the past) and
+    expires what the holds no longer need — counting kept credits first as their backing.
     """
     views = domain.remaining(buckets, drawn)
     owed = domain.deficit(buckets, drawn)
@@ -100,17 +102,24 @@ def roll(
     kept: list[Bucket] = []
     postings: list[Posting] = []
     allowance_left = ZERO
+    newly_kept = False
+    # What the open holds stand on: credits kept for holds at an earlier expiry first (they
+    # were set aside for those holds), then the buckets in burn-down order.
     backing = max(ZERO, held)
+    keep_for: dict[str, Decimal] = {}
+    for view in sorted(views, key=lambda v: not v.bucket.kept):
+        take = min(max(ZERO, view.remaining), backing)
+        keep_for[view.bucket.id] = take
+        backing -= take
     for view in views:
         b = view.bucket
         if view.remaining <= 0:
             continue
+        keep = keep_for[b.id]
         past = b.expires_at is not None and b.expires_at <= now
         if not (past or (ends and b.source in ALLOWANCE_SOURCES)):
             kept.append(domain.materialise(view))
             continue
-        keep = min(view.remaining, backing)
-        backing -= keep
         gone = view.remaining - keep
         if gone > 0:
             postings.append(Posting("expire", -gone, b.source, b.id, partial=keep > 0))
@@ -118,7 +127,8 @@ def roll(
                 allowance_left += gone
         if keep > 0:
             granted = b.original if keep != b.original else None
-            kept.append(replace(b, amount=keep, granted=granted))
+            kept.append(replace(b, amount=keep, granted=granted, kept=True))
+            newly_kept = newly_kept or not b.kept
     new_drawn = owed
     period = None
     if ends:
@@ -149,6 +159,7 @@ def roll(
         postings=postings,
         period=period,
         due_at=due_at(kept, period_end),
+        newly_kept=newly_kept,
     )
 
 

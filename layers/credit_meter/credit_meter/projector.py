@@ -50,7 +50,7 @@ def project_change(
                 "reason": entry.get("reason"),
             }
             lines.append((key, {k: v for k, v in line.items() if v is not None}))
-        elif entry["type"] in _ENDS:
+        elif entry["type"] in _ENDS and not entry.get("partial"):
             lines.append((key, {"status": _ENDS[entry["type"]], "ended_at": entry["at"]}))
     return Projection(entries, lines)
 
@@ -94,7 +94,13 @@ def entries_for_change(
             entry["feature"] = feature
         if member is not None:
             entry["member_id"] = member
-        optional = {"src": "source", "r": "reason", "b": "bucket_id", "x": "grant_expires_at"}
+        optional = {
+            "src": "source",
+            "r": "reason",
+            "b": "bucket_id",
+            "x": "grant_expires_at",
+            "pt": "partial",
+        }
         entry.update({name: post[short] for short, name in optional.items() if short in post})
         if "k" in post and "c" in hold:
             entry["held"] = Decimal(hold["c"])
