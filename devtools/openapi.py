@@ -145,7 +145,8 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
         "(`too-many-open-reservations`); a grant cannot be voided (`grant-in-use`, "
         "`grant-not-voidable`); a promo code cannot be redeemed (`promo-code-expired`, "
         "`promo-code-exhausted`, `promo-code-already-redeemed`) or is taken "
-        "(`promo-code-exists`); the wallet was referred already (`already-referred`).",
+        "(`promo-code-exists`); the wallet was referred already (`already-referred`); the "
+        "wallet already holds its maximum of 32 grants with credits left (`too-many-grants`).",
         "ProblemOut",
     ),
     "PayloadTooLarge": (

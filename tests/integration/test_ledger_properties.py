@@ -26,7 +26,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from credit_meter.billing import Billing
+from credit_meter.billing import MAX_BUCKETS, Billing
 from credit_meter.catalog import UsageLine
 from credit_meter.errors import Conflict, IdempotencyConflict, InsufficientCredits
 from credit_meter.service import Cost, Request
@@ -364,6 +364,11 @@ class LedgerMachine(RuleBasedStateMachine):
         )
         request = self._request("grant", (credits, source, priority, expires_in_days), keyed)
         args = (self.wid, credits, source, request, expires, priority)
+        if len(self.model.buckets) >= MAX_BUCKETS:  # the wallet's grants are at their maximum
+            with pytest.raises(Conflict) as refused:
+                self.service.grant(*args)
+            assert refused.value.code == "too-many-grants"
+            return
         granted = self.service.grant(*args)
         expected_priority = DEFAULT_PRIORITY.get(source, 10) if priority is None else priority
         assert (granted.credits, granted.source, granted.priority) == (

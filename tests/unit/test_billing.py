@@ -1814,3 +1814,28 @@ def test_a_wallet_lives_through_a_year(
     lines = grant_lines(api, wid)
     assert sum(1 for g in lines if g["source"] == "promo" and g["status"] == "expired") == 12
     assert [g["remaining"] for g in lines if g["source"] == "purchase"] == ["100"] * 3
+
+
+def test_a_wallet_holds_at_most_its_maximum_of_grants(api: Api, now: Clock) -> None:
+    """Every open grant is part of the hot wallet item: past the maximum, new grants are
+    refused with 409 (nothing written), while the allowance's reset still works."""
+    from credit_meter.billing import MAX_BUCKETS
+
+    create(api, "w1")  # the free allowance: one grant
+    for _n in range(MAX_BUCKETS - 1):
+        now.advance(timedelta(seconds=1))
+        grant(api, "w1", "1", "manual")
+    before = get(api, "w1")
+    assert len(before["buckets"]) == MAX_BUCKETS
+    problem(
+        api("POST", f"{path('w1')}/grants", {"credits": "1", "source": "manual"}),
+        409,
+        "too-many-grants",
+    )
+    assert get(api, "w1") == before
+    # spending one up makes room again
+    charge(api, "w1", "50")  # the allowance, spent first (it expires soonest)
+    grant(api, "w1", "1", "manual")
+    assert len(get(api, "w1")["buckets"]) == MAX_BUCKETS
+    now.set(utc(2026, 2, 28))
+    assert advance("w1").reset  # the new allowance is never refused

@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from credit_meter import clock, domain, items, lifecycle
-from credit_meter.catalog import Plan
+from credit_meter.catalog import Catalog, Plan
 from credit_meter.common import (
     Request,
     decode_cursor,
@@ -58,6 +58,10 @@ DAY = 86400
 # Grants that cannot be voided: the allowance (it follows the plan), purchases (paid for: taken
 # back only by a refund) and transfers (the sender paid for them).
 _NOT_VOIDABLE = ("monthly", "rollover", "purchase", "transfer")
+# Open grants a wallet may hold. Each is ~95 bytes of the hot wallet item (every metering
+# write is billed per started KB of it) and the item must stay far below DynamoDB's 400 KB;
+# the allowance, its upgrade and rollover are never refused for it.
+MAX_BUCKETS = 32
 # Sources only the service itself grants.
 _NOT_GRANTABLE = {
     "monthly": "the plan",
@@ -220,6 +224,19 @@ def _grant_record(record: dict[str, Any]) -> Granted:
 class Billing(Metering):
     """The metering service plus everything that changes a wallet's buckets. The metering API
     imports this module only for the routes that need it (its cold start stays small)."""
+
+    def _add_bucket(
+        self, buckets: list[Bucket], drawn: Decimal, bucket: Bucket, catalog: Catalog
+    ) -> domain.Rebased:
+        """domain.add_bucket, refused when the wallet already holds its maximum of grants."""
+        rebased = domain.add_bucket(buckets, drawn, bucket, catalog)
+        if len(rebased.buckets) > MAX_BUCKETS:
+            raise Conflict(
+                f"the wallet holds {MAX_BUCKETS} grants with credits left; spend or void some "
+                "first",
+                code="too-many-grants",
+            )
+        return rebased
 
     # -- plans -------------------------------------------------------------------------------
 
@@ -568,7 +585,7 @@ class Billing(Metering):
             if expires is None and source == "purchase" and self._purchases_expire(wallet):
                 expires = self._period_end(wallet)
             bucket = Bucket(gid, source, credits, prio, at, expires)
-            rebased = domain.add_bucket(
+            rebased = self._add_bucket(
                 items.buckets(wallet), Decimal(wallet["drawn"]), bucket, self.catalog
             )
             change = _BucketChange(
@@ -795,7 +812,7 @@ class Billing(Metering):
             at = now_ms()
             gid = grant_id(at, to_wallet, "transfer", from_wallet, key)
             bucket = Bucket(gid, "transfer", credits, prio, at, expires)
-            rebased = domain.add_bucket(
+            rebased = self._add_bucket(
                 items.buckets(target), Decimal(target["drawn"]), bucket, self.catalog
             )
             debit = Update(
@@ -935,7 +952,7 @@ class Billing(Metering):
                     f"the credits of promo code {code!r} expired", code="promo-code-expired"
                 )
             bucket = Bucket(gid, "promo", promo.credits, prio, at, expires)
-            rebased = domain.add_bucket(
+            rebased = self._add_bucket(
                 items.buckets(wallet), Decimal(wallet["drawn"]), bucket, self.catalog
             )
             conditions = ["attribute_exists(pk)"]
@@ -1095,7 +1112,7 @@ class Billing(Metering):
         sets: dict[str, Any],
         condition: str = "",
     ) -> Update:
-        rebased = domain.add_bucket(
+        rebased = self._add_bucket(
             items.buckets(wallet), Decimal(wallet["drawn"]), bucket, self.catalog
         )
         return _bucket_update(
