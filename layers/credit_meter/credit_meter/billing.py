@@ -651,9 +651,10 @@ class Billing(Metering):
                 continue
             gid = g["grant_id"]
             remaining = left.get(gid, ZERO)
-            status = g.get("status") or ("active" if remaining > 0 else "used")
-            if gid in left and status != "active":
+            if gid in left:  # still in the wallet: the wallet says how much is left
                 status = "active" if remaining > 0 else "used"
+            else:  # gone: expired or voided (the line says), else used up
+                status = g.get("status", "used")
             exp = g.get("expires_at")
             lines.append(
                 GrantLine(

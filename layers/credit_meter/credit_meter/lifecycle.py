@@ -170,13 +170,15 @@ def due_at(buckets: list[Bucket], period_end: int) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class Voided:
+class Removal:
+    """What voiding a bucket leaves (see :func:`void`)."""
+
     buckets: list[Bucket]
     amount: Decimal
     drawn_before: Decimal  # the void is safe only while ``drawn`` has not passed this
 
 
-def void(buckets: list[Bucket], drawn: Decimal, bucket_id: str) -> Voided | None:
+def void(buckets: list[Bucket], drawn: Decimal, bucket_id: str) -> Removal | None:
     """Remove a grant nothing has been drawn from; None if it is gone or partly used.
 
     Remainders are cumulative in burn order, so a bucket untouched by ``drawn`` lies wholly
@@ -188,6 +190,6 @@ def void(buckets: list[Bucket], drawn: Decimal, bucket_id: str) -> Voided | None
         if b.id == bucket_id:
             if view.remaining != b.original or drawn > before:
                 return None
-            return Voided(buckets[:i] + buckets[i + 1 :], b.amount, before)
+            return Removal(buckets[:i] + buckets[i + 1 :], b.amount, before)
         before += b.amount
     return None
