@@ -13,8 +13,6 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -24,37 +22,11 @@ import pytest
 from credit_meter.billing import Billing
 from credit_meter.errors import Contention, InsufficientCredits
 from credit_meter.service import Cost, Request
+from tests.storms import kinds, storm
 
 pytestmark = pytest.mark.integration
 
 THREADS = 50
-
-
-def storm[T](n: int, work: Callable[[int], T]) -> list[T | Exception]:
-    """Run ``work(0..n-1)`` on ``n`` threads released at the same moment.
-
-    Errors are returned in place of results (each test says which it expects), except a
-    failed assertion inside ``work``, which is raised once every thread is done.
-    """
-    barrier = threading.Barrier(n)
-
-    def run(i: int) -> T | Exception:
-        barrier.wait(timeout=30)
-        try:
-            return work(i)
-        except Exception as exc:
-            return exc
-
-    with ThreadPoolExecutor(max_workers=n) as pool:
-        results = list(pool.map(run, range(n)))
-    for result in results:
-        if isinstance(result, AssertionError):
-            raise result
-    return results
-
-
-def kinds(results: list[Any]) -> Counter[str]:
-    return Counter(type(r).__name__ for r in results)
 
 
 def _wallet(metering: Billing, credits: str) -> str:

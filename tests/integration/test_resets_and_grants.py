@@ -23,7 +23,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -39,6 +38,7 @@ from credit_meter.errors import Conflict, Contention, InsufficientCredits
 from credit_meter.service import Cost, Request
 from credit_meter.store import Store, Update
 from devtools.apigw import FakeContext
+from tests.storms import kinds, storm
 
 pytestmark = pytest.mark.integration
 
@@ -74,30 +74,6 @@ def utc(
 
 
 # -- storms ----------------------------------------------------------------------------------
-
-
-def storm[T](n: int, work: Callable[[int], T]) -> list[T | Exception]:
-    """Run ``work(0..n-1)`` on ``n`` threads released at the same moment. Errors come back in
-    place of results; a failed assertion inside ``work`` is raised once all are done."""
-    barrier = threading.Barrier(n)
-
-    def run(i: int) -> T | Exception:
-        barrier.wait(timeout=30)
-        try:
-            return work(i)
-        except Exception as exc:
-            return exc
-
-    with ThreadPoolExecutor(max_workers=n) as pool:
-        results = list(pool.map(run, range(n)))
-    for result in results:
-        if isinstance(result, AssertionError):
-            raise result
-    return results
-
-
-def kinds(results: list[Any]) -> Counter[str]:
-    return Counter(type(r).__name__ for r in results)
 
 
 def codes(results: list[Any]) -> Counter[str]:
