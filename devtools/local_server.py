@@ -14,6 +14,14 @@
   the reset queue is handed straight to ``monthly_reset.app.handler`` as an SQS
   batch event (:class:`LocalResetQueue` stands in for SQS).
 
+* Stripe: ``POST /v1/webhooks/stripe`` goes to ``stripe_webhook.app.handler`` (its own
+  function, as in the template); a second stream consumer runs ``auto_topup.app.handler``.
+  Unless ``STRIPE_API_BASE`` is set, a local stand-in for Stripe's API
+  (:mod:`devtools.fake_stripe`) serves checkouts and payments on 127.0.0.1:12111
+  (``LOCAL_STRIPE_PORT``), with the test key ``sk_test_local_fake`` and the webhook secret
+  ``whsec_local_fake``; ``python -m devtools.stripe_webhook`` pays a checkout and posts
+  Stripe's signed events.
+
 Environment: ``PORT`` (default 3000), ``HOST`` (default 127.0.0.1). The
 environment of the functions (TABLE_NAME, Powertools settings, ...) is set from
 the template before the handlers are imported, with fake AWS credentials.
@@ -37,7 +45,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -52,6 +60,9 @@ log = logging.getLogger("devtools.local_server")
 Handler = Callable[[dict[str, Any], Any], Any]
 
 API_FUNCTION_ID = "MeteringApiFunction"
+WEBHOOK_FUNCTION_ID = "StripeWebhookFunction"
+LOCAL_STRIPE_KEY = "sk_test_local_fake"  # not secrets: the local stand-in's test values
+LOCAL_WEBHOOK_SECRET = "whsec_local_fake"
 DEFAULT_TABLE_NAME = "credit-meter-local"
 FAKE_ENV = {
     "AWS_ACCESS_KEY_ID": ddb_local.FAKE_ACCESS_KEY_ID,
@@ -242,9 +253,15 @@ def _json_response(status: int, message: str) -> HttpResponse:
 class ApiGatewayEmulator:
     """Dispatch HTTP requests to a Lambda handler as API Gateway HTTP API would."""
 
-    def __init__(self, handler: Handler, routes: list[Route] | None = None) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        routes: list[Route] | None = None,
+        others: Sequence[tuple[list[Route], Handler]] = (),
+    ) -> None:
         self.handler = handler
         self.routes = routes
+        self.others = list(others)  # more functions behind the same API, by their routes
         # One invocation at a time, as in one Lambda execution environment: the handler keeps
         # per-request state in module globals (Powertools' resolver holds the current event).
         self._invoke = threading.Lock()
@@ -258,8 +275,13 @@ class ApiGatewayEmulator:
         source_ip: str = "127.0.0.1",
     ) -> HttpResponse:
         route_key, path_parameters = "$default", None
+        handler = self.handler
         if self.routes is not None:
-            matched = match_route(self.routes, method, urlsplit(target).path or "/")
+            path = urlsplit(target).path or "/"
+            matched = match_route(self.routes, method, path)
+            for routes, other in self.others:
+                if matched is None and (matched := match_route(routes, method, path)):
+                    handler = other
             if matched is None:
                 return _json_response(404, "Not Found")
             route, path_parameters = matched
@@ -279,7 +301,7 @@ class ApiGatewayEmulator:
         )
         try:
             with self._invoke:
-                result = self.handler(event, context)
+                result = handler(event, context)
             return response_from_result(result)
         except Exception:
             traceback.print_exc()
@@ -368,6 +390,8 @@ def configure_environment(endpoint: str, table_name: str) -> None:
     # and Powertools' Metrics buffer is per process, so EMF metrics are off locally.
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.pop("AWS_PROFILE", None)
+    os.environ.setdefault("STRIPE_API_KEY", LOCAL_STRIPE_KEY)
+    os.environ.setdefault("STRIPE_WEBHOOK_SECRET", LOCAL_WEBHOOK_SECRET)
 
 
 def _load_handler(module: str) -> Handler:
@@ -468,6 +492,27 @@ def _reset_dispatcher() -> Handler:
     return dispatch
 
 
+def _webhook_poster(port: int) -> Callable[[str, dict[str, Any]], None]:
+    """Deliver what the Stripe stand-in announces to the local webhook, signed, a moment later
+    and from another thread (as Stripe does, after answering the API call)."""
+
+    def deliver(event_type: str, obj: dict[str, Any]) -> None:
+        from devtools import stripe_events
+
+        def post() -> None:
+            time.sleep(0.2)
+            url = f"http://127.0.0.1:{port}/v1/webhooks/stripe"
+            try:
+                event = stripe_events.event(event_type, obj)
+                stripe_events.post(url, event, os.environ["STRIPE_WEBHOOK_SECRET"])
+            except Exception as err:  # the local API may be stopping
+                log.warning("webhook delivery of %s failed: %s", event_type, err)
+
+        threading.Thread(target=post, daemon=True).start()
+
+    return deliver
+
+
 @contextlib.contextmanager
 def local_stack(
     *,
@@ -492,8 +537,16 @@ def local_stack(
     from devtools.stream_pump import StreamPump
 
     saved_environ = dict(os.environ)
+    fake_stripe = None
+    if not os.environ.get("STRIPE_API_BASE"):
+        from devtools.fake_stripe import FakeStripe
+
+        fake_stripe = FakeStripe(
+            int(os.environ.get("LOCAL_STRIPE_PORT") or 12111), on_event=_webhook_poster(port)
+        ).start()
+        os.environ["STRIPE_API_BASE"] = fake_stripe.base_url
     store = start_backend(backend)
-    stream_pump: StreamPump | None = None
+    stream_pumps: list[StreamPump] = []
     schedules: list[Schedule] = []
     server: ThreadingHTTPServer | None = None
     if sweep_seconds is None:
@@ -508,10 +561,13 @@ def local_stack(
         if pump:
             if projector_handler is None:
                 projector_handler = _load_handler("ledger_projector.app")
-            stream_pump = StreamPump(
-                store.endpoint, description["LatestStreamArn"], projector_handler
-            )
-            stream_pump.start()
+            stream = description["LatestStreamArn"]
+            stream_pumps.append(StreamPump(store.endpoint, stream, projector_handler))
+            # A second consumer of the same stream, as in the template (its filter: wallets
+            # with auto top-up on; the handler ignores every other record).
+            stream_pumps.append(StreamPump(store.endpoint, stream, _load_handler("auto_topup.app")))
+            for stream_pump in stream_pumps:
+                stream_pump.start()
         if sweep_seconds > 0:
             schedules.append(
                 Schedule(
@@ -532,7 +588,11 @@ def local_stack(
             )
         for schedule in schedules:
             schedule.start()
-        emulator = ApiGatewayEmulator(api_handler, routes_from_template())
+        webhook = (
+            routes_from_template(function_id=WEBHOOK_FUNCTION_ID),
+            _load_handler("stripe_webhook.app"),
+        )
+        emulator = ApiGatewayEmulator(api_handler, routes_from_template(), [webhook])
         server = make_http_server(emulator, host, port)
         yield server, store
     finally:
@@ -540,9 +600,11 @@ def local_stack(
             server.server_close()
         for schedule in schedules:
             schedule.stop()
-        if stream_pump is not None:
+        for stream_pump in stream_pumps:
             stream_pump.stop()
         store.stop()
+        if fake_stripe is not None:
+            fake_stripe.stop()
         os.environ.clear()
         os.environ.update(saved_environ)
 
@@ -582,6 +644,10 @@ def main(argv: list[str] | None = None) -> int:
             print("Stream:  ledger_projector.app.handler fed from the table's stream", flush=True)
         print("Sweeper: hold_sweeper.app.handler on its schedule", flush=True)
         print("Resets:  monthly_reset.app.dispatch -> handler on their schedule", flush=True)
+        print(
+            f"Stripe:  API at {os.environ['STRIPE_API_BASE']}; webhook POST /v1/webhooks/stripe",
+            flush=True,
+        )
         print(f"Credit Meter API listening on http://{host}:{port}  (Ctrl-C to stop)", flush=True)
         server.serve_forever(poll_interval=0.25)
     print("Stopped.", flush=True)

@@ -56,6 +56,8 @@ REQUEST_MODELS: list[type[m.BaseModel]] = [
     m.PromoCodeIn,
     m.RedeemIn,
     m.ReferralIn,
+    m.CheckoutIn,
+    m.AutoTopupIn,
 ]
 RESPONSE_MODELS: list[type[m.BaseModel]] = [
     m.WalletOut,
@@ -73,6 +75,11 @@ RESPONSE_MODELS: list[type[m.BaseModel]] = [
     m.ReferralOut,
     m.TransactionsOut,
     m.PricesOut,
+    m.OffersOut,
+    m.CheckoutOut,
+    m.PaymentsOut,
+    m.AutoTopupOut,
+    m.WebhookOut,
     m.ProblemOut,
 ]
 
@@ -131,9 +138,9 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
     ),
     "NotFound": (
         404,
-        "The wallet, reservation, grant or promo code does not exist (`wallet-not-found`, "
-        "`reservation-not-found`, `grant-not-found`, `promo-code-not-found`), or no such "
-        "route (`not-found`).",
+        "The wallet, reservation, grant, promo code or payment does not exist "
+        "(`wallet-not-found`, `reservation-not-found`, `grant-not-found`, "
+        "`promo-code-not-found`, `payment-not-found`), or no such route (`not-found`).",
         "ProblemOut",
     ),
     "Conflict": (
@@ -170,6 +177,19 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
         "ProblemOut",
     ),
     "ServerError": (500, "Something went wrong on the server (`internal-error`).", "ProblemOut"),
+    "PaymentProvider": (
+        502,
+        "Stripe refused or failed the request made on the caller's behalf "
+        "(`payment-provider-error`); nothing was written.",
+        "ProblemOut",
+    ),
+    "BadSignature": (
+        400,
+        "The `Stripe-Signature` header is missing, does not match the body under the endpoint's "
+        "signing secret, or is older than 300 seconds (`invalid-signature`); nothing was "
+        "written.",
+        "ProblemOut",
+    ),
 }
 BODY_PROBLEMS = ["Malformed", "PayloadTooLarge", "UnsupportedMediaType", "Invalid"]
 
@@ -507,6 +527,127 @@ def paths() -> dict[str, Any]:
                 parameters=_page_parameters("transactions"),
             ),
         },
+        "/v1/topups/offers": {
+            "get": _operation(
+                "listTopupOffers",
+                "top-ups",
+                "What can be bought",
+                "The credit packs (credits for a price) and, if offered, top-ups by amount: "
+                "presets, the minimum and maximum, and the credits each unit buys.",
+                _responses({200: ("OffersOut", "The offers.")}, []),
+            ),
+        },
+        WALLET + "/checkout": {
+            "parameters": [_param("WalletId")],
+            "post": _operation(
+                "createCheckout",
+                "top-ups",
+                "Start a top-up",
+                "Creates a Stripe Checkout Session (payment mode, an invoice with a PDF once "
+                "paid) for a `pack`, or for an `amount` in the top-up `currency`, and returns "
+                "its `url`. Nothing is credited here: the credits arrive once, when Stripe "
+                "reports the payment paid to the webhook. `save_payment_method` keeps the card "
+                "for auto top-ups. An Idempotency-Key is passed on to Stripe: a retry returns "
+                "the same session.",
+                _responses(
+                    {201: ("CheckoutOut", "The checkout to send the buyer to.")},
+                    [*BODY_PROBLEMS, "NotFound", "PaymentProvider"],
+                ),
+                body=_body("CheckoutIn"),
+                idempotent=True,
+            ),
+        },
+        WALLET + "/payments": {
+            "parameters": [_param("WalletId")],
+            "get": _operation(
+                "listPayments",
+                "top-ups",
+                "List payments",
+                "The wallet's payments, newest first: amount, currency, credits, what is "
+                "credited now (less refunds and disputes), status (`pending` while an "
+                "asynchronous payment settles, `paid`, `failed`, `refunded` — in part or in "
+                "full, see `refunded_amount` — or `disputed`) and a link to the invoice PDF or "
+                "card receipt.",
+                _responses({200: ("PaymentsOut", "A page.")}, ["NotFound", "Invalid"]),
+                parameters=_page_parameters("payments"),
+            ),
+        },
+        WALLET + "/payments/{payment_id}/invoice": {
+            "parameters": [
+                _param("WalletId"),
+                {
+                    "name": "payment_id",
+                    "in": "path",
+                    "required": True,
+                    "description": "`payment_id` as the payments list shows it (`pi_...`).",
+                    "schema": {"type": "string"},
+                },
+            ],
+            "get": _operation(
+                "getPaymentInvoice",
+                "top-ups",
+                "Download the invoice",
+                "Redirects (302) to the payment's invoice PDF at Stripe, else to its card receipt.",
+                {
+                    "302": {
+                        "description": "Found: `Location` is the document.",
+                        "headers": {"Location": {"schema": {"type": "string"}}},
+                    },
+                    **_responses({}, ["NotFound", "PaymentProvider"]),
+                },
+            ),
+        },
+        WALLET + "/auto-topup": {
+            "parameters": [_param("WalletId")],
+            "put": _operation(
+                "putAutoTopup",
+                "top-ups",
+                "Set up auto top-up",
+                "When `available` falls below `threshold`, buy `pack` with the saved card (the "
+                "last checkout made with `save_payment_method`, or `customer_id` and "
+                "`payment_method_id`), once per crossing; it re-arms when `available` is back at "
+                "or above the threshold. After a decline it waits at least an hour "
+                "(`retry_after`). `enabled: false` turns it off.",
+                _responses(
+                    {200: ("AutoTopupOut", "The settings and state.")}, [*BODY_PROBLEMS, "NotFound"]
+                ),
+                body=_body("AutoTopupIn"),
+            ),
+            "get": _operation(
+                "getAutoTopup",
+                "top-ups",
+                "Auto top-up settings",
+                "The settings, the state (`armed`, `fired` — bought, waiting for the credits "
+                "to lift `available` above the threshold — or `declined`) and the last attempt.",
+                _responses({200: ("AutoTopupOut", "The settings and state.")}, wallet_problems),
+            ),
+        },
+        "/v1/webhooks/stripe": {
+            "post": _operation(
+                "stripeWebhook",
+                "top-ups",
+                "Stripe's webhook endpoint",
+                "For Stripe only (a separate function). Verifies `Stripe-Signature`, then "
+                "records the event: checkout completion and asynchronous success or failure, "
+                "PaymentIntent success or failure, charges (receipts, refunds) and disputes. "
+                "A payment is credited once however often and in whatever order its events "
+                "arrive. Events of other types, and payments for unknown wallets (recorded for "
+                "an operator, never credited), are answered 200 so Stripe stops retrying.",
+                _responses({200: ("WebhookOut", "Received.")}, ["BadSignature", "Busy"]),
+                parameters=[
+                    {
+                        "name": "Stripe-Signature",
+                        "in": "header",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                body={
+                    "required": True,
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+            ),
+        },
         "/v1/prices": {
             "get": _operation(
                 "listPrices",
@@ -546,6 +687,7 @@ def document() -> dict[str, Any]:
             {"name": "charges"},
             {"name": "grants"},
             {"name": "prices"},
+            {"name": "top-ups"},
         ],
         "paths": paths(),
         "components": {

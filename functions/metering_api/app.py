@@ -24,8 +24,12 @@ from credit_meter import http_errors
 from credit_meter.api_models import (
     AdjustmentIn,
     AdjustmentOut,
+    AutoTopupIn,
+    AutoTopupOut,
     ChargeIn,
     ChargeOut,
+    CheckoutIn,
+    CheckoutOut,
     CommitIn,
     CommitOut,
     GrantIn,
@@ -33,6 +37,10 @@ from credit_meter.api_models import (
     GrantOut,
     GrantsOut,
     GrantsQuery,
+    OffersOut,
+    PaymentOut,
+    PaymentsOut,
+    PaymentsQuery,
     PricesOut,
     PromoCodeIn,
     PromoCodeOut,
@@ -65,6 +73,7 @@ from credit_meter.errors import (
     InsufficientCredits,
     InvalidRequest,
     MalformedRequest,
+    PaymentNotFound,
 )
 from credit_meter.http_input import json_object
 from credit_meter.ids import GRANT_ID
@@ -72,6 +81,7 @@ from credit_meter.service import Metering, Request
 
 if TYPE_CHECKING:
     from credit_meter.billing import Billing
+    from credit_meter.payments import Gateway, Payments
 
 logger = Logger()
 metrics = Metrics()
@@ -79,6 +89,7 @@ app = APIGatewayHttpResolver()
 
 _WALLET_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}")
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
+_PAYMENT_ID = re.compile(r"pi_[A-Za-z0-9_]{1,250}")
 
 
 def _service() -> Metering:
@@ -91,6 +102,19 @@ def _billing() -> Billing:
     from credit_meter.billing import Billing
 
     return Billing()
+
+
+def _payments() -> Payments:
+    from credit_meter.payments import Payments
+
+    return Payments()
+
+
+def _gateway() -> Gateway:
+    """Stripe's API: the SDK loads only for the routes that call it."""
+    from credit_meter.stripe_gateway import StripeGateway
+
+    return StripeGateway()
 
 
 def _wallet(wallet_id: str) -> str:
@@ -275,6 +299,64 @@ def transactions(wallet_id: str) -> Response[Any]:
     entries, cursor = _service().transactions(_wallet(wallet_id), query.limit, query.cursor)
     out = TransactionsOut(items=[TransactionOut.of(e) for e in entries], next_cursor=cursor)
     return _json(200, out)
+
+
+@app.get("/v1/topups/offers")
+def offers() -> Response[Any]:
+    return _json(200, OffersOut.of(catalog().topups))
+
+
+@app.post("/v1/wallets/<wallet_id>/checkout")
+def checkout(wallet_id: str) -> Response[Any]:
+    body = _body(CheckoutIn)
+    request = _request(body, "checkout")
+    done = _payments().checkout(
+        _wallet(wallet_id),
+        body.pack,
+        body.amount,
+        body.currency,
+        body.success_url,
+        body.cancel_url,
+        body.save_payment_method,
+        request.idempotency_key,
+        _gateway(),
+    )
+    return _json(201, CheckoutOut.of(done))
+
+
+@app.get("/v1/wallets/<wallet_id>/payments")
+def payments(wallet_id: str) -> Response[Any]:
+    query = PaymentsQuery.model_validate(app.current_event.query_string_parameters or {})
+    lines, cursor = _payments().payments(_wallet(wallet_id), query.limit, query.cursor)
+    items = [PaymentOut.of(p, wallet_id) for p in lines]
+    return _json(200, PaymentsOut(items=items, next_cursor=cursor))
+
+
+@app.get("/v1/wallets/<wallet_id>/payments/<payment_id>/invoice")
+def invoice(wallet_id: str, payment_id: str) -> Response[Any]:
+    if not _PAYMENT_ID.fullmatch(payment_id):
+        raise PaymentNotFound(f"payment {payment_id!r} does not exist")
+    link = _payments().invoice_link(_wallet(wallet_id), payment_id, _gateway())
+    return Response(status_code=302, headers={"Location": link}, body="")
+
+
+@app.put("/v1/wallets/<wallet_id>/auto-topup")
+def put_auto_topup(wallet_id: str) -> Response[Any]:
+    body = _body(AutoTopupIn)
+    done = _payments().set_auto_topup(
+        _wallet(wallet_id),
+        body.enabled,
+        body.threshold,
+        body.pack,
+        body.customer_id,
+        body.payment_method_id,
+    )
+    return _json(200, AutoTopupOut.of(done))
+
+
+@app.get("/v1/wallets/<wallet_id>/auto-topup")
+def get_auto_topup(wallet_id: str) -> Response[Any]:
+    return _json(200, AutoTopupOut.of(_payments().auto_topup(_wallet(wallet_id))))
 
 
 @app.get("/v1/prices")

@@ -212,6 +212,12 @@ EXPECTED_ROUTES = {
     ("POST", "/v1/wallets/{wallet_id}/referral"),
     ("GET", "/v1/wallets/{wallet_id}/transactions"),
     ("GET", "/v1/prices"),
+    ("GET", "/v1/topups/offers"),
+    ("POST", "/v1/wallets/{wallet_id}/checkout"),
+    ("GET", "/v1/wallets/{wallet_id}/payments"),
+    ("GET", "/v1/wallets/{wallet_id}/payments/{payment_id}/invoice"),
+    ("PUT", "/v1/wallets/{wallet_id}/auto-topup"),
+    ("GET", "/v1/wallets/{wallet_id}/auto-topup"),
 }
 
 
@@ -234,14 +240,66 @@ def _policy_actions(function_id: str) -> dict[str, set[str]]:
     return actions
 
 
+TABLE = repr({"Fn::GetAtt": ["LedgerTable", "Arn"]})
+STREAM = repr({"Fn::GetAtt": ["LedgerTable", "StreamArn"]})
+API_KEY = repr({"Ref": "StripeApiKeySecretArn"})
+WEBHOOK_SECRET = repr({"Ref": "StripeWebhookSecretArn"})
+
+
 def test_api_function_is_least_privilege() -> None:
     assert _policy_actions("MeteringApiFunction") == {
-        repr({"Fn::GetAtt": ["LedgerTable", "Arn"]}): {
+        TABLE: {
             "dynamodb:GetItem",
             "dynamodb:PutItem",
             "dynamodb:UpdateItem",
             "dynamodb:Query",
-        }
+        },
+        API_KEY: {"secretsmanager:GetSecretValue"},  # checkouts and invoice links
+    }
+
+
+def test_stripe_webhook_is_its_own_least_privilege_function() -> None:
+    webhook = _resources()["StripeWebhookFunction"]["Properties"]
+    (event,) = webhook["Events"].values()
+    assert event["Type"] == "HttpApi"
+    assert (event["Properties"]["Method"], event["Properties"]["Path"]) == (
+        "POST",
+        "/v1/webhooks/stripe",
+    )
+    assert webhook["Environment"]["Variables"] == {
+        "STRIPE_WEBHOOK_SECRET_ARN": {"Ref": "StripeWebhookSecretArn"}
+    }
+    # It reads only the signing secret, never the API key; no queries, no deletes.
+    assert _policy_actions("StripeWebhookFunction") == {
+        TABLE: {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
+        WEBHOOK_SECRET: {"secretsmanager:GetSecretValue"},
+    }
+    alarms = {
+        r["Properties"].get("MetricName"): r["Properties"]
+        for r in _resources().values()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+        and (r["Properties"].get("Dimensions") or [{}])[0].get("Value")
+        in ({"Ref": "StripeWebhookFunction"}, "credit-meter")
+    }
+    assert {"Errors", "WebhookSignatureFailures", "PaymentsForUnknownWallets"} <= set(alarms)
+
+
+def test_auto_topup_function_watches_only_wallets_with_auto_topup() -> None:
+    fn = _resources()["AutoTopupFunction"]["Properties"]
+    stream = fn["Events"]["WalletStream"]["Properties"]
+    assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    (only,) = stream["FilterCriteria"]["Filters"]
+    pattern = json.loads(only["Pattern"])["dynamodb"]
+    assert pattern["Keys"] == {"sk": {"S": ["W"]}}
+    assert pattern["NewImage"] == {"atx": {"N": [{"exists": True}]}}
+    assert stream["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["AutoTopupDLQ", "Arn"]
+    }
+    assert _policy_actions("AutoTopupFunction") == {
+        TABLE: {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+        STREAM: {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"},
+        API_KEY: {"secretsmanager:GetSecretValue"},
+        repr({"Fn::GetAtt": ["AutoTopupDLQ", "Arn"]}): {"sqs:SendMessage"},
     }
 
 

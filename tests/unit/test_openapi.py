@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import importlib
+import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,7 +22,9 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from devtools import openapi
+from devtools import openapi, stripe_events
+from devtools.apigw import FakeContext, http_event
+from devtools.fake_stripe import FakeStripe
 
 DOC_PATH = Path(__file__).parents[2] / "docs" / "openapi.yaml"
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
@@ -111,7 +115,10 @@ def registered_routes(app: Any) -> set[tuple[str, str]]:
 
 
 def test_operations_are_the_registered_routes(doc: dict[str, Any], metering_app: Any) -> None:
-    assert set(operations(doc)) == registered_routes(metering_app.app)
+    # The metering function's routes and the Stripe webhook's (its own function).
+    webhook = importlib.import_module("stripe_webhook.app")
+    routes = registered_routes(metering_app.app) | registered_routes(webhook.app)
+    assert set(operations(doc)) == routes
 
 
 def test_documented_patterns_are_the_handlers(doc: dict[str, Any], metering_app: Any) -> None:
@@ -187,7 +194,8 @@ def test_posts_that_write_take_an_idempotency_key(doc: dict[str, Any]) -> None:
         names = {deref(doc, p)["name"] for p in op.get("parameters", [])}
         # Quote writes nothing; a void, a promo code's definition and a referral are
         # idempotent by what they name (the grant, the code, the referred wallet).
-        natural = ("/quote", "/void", "/promo-codes", "/referral")
+        # Stripe's webhook: by the event (a payment is credited once, whatever arrives).
+        natural = ("/quote", "/void", "/promo-codes", "/referral", "/webhooks/stripe")
         writes = method == "POST" and not path.endswith(natural)
         assert ("Idempotency-Key" in names) == writes, (method, path)
 
@@ -195,11 +203,14 @@ def test_posts_that_write_take_an_idempotency_key(doc: dict[str, Any]) -> None:
 def test_every_operation_documents_its_errors_as_problems(doc: dict[str, Any]) -> None:
     for key, op in operations(doc).items():
         responses = op["responses"]
-        assert any(status.startswith("2") for status in responses), key
+        assert any(status.startswith(("2", "302")) for status in responses), key
         assert "500" in responses, key
-        if key[0] in ("POST", "PUT"):
+        if key[0] in ("POST", "PUT") and key[1] != "/v1/webhooks/stripe":
             assert {"400", "413", "415", "422"} <= responses.keys(), key
         for status, response in responses.items():
+            if status == "302":  # a redirect: no body, a Location
+                assert "Location" in response["headers"], key
+                continue
             content = deref(doc, response)["content"]
             if status.startswith("2"):
                 assert content.keys() == {"application/json"}, key
@@ -248,6 +259,10 @@ class Contract:
         op = next(op for m, rule, op in self.routes if m == method and rule.match(path))
         documented = op["responses"].get(str(got))
         assert documented is not None, f"{method} {path}: {got} is not documented"
+        self.seen.add((op["operationId"], got))
+        if got == 302:
+            assert out_headers["location"]
+            return out_headers["location"]
         content = deref(self.doc, documented)["content"]
         media = out_headers["content-type"]
         assert media in content, f"{method} {path}: {got} as {media} is not documented"
@@ -256,11 +271,47 @@ class Contract:
         return payload
 
 
+@pytest.fixture
+def fake_stripe(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStripe]:
+    from credit_meter import stripe_gateway
+
+    with FakeStripe() as fake:
+        monkeypatch.setenv("STRIPE_API_BASE", fake.base_url)
+        monkeypatch.setenv("STRIPE_API_KEY", "sk_test_contract_fake")
+        monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
+        stripe_gateway._client.cache_clear()
+        yield fake
+    stripe_gateway._client.cache_clear()
+
+
+WEBHOOK_SECRET = "whsec_contract_fake"
+
+
+def _with_webhook(api: Api) -> Api:
+    """The metering API plus the Stripe webhook (its own function) behind one caller."""
+    webhook = importlib.import_module("stripe_webhook.app")
+
+    def call(
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        query: Any = None,
+    ) -> tuple[int, dict[str, str], Any]:
+        if path != "/v1/webhooks/stripe":
+            return api(method, path, body, headers, query)
+        response = webhook.handler(http_event(method, path, body, headers), FakeContext())
+        out = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
+        return response["statusCode"], out, json.loads(response["body"])
+
+    return call
+
+
 @pytest.mark.usefixtures("fresh_table")
 def test_responses_validate_against_the_document(
-    doc: dict[str, Any], api: Api, project_ledger: Callable[[], None]
+    doc: dict[str, Any], api: Api, project_ledger: Callable[[], None], fake_stripe: FakeStripe
 ) -> None:
-    call = Contract(doc, api)
+    call = Contract(doc, _with_webhook(api))
     w = "/v1/wallets/w1"
     hold = {"feature": "chat", "member_id": "m-1", "credits": "2.5"}
 
@@ -327,8 +378,29 @@ def test_responses_validate_against_the_document(
     call("GET", f"{w}/transactions", query={"limit": "0"}, status=422)
     call("GET", "/v1/prices", status=200)
 
+    # top-ups: a checkout at the Stripe stand-in, paid, announced by a signed webhook
+    call("GET", "/v1/topups/offers", status=200)
+    urls = {"success_url": "https://example.com/ok", "cancel_url": "https://example.com/no"}
+    session = call("POST", f"{w}/checkout", {"pack": "pack_500", **urls}, status=201)
+    call("POST", f"{w}/checkout", {"pack": "pack_1", **urls}, status=422)
+    paid = fake_stripe.complete_checkout(session["checkout_session_id"])
+    event = stripe_events.encode(stripe_events.event("checkout.session.completed", paid))
+    signed = {"stripe-signature": stripe_events.sign(event, WEBHOOK_SECRET)}
+    hook = "/v1/webhooks/stripe"
+    call("POST", hook, event.decode(), {"content-type": "application/json", **signed}, status=200)
+    call("POST", hook, event.decode(), {"content-type": "application/json"}, status=400)
+    payments = call("GET", f"{w}/payments", status=200)
+    assert [p["status"] for p in payments["items"]] == ["paid"]
+    call("GET", f"{w}/payments/{payments['items'][0]['payment_id']}/invoice", status=302)
+    call("GET", f"{w}/payments/pi_unknown/invoice", status=404)
+    topup = {"enabled": True, "threshold": "10", "pack": "pack_500"}
+    call("PUT", f"{w}/auto-topup", topup, status=422)  # no saved card yet
+    card = {"customer_id": "cus_contract", "payment_method_id": "pm_card_visa"}
+    call("PUT", f"{w}/auto-topup", {**topup, **card}, status=200)
+    call("GET", f"{w}/auto-topup", status=200)
+
     # every operation was seen answering with success
-    successes = {op for op, status in call.seen if status < 300}
+    successes = {op for op, status in call.seen if status < 300 or status == 302}
     assert successes == {op["operationId"] for op in operations(doc).values()}
 
     # an unknown route is a problem document too

@@ -161,6 +161,34 @@ def add_bucket(buckets: list[Bucket], drawn: Decimal, new: Bucket, catalog: Cata
     return Rebased(buckets=kept, drawn_delta=(owed - repaid) - drawn, repaid=repaid)
 
 
+def take_back(
+    buckets: list[Bucket], drawn: Decimal, from_ids: set[str], amount: Decimal, catalog: Catalog
+) -> Rebased:
+    """Take ``amount`` back (a refunded or disputed payment): first from what the buckets in
+    ``from_ids`` have left, the rest as a debit in burn-down order, which may overdraw the
+    wallet (DESIGN §2: taking credits back may drive the balance negative).
+
+    Like :func:`add_bucket`, ``drawn_delta`` is relative: debits that land between the read
+    and the write stay counted. ``repaid`` is what came out of the named buckets.
+    """
+    owed = deficit(buckets, drawn)
+    left = amount
+    kept = []
+    for view in remaining(buckets, drawn):
+        if view.remaining <= 0:
+            continue
+        bucket = materialise(view)
+        if bucket.id in from_ids and left > 0:
+            taken = min(left, bucket.amount)
+            left -= taken
+            if bucket.amount == taken:
+                continue
+            bucket = replace(bucket, amount=bucket.amount - taken, granted=bucket.original)
+        kept.append(bucket)
+    kept.sort(key=lambda b: burn_key(b, catalog))
+    return Rebased(buckets=kept, drawn_delta=owed + left - drawn, repaid=amount - left)
+
+
 def materialise(view: BucketView) -> Bucket:
     """The bucket rebuilt with what it has left, remembering what it was granted."""
     b = view.bucket

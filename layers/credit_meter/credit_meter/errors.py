@@ -63,6 +63,16 @@ class PromoCodeNotFound(DomainError):
     code = "promo-code-not-found"
 
 
+class PaymentNotFound(DomainError):
+    code = "payment-not-found"
+
+
+class PaymentProviderError(DomainError):
+    """The payment provider refused or failed a request we made on the caller's behalf."""
+
+    code = "payment-provider-error"
+
+
 class InsufficientCredits(DomainError):
     code = "insufficient-credits"
 

@@ -18,6 +18,8 @@ from credit_meter.errors import (
     InvalidRequest,
     MalformedRequest,
     PayloadTooLarge,
+    PaymentNotFound,
+    PaymentProviderError,
     PromoCodeNotFound,
     ReservationNotFound,
     UnsupportedMediaType,
@@ -33,10 +35,12 @@ _STATUS: list[tuple[type[DomainError], int, str]] = [
     (ReservationNotFound, 404, "Reservation not found"),
     (GrantNotFound, 404, "Grant not found"),
     (PromoCodeNotFound, 404, "Promo code not found"),
+    (PaymentNotFound, 404, "Payment not found"),
     (Conflict, 409, "Conflict"),
     (PayloadTooLarge, 413, "Payload too large"),
     (UnsupportedMediaType, 415, "Unsupported media type"),
     (InvalidRequest, 422, "Invalid request"),
+    (PaymentProviderError, 502, "Payment provider error"),
     (Contention, 503, "Busy, retry"),
 ]
 

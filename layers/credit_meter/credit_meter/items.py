@@ -25,6 +25,9 @@ VOID_RECORD = "V"  # a voided grant: answers a repeated void
 REDEEM_KEY_RECORD = "K"  # an Idempotency-Key used for a promo redemption
 GRANT_PREFIX = "G#"  # the grants list, projected from the stream
 PROMO_SK = "P"
+PAYMENT_SK = "PAY"  # a payment's state, under its own partition (``payment_key``)
+PAYMENT_LINE_PREFIX = "Y#"  # the wallet's payments list: Y#<first seen ms hex>#<payment id>
+AUTO_TOPUP_SK = "A"  # a wallet's auto top-up settings and last attempt
 # Wallets with open holds are spread over this many partitions of the sweep index.
 SWEEP_SHARDS = 16
 SWEEP_INDEX = "SweepIndex"
@@ -51,6 +54,18 @@ def due_shard(wallet_id: str) -> str:
 
 def promo_key(code: str) -> dict[str, str]:
     return {"pk": f"P#{code}", "sk": PROMO_SK}
+
+
+def payment_key(payment_id: str) -> dict[str, str]:
+    return {"pk": f"PAY#{payment_id}", "sk": PAYMENT_SK}
+
+
+def payment_line_key(wallet_id: str, first_at: int, payment_id: str) -> dict[str, str]:
+    return {"pk": wallet_pk(wallet_id), "sk": f"{PAYMENT_LINE_PREFIX}{first_at:011x}#{payment_id}"}
+
+
+def auto_topup_key(wallet_id: str) -> dict[str, str]:
+    return {"pk": wallet_pk(wallet_id), "sk": AUTO_TOPUP_SK}
 
 
 def grant_item_key(wallet_id: str, gid: str) -> dict[str, str]:

@@ -75,7 +75,7 @@ class Update:
 
     key: dict[str, Any]
     expression: str
-    condition: str
+    condition: str | None  # None: unconditional (the write is idempotent by itself)
     names: dict[str, str] = field(default_factory=dict)
     values: dict[str, Any] = field(default_factory=dict)
 
@@ -84,9 +84,10 @@ class Update:
             "TableName": table,
             "Key": to_item(self.key),
             "UpdateExpression": self.expression,
-            "ConditionExpression": self.condition,
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
+        if self.condition is not None:
+            params["ConditionExpression"] = self.condition
+            params["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         if self.names:
             params["ExpressionAttributeNames"] = self.names
         if self.values:
@@ -96,17 +97,21 @@ class Update:
 
 @dataclass(frozen=True, slots=True)
 class Put:
-    """A Put that must not overwrite: the item is new or the write is refused."""
+    """A Put that by default must not overwrite: the item is new or the write is refused.
+    Another ``condition`` (its values in ``values``) guards a replacement; None: no guard."""
 
     item: dict[str, Any]
+    condition: str | None = "attribute_not_exists(pk)"
+    values: dict[str, Any] = field(default_factory=dict)
 
     def params(self, table: str) -> dict[str, Any]:
-        return {
-            "TableName": table,
-            "Item": to_item(self.item),
-            "ConditionExpression": "attribute_not_exists(pk)",
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        }
+        params: dict[str, Any] = {"TableName": table, "Item": to_item(self.item)}
+        if self.condition is not None:
+            params["ConditionExpression"] = self.condition
+            params["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        if self.values:
+            params["ExpressionAttributeValues"] = _values(self.values)
+        return params
 
 
 class WriteRejected(Exception):
