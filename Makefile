@@ -31,7 +31,7 @@ PYTEST_ARGS ?=
 # Import roots, as in pytest's pythonpath (pyproject.toml) and the Lambda runtime.
 DEV_PYTHONPATH := layers/credit_meter:functions:.
 
-.PHONY: help venv ddb-local lint format typecheck template unit integration test run bench \
+.PHONY: help venv ddb-local lint format typecheck template unit integration test run bench webhook \
 	clean distclean
 
 help:
@@ -47,6 +47,7 @@ help:
 	@echo "  test         all of the above"
 	@echo "  run          local HTTP API server"
 	@echo "  bench        benchmarks"
+	@echo "  webhook      sign and post Stripe events to the local server (ARGS=...)"
 	@echo "  clean        remove build output and tool caches"
 	@echo "  distclean    clean + remove .venv and .cache"
 
@@ -114,6 +115,11 @@ run: venv ddb-local
 
 bench: venv ddb-local
 	PYTHONPATH=$(DEV_PYTHONPATH) $(PY) -m devtools.bench
+
+# Play Stripe against `make run`: sign and post its webhook events, e.g.
+#   make webhook ARGS="pay cs_test_..."   make webhook ARGS="refund pi_..."
+webhook: venv
+	PYTHONPATH=$(DEV_PYTHONPATH) $(PY) -m devtools.stripe_webhook $(ARGS)
 
 # --- housekeeping -----------------------------------------------------------
 

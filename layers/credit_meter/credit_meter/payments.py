@@ -188,7 +188,7 @@ def merge(state: dict[str, Any] | None, obs: Observation) -> dict[str, Any]:
     events in any other order, gives the same facts."""
     new: dict[str, Any] = {"payment_id": obs.payment_id, "first_at": obs.at}
     new.update({k: v for k, v in (state or {}).items() if k not in _ITEM_KEYS})
-    new["first_at"] = min(int(new["first_at"]), obs.at)
+    # first_at (when the first event arrived) never changes: the payments-list line's key has it.
     for name, value in _FIRST_SAID.items():
         said = getattr(obs, value)
         if said is not None and new.get(name) is None:  # the first to say it wins
