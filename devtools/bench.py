@@ -336,6 +336,7 @@ def run() -> dict[str, Any]:
         )["Count"]
 
         resets = reset_cost(table_name)
+        topups = topup_cost()
 
     result = {
         "round_trips_per_event": round(plain["round_trips"], 3),
@@ -355,6 +356,7 @@ def run() -> dict[str, Any]:
         "ledger_seq": seq,
         "cycles": CYCLES,
         **resets,
+        **topups,
     }
     if entries != seq:
         print(f"ledger projection incomplete: {entries} entries for seq {seq}", file=sys.stderr)
@@ -410,6 +412,74 @@ def reset_cost(table_name: str) -> dict[str, Any]:
         "reset_ms_per_wallet": round(elapsed / len(wallets) * 1000, 2),
         "reset_dispatch_round_trips": dispatch_round_trips,
         "reset_wallets": len(wallets),
+    }
+
+
+TOPUPS = 50
+
+
+def topup_cost() -> dict[str, Any]:
+    """Stripe webhook deliveries through the real handler, signed as Stripe signs them:
+    DynamoDB round trips for a payment's first event, for a duplicate (Stripe retries, or
+    ``payment_intent.succeeded`` after the session) and for a refund, and the time each takes."""
+    import os
+
+    from devtools import stripe_events as se
+    from devtools.apigw import http_event
+    from devtools.lambda_context import FakeLambdaContext
+
+    os.environ.setdefault("STRIPE_WEBHOOK_SECRET", "whsec_bench_fake")
+    secret = os.environ["STRIPE_WEBHOOK_SECRET"]
+    from stripe_webhook.app import handler as webhook
+
+    from credit_meter.billing import Billing
+
+    Billing().put_wallet("bench-topups", "free")
+    ctx = FakeLambdaContext(function_name="credit-meter-stripe-webhook")
+
+    def deliver(kind: str, obj: dict[str, Any]) -> None:
+        body = se.encode(se.event(kind, obj))
+        headers = {"content-type": "application/json", "stripe-signature": se.sign(body, secret)}
+        with quiet_stdout():
+            response = webhook(http_event("POST", "/v1/webhooks/stripe", body, headers), ctx)
+        if response["statusCode"] != 200:
+            raise RuntimeError(f"webhook answered {response}")
+
+    def measure(events: list[tuple[str, dict[str, Any]]]) -> tuple[float, float, float]:
+        m = meter()
+        m.reset()
+        start = time.perf_counter()
+        for kind, obj in events:
+            deliver(kind, obj)
+        elapsed = time.perf_counter() - start
+        n = len(events)
+        return m.calls / n, m.wru_reported / n, elapsed / n * 1000
+
+    sessions = []
+    for i in range(TOPUPS):
+        pi = f"pi_bench{i:06d}"
+        sessions.append(
+            se.checkout_session(
+                session_id=f"cs_test_bench{i:06d}", payment_intent=pi, wallet_id="bench-topups"
+            )
+        )
+    first = measure([("checkout.session.completed", s) for s in sessions])
+    again = measure([("checkout.session.completed", s) for s in sessions])
+    refunds = measure(
+        [
+            ("charge.refunded", se.charge(payment_intent=s["payment_intent"], amount_refunded=250))
+            for s in sessions
+        ]
+    )
+    return {
+        "topup_round_trips_first": round(first[0], 3),
+        "topup_wru_reported_first": round(first[1], 3),
+        "topup_ms_first": round(first[2], 2),
+        "topup_round_trips_duplicate": round(again[0], 3),
+        "topup_wru_reported_duplicate": round(again[1], 3),
+        "topup_round_trips_refund": round(refunds[0], 3),
+        "topup_ms_refund": round(refunds[2], 2),
+        "topup_payments": TOPUPS,
     }
 
 
