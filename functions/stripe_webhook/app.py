@@ -64,12 +64,20 @@ def stripe_webhook() -> Response[Any]:
     try:
         # Stripe's own check: HMAC-SHA256 of "<t>.<body>", constant-time compare, the
         # timestamp within the default tolerance (300 s) so old deliveries cannot be replayed.
-        stripe.Webhook.construct_event(payload, signature, secret("STRIPE_WEBHOOK_SECRET"))
+        stripe.WebhookSignature.verify_header(
+            payload.decode("utf-8", "replace"),
+            signature,
+            secret("STRIPE_WEBHOOK_SECRET"),
+            stripe.Webhook.DEFAULT_TOLERANCE,
+        )
     except stripe.SignatureVerificationError:
         return _rejected("the signature does not match the body, or it is too old")
+    try:
+        event = json.loads(payload, parse_float=Decimal)
     except ValueError:
+        event = None
+    if not isinstance(event, dict):
         return _rejected("the body is not a JSON event")
-    event = json.loads(payload, parse_float=Decimal)
     observation = stripe_webhooks.observe(event)
     log = {"event_id": event.get("id"), "event_type": event.get("type")}
     if observation is None:

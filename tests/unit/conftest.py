@@ -204,3 +204,160 @@ def project_ledger(aws: Any) -> Callable[[], None]:
         assert result == {"batchItemFailures": []}, result
 
     return project
+
+
+# -- Stripe: the webhook function, the auto top-up function, a fake Stripe API ----------------
+
+# Obviously fake values: the functions read them from the environment (credit_meter.secrets).
+FAKE_STRIPE_ENV = {
+    "STRIPE_WEBHOOK_SECRET": "whsec_unit_fake_signing_secret",
+    "STRIPE_API_KEY": "sk_test_unit_fake_key_DO_NOT_LEAK_42",
+}
+
+Webhook = Callable[..., tuple[int, dict[str, str], Any]]
+
+
+@pytest.fixture(scope="module")
+def stripe_env(aws: Any) -> Iterator[dict[str, str]]:
+    """``STRIPE_WEBHOOK_SECRET`` and ``STRIPE_API_KEY`` set to fake values (and no
+    ``STRIPE_API_BASE``) for the module; the gateway's cached client is dropped around it."""
+    from credit_meter import stripe_gateway
+
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in FAKE_STRIPE_ENV.items():
+            mp.setenv(key, value)
+        mp.delenv("STRIPE_API_BASE", raising=False)
+        stripe_gateway._client.cache_clear()
+        try:
+            yield dict(FAKE_STRIPE_ENV)
+        finally:
+            stripe_gateway._client.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def fake_stripe(stripe_env: dict[str, str]) -> Iterator[Any]:
+    """A :class:`devtools.fake_stripe.FakeStripe` on a free port of 127.0.0.1 for the module,
+    with ``STRIPE_API_BASE`` pointing the gateway at it. Its ``requests`` are cleared before
+    each test by ``stripe_requests``; tests that use the fake directly see them all."""
+    from credit_meter import stripe_gateway
+    from devtools.fake_stripe import FakeStripe
+
+    with FakeStripe() as fake, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STRIPE_API_BASE", fake.base_url)
+        stripe_gateway._client.cache_clear()
+        try:
+            yield fake
+        finally:
+            stripe_gateway._client.cache_clear()
+
+
+@pytest.fixture
+def stripe_requests(fake_stripe: Any) -> Any:
+    """The fake Stripe with its request log and its idempotency keys forgotten for this test
+    (each test's table starts a wallet's story again, so ``auto-topup:w1:1`` comes back);
+    ``.requests`` then holds what this test made the functions send."""
+    with fake_stripe._lock:
+        fake_stripe.requests.clear()
+        fake_stripe._idempotency.clear()
+    return fake_stripe
+
+
+@pytest.fixture(scope="module")
+def webhook_app(stripe_env: dict[str, str]) -> Any:
+    """The Stripe webhook handler's module (``functions/stripe_webhook/app.py``)."""
+    return _handler_module("stripe_webhook.app")
+
+
+@pytest.fixture(scope="module")
+def webhook(webhook_app: Any, stripe_env: dict[str, str]) -> Webhook:
+    """Deliver a Stripe event to the webhook handler as API Gateway would:
+    ``webhook(event_or_body, *, secret=None, timestamp=None, signature=None, headers=None,
+    base64=False) -> (status, headers, json)``. A dict is encoded as Stripe sends it and signed
+    with ``secret`` (default: the function's) at ``timestamp`` (default: now); bytes or str
+    are sent as they are, signed the same way unless ``signature`` is given (``""``: no
+    ``Stripe-Signature`` header at all)."""
+    from devtools import stripe_events as se
+
+    handler = webhook_app.handler
+
+    def deliver(
+        evt: dict[str, Any] | bytes | str,
+        *,
+        secret: str | None = None,
+        timestamp: int | None = None,
+        signature: str | None = None,
+        headers: dict[str, str] | None = None,
+        base64: bool = False,
+    ) -> tuple[int, dict[str, str], Any]:
+        if isinstance(evt, dict):
+            payload = se.encode(evt)
+        else:
+            payload = evt.encode() if isinstance(evt, str) else evt
+        if signature is None:
+            signature = se.sign(payload, secret or stripe_env["STRIPE_WEBHOOK_SECRET"], timestamp)
+        hdrs = {"content-type": "application/json; charset=utf-8", "user-agent": "Stripe/1.0"}
+        if signature:
+            hdrs["stripe-signature"] = signature
+        hdrs.update({k.lower(): v for k, v in (headers or {}).items()})
+        event = http_event("POST", "/v1/webhooks/stripe", payload, hdrs)
+        if base64 and event.get("body") is not None and not event["isBase64Encoded"]:
+            event["body"] = b64.b64encode(event["body"].encode()).decode("ascii")
+            event["isBase64Encoded"] = True
+        with _quiet():
+            response = handler(event, FakeContext())
+        out_headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
+        raw = response.get("body")
+        return response["statusCode"], out_headers, json.loads(raw) if raw else None
+
+    return deliver
+
+
+@pytest.fixture(scope="module")
+def auto_topup_app(stripe_env: dict[str, str]) -> Any:
+    """The auto top-up handler's module (``functions/auto_topup/app.py``)."""
+    return _handler_module("auto_topup.app")
+
+
+@pytest.fixture(scope="module")
+def stream_records(aws: Any) -> Callable[[], list[dict[str, Any]]]:
+    """``stream_records()``: the records of the current table's stream not returned before,
+    in order, shaped as Lambda's DynamoDB stream event delivers them (``eventID``,
+    ``eventName``, ``dynamodb`` with ``Keys``, ``NewImage``, ``OldImage``,
+    ``SequenceNumber``)."""
+    streams = boto3.client("dynamodbstreams", region_name="us-east-1")
+    seen: dict[str, set[str]] = {}
+
+    def records() -> list[dict[str, Any]]:
+        arn = aws.describe_table(TableName=os.environ["TABLE_NAME"])["Table"]["LatestStreamArn"]
+        done = seen.setdefault(arn, set())
+        found = []
+        for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+            iterator = streams.get_shard_iterator(
+                StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+            while iterator:
+                page = streams.get_records(ShardIterator=iterator)
+                if not page["Records"]:
+                    break
+                for r in page["Records"]:
+                    number = r["dynamodb"]["SequenceNumber"]
+                    if number in done:
+                        continue
+                    done.add(number)
+                    found.append(
+                        {
+                            "eventID": number,
+                            "eventName": r["eventName"],
+                            "eventSource": "aws:dynamodb",
+                            "eventSourceARN": arn,
+                            "dynamodb": {
+                                k: v
+                                for k, v in r["dynamodb"].items()
+                                if k != "ApproximateCreationDateTime"
+                            },
+                        }
+                    )
+                iterator = page.get("NextShardIterator")
+        return found
+
+    return records

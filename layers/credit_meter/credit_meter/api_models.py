@@ -604,6 +604,7 @@ class PricesOut(_Out):
 
 # -- top-ups ----------------------------------------------------------------------------------
 
+StrictBool = Annotated[bool, Field(strict=True)]
 Url = Annotated[str, Field(max_length=2048, pattern=r"^https?://[^\s]+$")]
 Currency = Annotated[str, Field(pattern=r"^[A-Za-z]{3}$"), AfterValidator(str.lower)]
 StripeId = Annotated[str, Field(min_length=4, max_length=255, pattern=r"^[A-Za-z0-9_]+$")]
@@ -619,7 +620,7 @@ class CheckoutIn(RequestBody):
     currency: Currency | None = None
     success_url: Url
     cancel_url: Url
-    save_payment_method: bool = False  # keep the card for auto top-ups
+    save_payment_method: StrictBool = False  # keep the card for auto top-ups
 
 
 class CheckoutOut(_Out):
@@ -736,7 +737,7 @@ class PaymentsQuery(TransactionsQuery):
 
 
 class AutoTopupIn(RequestBody):
-    enabled: bool
+    enabled: StrictBool
     threshold: NonNegativeAmount | None = None  # buy when available falls below this
     pack: Name | None = None
     customer_id: StripeId | None = None  # a saved card; default: the last paid checkout's

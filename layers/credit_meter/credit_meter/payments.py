@@ -82,6 +82,7 @@ class Observation:
     receipt_url: str | None = None
     customer_id: str | None = None
     payment_method_id: str | None = None
+    saves_method: bool = False  # the payer agreed to keep the card (setup_future_usage)
     paid: bool = False
     failed: bool = False
     failure: str | None = None
@@ -366,12 +367,17 @@ class Payments(Billing):
             if wallet is not None and wallet_id is not None:
                 line_key = items.payment_line_key(wallet_id, int(new["first_at"]), obs.payment_id)
                 writes.append(Put({**line_key, "kind": "payment_line", **new}, condition=None))
-                if new.get("paid") and new.get("customer_id") and new.get("payment_method_id"):
-                    writes.append(self._save_method(wallet_id, new))
             try:
                 self.store.transact(*writes)
             except WriteRejected:
                 continue  # another event for this payment, or a bucket change: read again
+            if (
+                wallet is not None
+                and wallet_id is not None
+                and obs.saves_method
+                and new.get("paid")
+            ):
+                self._save_method(wallet_id, new)
             if (
                 wallet_id is not None
                 and new.get("topup") == "auto_topup"
@@ -448,22 +454,28 @@ class Payments(Billing):
         )
         return _bucket_update(wallet_id, wallet, change)
 
-    @staticmethod
-    def _save_method(wallet_id: str, state: dict[str, Any]) -> Update:
-        """A paid checkout leaves its card for auto top-ups (unless one was chosen already)."""
-        return Update(
-            key=items.auto_topup_key(wallet_id),
-            expression=(
-                "SET customer_id = if_not_exists(customer_id, :c), "
-                "payment_method_id = if_not_exists(payment_method_id, :m), kind = :k"
-            ),
-            condition=None,
-            values={
-                ":c": state["customer_id"],
-                ":m": state["payment_method_id"],
-                ":k": "auto_topup",
-            },
-        )
+    def _save_method(self, wallet_id: str, state: dict[str, Any]) -> None:
+        """Keep the card of a paid checkout made with ``save_payment_method`` for auto top-ups:
+        the most recent payment's card wins. Not part of the payment's transaction — a card
+        that cannot be saved must never keep the credits from arriving."""
+        customer, method = state.get("customer_id"), state.get("payment_method_id")
+        if not customer or not method:
+            return
+        with contextlib.suppress(WriteRejected):  # a more recent card is saved already
+            self.store.update(
+                Update(
+                    key=items.auto_topup_key(wallet_id),
+                    expression="SET customer_id = :c, payment_method_id = :m, card_at = :t, "
+                    "kind = :k",
+                    condition="attribute_not_exists(card_at) OR card_at <= :t",
+                    values={
+                        ":c": customer,
+                        ":m": method,
+                        ":t": int(state["first_at"]),
+                        ":k": "auto_topup",
+                    },
+                )
+            )
 
     # -- the payments list ------------------------------------------------------------------
 
@@ -504,42 +516,48 @@ class Payments(Billing):
         """Turn auto top-up on (when available falls below ``threshold``, buy ``pack`` with the
         saved card) or off. The card is the one given, else the last paid checkout's."""
         settings = self.store.get(items.auto_topup_key(wallet_id)) or {}
-        if enabled:
-            problems = []
-            if threshold is None:
-                problems.append(FieldProblem("threshold", "required to enable auto top-up"))
-            if pack is None:
-                problems.append(FieldProblem("pack", "required to enable auto top-up"))
-            elif pack not in self.catalog.topups.packs:
-                known = ", ".join(sorted(self.catalog.topups.packs))
-                problems.append(FieldProblem("pack", f"unknown pack {pack!r} ({known})"))
-            if (customer_id is None) != (payment_method_id is None):
-                problems.append(
-                    FieldProblem("payment_method_id", "give customer_id and payment_method_id")
+        problems = []
+        if enabled and threshold is None:
+            problems.append(FieldProblem("threshold", "required to enable auto top-up"))
+        if enabled and pack is None:
+            problems.append(FieldProblem("pack", "required to enable auto top-up"))
+        if pack is not None and pack not in self.catalog.topups.packs:
+            known = ", ".join(sorted(self.catalog.topups.packs))
+            problems.append(FieldProblem("pack", f"unknown pack {pack!r} ({known})"))
+        if (customer_id is None) != (payment_method_id is None):
+            problems.append(
+                FieldProblem("payment_method_id", "give both customer_id and payment_method_id")
+            )
+        elif enabled and customer_id is None and not settings.get("payment_method_id"):
+            problems.append(
+                FieldProblem(
+                    "payment_method_id",
+                    "no saved payment method: buy once with save_payment_method, "
+                    "or give customer_id and payment_method_id",
                 )
-            elif customer_id is None and not settings.get("payment_method_id"):
-                problems.append(
-                    FieldProblem(
-                        "payment_method_id",
-                        "no saved payment method: buy once with save_payment_method, "
-                        "or give customer_id and payment_method_id",
-                    )
-                )
-            if problems:
-                raise InvalidRequest(problems)
+            )
+        if problems:
+            raise InvalidRequest(problems)
         wallet = self.store.get(items.wallet_key(wallet_id))
         if wallet is None:
             raise no_wallet(wallet_id)
         fields: dict[str, Any] = {"kind": "auto_topup", "enabled": enabled}
-        if enabled:
-            fields.update(threshold=threshold, pack=pack)
+        if threshold is not None:
+            fields["threshold"] = threshold
+        if pack is not None:
+            fields["pack"] = pack
         if customer_id is not None:
-            fields.update(customer_id=customer_id, payment_method_id=payment_method_id)
+            fields.update(
+                customer_id=customer_id, payment_method_id=payment_method_id, card_at=now_ms()
+            )
         if enabled:
-            # The state rides on the wallet, where the stream shows every balance change.
+            # The state rides on the wallet, where the stream shows every balance change. A
+            # state already there stays: saving the settings again while a purchase is on its
+            # way (fired) or backing off (declined) must not look like a new crossing.
             wallet_write = Update(
                 key=items.wallet_key(wallet_id),
-                expression="SET atx = :x, ats = :armed, atn = if_not_exists(atn, :zero) REMOVE atb",
+                expression="SET atx = :x, ats = if_not_exists(ats, :armed), "
+                "atn = if_not_exists(atn, :zero)",
                 condition="attribute_exists(pk)",
                 values={":x": threshold, ":armed": "armed", ":zero": 0},
             )

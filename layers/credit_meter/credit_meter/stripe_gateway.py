@@ -13,6 +13,7 @@ from functools import cache
 import stripe
 
 from credit_meter.catalog import Offer
+from credit_meter.common import key_reused
 from credit_meter.errors import PaymentProviderError
 from credit_meter.payments import Attempt, Checkout
 from credit_meter.secrets import secret
@@ -85,6 +86,9 @@ class StripeGateway:
                 params,  # type: ignore[arg-type]
                 options,  # type: ignore[arg-type]
             )
+        except stripe.IdempotencyError:
+            # Stripe keeps what a key was first used for: another body under it is a reuse.
+            raise key_reused() from None
         except stripe.StripeError as err:
             raise _failure(err) from None
         return Checkout(

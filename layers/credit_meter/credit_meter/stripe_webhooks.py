@@ -129,6 +129,7 @@ def _payment_intent(kind: str, obj: dict[str, Any], base: dict[str, Any]) -> Obs
         currency=obj.get("currency"),
         customer_id=_id(obj.get("customer")),
         payment_method_id=_id(obj.get("payment_method")),
+        saves_method=obj.get("setup_future_usage") == "off_session",
         paid=kind == "payment_intent.succeeded" and obj.get("status") == "succeeded",
         failed=failed,
         failure=failure or ("payment failed" if failed else None),
