@@ -531,14 +531,6 @@ def test_a_refund_delivered_first_still_lists_the_payment_once(
     assert (lines[0]["status"], lines[0]["credited"]) == ("refunded", "0")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a payment first heard of through a late event is dated by that event: "
-    "created_at (and the list's order) is the created time of the first delivered event "
-    "(stripe_webhooks.observe: at = event['created']; payments.merge keeps the first one), "
-    "so a refund delivered before checkout.session.completed dates the payment at the refund, "
-    "although the charge and session in the events carry the payment's own created time",
-)
 def test_a_refund_delivered_first_does_not_change_the_payments_date(
     api: Api, webhook: Callable[..., Any]
 ) -> None:

@@ -70,6 +70,7 @@ class Observation:
     event_type: str
     payment_id: str  # the PaymentIntent id
     at: int  # when Stripe created the event, epoch milliseconds
+    created: int | None = None  # when the payment's object was created (not a dispute's), ms
     wallet_id: str | None = None
     credits: Decimal | None = None
     amount: int | None = None  # in the currency's smallest unit
@@ -187,9 +188,10 @@ class Gateway(Protocol):
 def merge(state: dict[str, Any] | None, obs: Observation) -> dict[str, Any]:
     """The payment's state with one more event's facts; merging the same event again, or the
     events in any other order, gives the same facts."""
-    new: dict[str, Any] = {"payment_id": obs.payment_id, "first_at": obs.at}
+    new: dict[str, Any] = {"payment_id": obs.payment_id, "first_at": obs.created or obs.at}
     new.update({k: v for k, v in (state or {}).items() if k not in _ITEM_KEYS})
-    # first_at (when the first event arrived) never changes: the payments-list line's key has it.
+    # first_at (the payment's date, as the first event told it) never changes afterwards: the
+    # payments-list line's key has it.
     for name, value in _FIRST_SAID.items():
         said = getattr(obs, value)
         if said is not None and new.get(name) is None:  # the first to say it wins

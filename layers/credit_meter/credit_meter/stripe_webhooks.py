@@ -87,6 +87,8 @@ def observe(event: dict[str, Any]) -> Observation | None:
         return _payment_intent(kind, obj, base)
     if kind.startswith("charge.dispute."):
         return _dispute(obj, base)
+    created = _int(obj.get("created"))
+    base["created"] = None if created is None else created * 1000
     return _charge(kind, obj, base)
 
 
