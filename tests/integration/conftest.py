@@ -321,3 +321,91 @@ def _shared_projection(ddb_client: Any, ddb_local_endpoint: str, shared_table: s
 def shared_ledger(lambdas: Lambdas, _shared_projection: Ledger) -> Ledger:
     """The ledger of ``shared_table`` (its projection carries on from earlier tests)."""
     return _shared_projection
+
+
+# -- the Stripe webhook handler in worker processes ------------------------------------------
+
+# A made-up endpoint secret, only ever used to sign test events (never a real one).
+FAKE_WEBHOOK_SECRET = "whsec_test_fake_0000000000000000000000000000"
+WEBHOOK_WORKERS = 6
+
+
+class Webhooks:
+    """The Stripe webhook handler in worker processes: ``post_all`` delivers events
+    concurrently, as Stripe does (each delivery its own invocation)."""
+
+    def __init__(self, pool: ProcessPoolExecutor, table_name: str, secret: str) -> None:
+        self.pool = pool
+        self.table = table_name
+        self.secret = secret
+
+    def request(self, event: dict[str, Any], secret: str | None = None) -> dict[str, Any]:
+        """The ``http_event`` keywords of one delivery of ``event``, signed now."""
+        from devtools import stripe_events
+
+        payload = stripe_events.encode(event)
+        signature = stripe_events.sign(payload, secret or self.secret)
+        return {
+            "method": "POST",
+            "path": "/v1/webhooks/stripe",
+            "body": payload,
+            "headers": {"content-type": "application/json", "stripe-signature": signature},
+        }
+
+    def post_all(self, requests: list[dict[str, Any]]) -> list[tuple[int, Any]]:
+        """Run ``http_event`` keyword sets concurrently; results in request order."""
+        from stripe_webhook.app import handler
+
+        futures = [
+            self.pool.submit(handler, http_event(**request), FakeContext()) for request in requests
+        ]
+        return [_parsed(f.result(timeout=60)) for f in futures]
+
+
+@pytest.fixture(scope="session")
+def webhook_pool(ddb_local_endpoint: str, shared_table: str) -> Iterator[ProcessPoolExecutor]:
+    """Worker processes running the Stripe webhook function on ``shared_table``."""
+    context = multiprocessing.get_context("spawn")
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in function_env(ddb_local_endpoint, shared_table).items():
+            mp.setenv(name, value)
+        mp.setenv("STRIPE_WEBHOOK_SECRET", FAKE_WEBHOOK_SECRET)
+        pool = ProcessPoolExecutor(max_workers=WEBHOOK_WORKERS, mp_context=context)
+        from stripe_webhook.app import handler
+
+        warm = http_event("GET", "/v1/webhooks/warm-up")
+        with ThreadPoolExecutor(WEBHOOK_WORKERS) as threads:
+            list(
+                threads.map(
+                    lambda _: pool.submit(handler, warm, FakeContext()).result(timeout=120),
+                    range(WEBHOOK_WORKERS * 2),
+                )
+            )
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.fixture
+def webhooks(
+    webhook_pool: ProcessPoolExecutor,
+    shared_table: str,
+    monkeypatch: pytest.MonkeyPatch,
+    ddb_local_endpoint: str,
+) -> Iterator[Webhooks]:
+    """Concurrent webhook deliveries on ``shared_table``; this process's store uses it too
+    (and has the same endpoint secret, for in-process calls of the handler)."""
+    for name, value in function_env(ddb_local_endpoint, shared_table).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", FAKE_WEBHOOK_SECRET)
+    store.reset_client()
+    yield Webhooks(webhook_pool, shared_table, FAKE_WEBHOOK_SECRET)
+    store.reset_client()
+
+
+@pytest.fixture
+def webhook_ledger(webhooks: Webhooks, _shared_projection: Ledger) -> Ledger:
+    """The ledger of ``shared_table`` for webhook tests (the same projection as
+    ``shared_ledger``, without starting the metering workers)."""
+    return _shared_projection

@@ -14,6 +14,8 @@ changes nothing the second time: the credits follow from the facts, not from the
 from __future__ import annotations
 
 import contextlib
+import random
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
@@ -33,7 +35,7 @@ from credit_meter.ids import grant_id
 from credit_meter.money import ZERO
 from credit_meter.store import Put, Update, WriteRejected
 
-_ATTEMPTS = 10
+_ATTEMPTS = 20
 _EVENTS_KEPT = 20
 # State attribute <- Observation field, for what a payment's first word settles.
 _FIRST_SAID = {
@@ -337,7 +339,7 @@ class Payments(Billing):
 
     def record(self, obs: Observation) -> Recorded:
         """Merge one event's facts into its payment and move the wallet to match, atomically."""
-        for _ in range(_ATTEMPTS):
+        for attempt in range(_ATTEMPTS):
             old = self.store.get(items.payment_key(obs.payment_id))
             new = merge(old, obs)
             wallet_id = new.get("wallet_id")
@@ -372,7 +374,10 @@ class Payments(Billing):
             try:
                 self.store.transact(*writes)
             except WriteRejected:
-                continue  # another event for this payment, or a bucket change: read again
+                # Another event for this payment, or a bucket change (a busy wallet): read
+                # again after a short, growing, jittered pause.
+                time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
+                continue
             if (
                 wallet is not None
                 and wallet_id is not None
@@ -438,8 +443,10 @@ class Payments(Billing):
         else:
             rebased = domain.take_back(buckets, drawn, set(gids), -delta, self.catalog)
             why = "dispute" if obs.dispute_id is not None else "refund"
+            # Like a grant id: time-sortable, and apart for every version of the payment.
+            reversal = grant_id(at, wallet_id, "reversal", pid, str(state["ver"]))
             post = items.posting(
-                f"rev_{at:011x}{pid[-12:]}",
+                "rev_" + reversal.removeprefix("grt_"),
                 "reversal",
                 delta,
                 "posted",
