@@ -45,9 +45,10 @@ help:
 	@echo "  unit         unit tests"
 	@echo "  integration  integration tests against DynamoDB Local"
 	@echo "  test         all of the above"
-	@echo "  run          local HTTP API server"
+	@echo "  run          local HTTP API on 127.0.0.1:3000 (PORT), Stripe stand-in on :12111"
 	@echo "  bench        benchmarks"
-	@echo "  webhook      sign and post Stripe events to the local server (ARGS=...)"
+	@echo "  webhook      play Stripe against the local server: ARGS=\"pay CS [--unpaid]\","
+	@echo "               \"settle CS [--failed]\", \"refund PI [--amount N]\", \"send FILE.json\""
 	@echo "  clean        remove build output and tool caches"
 	@echo "  distclean    clean + remove .venv and .cache"
 
@@ -119,7 +120,8 @@ bench: venv ddb-local
 # Play Stripe against `make run`: sign and post its webhook events, e.g.
 #   make webhook ARGS="pay cs_test_..."   make webhook ARGS="refund pi_..."
 webhook: venv
-	PYTHONPATH=$(DEV_PYTHONPATH) $(PY) -m devtools.stripe_webhook $(ARGS)
+	PYTHONPATH=$(DEV_PYTHONPATH) $(PY) -m devtools.stripe_webhook \
+	  --url http://127.0.0.1:$(or $(PORT),3000)/v1/webhooks/stripe $(or $(ARGS),--help)
 
 # --- housekeeping -----------------------------------------------------------
 

@@ -1289,6 +1289,7 @@ class FakeStripe:
         ch = self._new_charge(pi, "succeeded", payment_method)
         pi.update(status="succeeded", amount_received=amount, latest_charge=ch["id"])
         self._announce("payment_intent.succeeded", pi)
+        self._announce("charge.succeeded", ch)  # with its receipt_url
         return self._expand(pi, params)
 
     def _announce(self, event_type: str, obj: Json) -> None:
@@ -1324,7 +1325,7 @@ class FakeStripe:
                     f"<p>Status {obj['status']}, payment {obj['payment_status']}: "
                     f"{obj['amount_total']} {obj['currency']} (minor units).</p>"
                     f"<p>This is a stand-in for Stripe Checkout. Pay with "
-                    f"<code>python -m devtools.stripe_webhook pay {obj['id']}</code>.</p>",
+                    f'<code>make webhook ARGS="pay {obj["id"]}"</code>.</p>',
                 )
             if m := re.fullmatch(r"/invoices/([A-Za-z0-9_]+)\.pdf", path):
                 obj = self._objects.get(m.group(1))
