@@ -41,7 +41,7 @@ def watch(record: DynamoDBRecord) -> None:
         return
     old = change.get("OldImage")
     attempt = Payments().on_wallet_change(
-        from_item(old) if old else None, from_item(new), StripeGateway()
+        from_item(old) if old else None, from_item(new), StripeGateway
     )
     if attempt is None:
         return

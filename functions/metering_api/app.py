@@ -319,7 +319,7 @@ def checkout(wallet_id: str) -> Response[Any]:
         body.cancel_url,
         body.save_payment_method,
         request.idempotency_key,
-        _gateway(),
+        _gateway,
     )
     return _json(201, CheckoutOut.of(done))
 
@@ -336,7 +336,7 @@ def payments(wallet_id: str) -> Response[Any]:
 def invoice(wallet_id: str, payment_id: str) -> Response[Any]:
     if not _PAYMENT_ID.fullmatch(payment_id):
         raise PaymentNotFound(f"payment {payment_id!r} does not exist")
-    link = _payments().invoice_link(_wallet(wallet_id), payment_id, _gateway())
+    link = _payments().invoice_link(_wallet(wallet_id), payment_id, _gateway)
     return Response(status_code=302, headers={"Location": link}, body="")
 
 

@@ -114,6 +114,8 @@ def stripe_webhook() -> Response[Any]:
 
 @app.exception_handler(DomainError)
 def domain_error(error: DomainError) -> Response[str]:
+    # Contention (503): Stripe delivers the event again later; counted, as it delays credits.
+    metrics.add_metric(name="WebhookErrors", unit=MetricUnit.Count, value=1)
     return http_errors.from_domain(error)
 
 
@@ -124,6 +126,7 @@ def not_found(_: Exception) -> Response[str]:
 
 @app.exception_handler(Exception)
 def unexpected(error: Exception) -> Response[str]:
+    metrics.add_metric(name="WebhookErrors", unit=MetricUnit.Count, value=1)
     logger.exception("unhandled error")
     return http_errors.server_error()
 

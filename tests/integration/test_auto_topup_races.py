@@ -75,7 +75,7 @@ def test_concurrent_debits_across_the_threshold_buy_one_pack(
     results = storm(32, spend)  # 480 credits: available falls from 500 to 20, once
     assert kinds(results) == {"Charge": 32}
     auto_topup_stream.drain()
-    assert _intents(stripe_api) == ["auto-topup:w1:1"]
+    assert _intents(stripe_api) == ["local:auto-topup:w1:1"]
     state = service.auto_topup("w1")
     assert (state.state, state.last_attempt and state.last_attempt["crossing"]) == ("fired", 1)
 
@@ -87,7 +87,7 @@ def test_concurrent_debits_across_the_threshold_buy_one_pack(
         context_factory=FakeContext,
     )
     assert again.drain() > 32
-    assert _intents(stripe_api) == ["auto-topup:w1:1"]
+    assert _intents(stripe_api) == ["local:auto-topup:w1:1"]
 
 
 def test_a_second_crossing_after_the_credits_arrive_buys_once_more(
@@ -100,7 +100,7 @@ def test_a_second_crossing_after_the_credits_arrive_buys_once_more(
     service.set_auto_topup("w1", True, Decimal(200), "pack_500", **CARD)
     storm(16, lambda i: service.charge("w1", Cost(Decimal(25)), Request(f"a{i}"), "chat", None))
     auto_topup_stream.drain()
-    assert _intents(stripe_api) == ["auto-topup:w1:1"]
+    assert _intents(stripe_api) == ["local:auto-topup:w1:1"]
     attempt = service.auto_topup("w1").last_attempt
     assert attempt is not None and attempt["status"] == "succeeded"
     # Stripe's webhook credits the pack: available 100 + 500 = 600 >= 200, so it re-arms.
@@ -129,4 +129,4 @@ def test_a_second_crossing_after_the_credits_arrive_buys_once_more(
     assert set(kinds(results)) <= {"Charge", "InsufficientCredits"}
     assert all(isinstance(r, InsufficientCredits) or r.charged == 25 for r in results)
     auto_topup_stream.drain()
-    assert _intents(stripe_api) == ["auto-topup:w1:1", "auto-topup:w1:2"]
+    assert _intents(stripe_api) == ["local:auto-topup:w1:1", "local:auto-topup:w1:2"]

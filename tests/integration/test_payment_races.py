@@ -706,7 +706,7 @@ def test_top_up_request_sent_twice_at_once_is_one_checkout(
             "http://127.0.0.1:3000/cancel",
             False,
             key,
-            StripeGateway(client),
+            lambda: StripeGateway(client),
         )
         return done.checkout_session_id
 

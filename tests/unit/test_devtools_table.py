@@ -281,7 +281,7 @@ def test_stripe_webhook_is_its_own_least_privilege_function() -> None:
         and (r["Properties"].get("Dimensions") or [{}])[0].get("Value")
         in ({"Ref": "StripeWebhookFunction"}, "credit-meter")
     }
-    assert {"Errors", "WebhookSignatureFailures", "PaymentsForUnknownWallets"} <= set(alarms)
+    assert {"WebhookErrors", "WebhookSignatureFailures", "PaymentsForUnknownWallets"} <= set(alarms)
 
 
 def test_auto_topup_function_watches_only_wallets_with_auto_topup() -> None:

@@ -1254,7 +1254,13 @@ def test_checkout_of_a_pack_creates_a_stripe_checkout_session(
         "currency": "usd",
     }
     params = request.params
-    meta = {"wallet_id": "w1", "credits": "500", "offer": "pack_500", "kind": "checkout"}
+    meta = {
+        "deployment": "local",
+        "wallet_id": "w1",
+        "credits": "500",
+        "offer": "pack_500",
+        "kind": "checkout",
+    }
     assert params["mode"] == "payment"
     assert params["metadata"] == meta
     assert params["payment_intent_data"]["metadata"] == meta

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from devtools.apigw import FakeContext
+from devtools.apigw import FakeContext, http_event
 
 EVENTS = Path(__file__).parents[2] / "events"
 pytestmark = pytest.mark.usefixtures("fresh_table")
@@ -44,7 +44,7 @@ def test_checkout_payments_and_auto_topup_events(
         "usd",
     )
     (sent,) = [r for r in stripe_requests.requests if r.path == "/v1/checkout/sessions"]
-    assert sent.idempotency_key == "checkout:acme:topup-7"  # the event's Idempotency-Key
+    assert sent.idempotency_key == "local:checkout:acme:topup-7"  # the event's Idempotency-Key
     assert sent.params["payment_intent_data"]["setup_future_usage"] == "off_session"
 
     # Not paid yet: an empty list; auto top-up has no saved card to use.
@@ -79,11 +79,17 @@ def test_auto_topup_function_with_the_stream_event(
     assert _call(metering_app, "api-put-wallet.json")[0] == 201
     card = {"customer_id": "cus_events", "payment_method_id": "pm_card_visa"}
     Payments().set_auto_topup("acme", True, Decimal(100), "pack_2500", **card)
+    # Spend 420 of 500: the wallet is really at 80, as the sample record shows it.
+    charge = {"feature": "chat", "credits": "420"}
+    response = metering_app.handler(
+        http_event("POST", "/v1/wallets/acme/charges", charge), FakeContext()
+    )
+    assert response["statusCode"] == 201
     auto_topup = importlib.import_module("auto_topup.app")
     event = _event("auto-topup-stream.json")  # acme's available falls from 120 to 80 (< 100)
     assert auto_topup.handler(event, FakeContext()) == {"batchItemFailures": []}
     intents = [r for r in stripe_requests.requests if r.path == "/v1/payment_intents"]
-    assert [r.idempotency_key for r in intents] == ["auto-topup:acme:1"]
+    assert [r.idempotency_key for r in intents] == ["local:auto-topup:acme:1"]
     assert intents[0].params["metadata"]["kind"] == "auto_topup"
     assert intents[0].params["amount"] == "2000"  # pack_2500: $20
     # The same record again (a retried batch): no second payment.

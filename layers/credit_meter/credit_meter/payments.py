@@ -14,8 +14,10 @@ changes nothing the second time: the credits follow from the facts, not from the
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
@@ -23,7 +25,7 @@ from typing import Any, Protocol
 from credit_meter import clock, domain, items
 from credit_meter.billing import Billing, _bucket_update, _BucketChange
 from credit_meter.catalog import Offer
-from credit_meter.common import decode_cursor, encode_cursor, no_wallet, now_ms
+from credit_meter.common import decode_cursor, encode_cursor, no_wallet, now_ms, record_ttl
 from credit_meter.domain import Bucket
 from credit_meter.errors import (
     Contention,
@@ -52,7 +54,7 @@ _FIRST_SAID = {
     "customer_id": "customer_id",
     "payment_method_id": "payment_method_id",
 }
-_ITEM_KEYS = frozenset({"pk", "sk", "kind"})  # where a state is stored, not what it says
+_ITEM_KEYS = frozenset({"pk", "sk", "kind", "ttl"})  # where a state is stored, not what it says
 
 # Dispute statuses under which the disputed funds have left the merchant's balance.
 _FUNDS_WITHDRAWN = frozenset({"needs_response", "under_review", "lost"})
@@ -156,7 +158,8 @@ class Attempt:
 
 
 class Gateway(Protocol):
-    """The payment provider, as checkouts and auto top-ups need it."""
+    """The payment provider, as checkouts and auto top-ups need it. Operations take a factory
+    for it, called only once the request is known to need it (bad input never reaches it)."""
 
     def create_checkout(
         self,
@@ -209,15 +212,30 @@ def merge(state: dict[str, Any] | None, obs: Observation) -> dict[str, Any]:
     if obs.dispute_id is not None and obs.dispute_status is not None:
         disputes = dict(new.get("disputes") or {})
         seen = disputes.get(obs.dispute_id)
-        if seen is None or seen["status"] not in _DISPUTE_FINAL:
+        if seen is None or _newer_dispute_status(seen, obs):
             disputes[obs.dispute_id] = {
                 "status": obs.dispute_status,
                 "amount": obs.dispute_amount or (seen or {}).get("amount") or 0,
+                "at": obs.at,
             }
         new["disputes"] = disputes
     events = [e for e in (new.get("events") or []) if e != obs.event_id]
     new["events"] = [*events, obs.event_id][-_EVENTS_KEPT:]
     return new
+
+
+def _newer_dispute_status(seen: dict[str, Any], obs: Observation) -> bool:
+    """Whether an event's dispute status replaces the one seen: a final status is kept; else
+    the later event wins, and of two at the same second the one that withdraws the funds (the
+    order in which events arrive says nothing: Stripe does not keep it)."""
+    if seen["status"] in _DISPUTE_FINAL:
+        return False
+    if obs.dispute_status in _DISPUTE_FINAL:
+        return True
+    at = int(seen.get("at", 0))
+    if obs.at != at:
+        return obs.at > at
+    return obs.dispute_status in _FUNDS_WITHDRAWN
 
 
 def withdrawn(state: dict[str, Any]) -> int:
@@ -291,9 +309,16 @@ def _same_facts(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
     }
 
 
+def deployment() -> str:
+    """This deployment's name (``DEPLOYMENT_ID``: the stack name in the cloud). Payments carry
+    it: several deployments may share one Stripe account, which sends every event to all."""
+    return os.environ.get("DEPLOYMENT_ID") or "local"
+
+
 def checkout_metadata(wallet_id: str, offer: Offer, kind: str, **more: str) -> dict[str, str]:
     """What a payment carries so its events can be credited without asking anyone."""
     return {
+        "deployment": deployment(),
         "wallet_id": wallet_id,
         "credits": f"{offer.credits.normalize():f}",
         "offer": offer.offer,
@@ -317,13 +342,13 @@ class Payments(Billing):
         cancel_url: str,
         save_payment_method: bool,
         idempotency_key: str | None,
-        gateway: Gateway,
+        gateway: Callable[[], Gateway],
     ) -> Checkout:
         offer = self.catalog.topups.offer(pack, amount, currency)
         if self.store.get(items.wallet_key(wallet_id)) is None:
             raise no_wallet(wallet_id)
         settings = self.store.get(items.auto_topup_key(wallet_id)) or {}
-        return gateway.create_checkout(
+        return gateway().create_checkout(
             wallet_id=wallet_id,
             offer=offer,
             metadata=checkout_metadata(wallet_id, offer, "checkout"),
@@ -354,10 +379,16 @@ class Payments(Billing):
             target = target_credits(new) if wallet is not None else credited
             delta = target - credited
             if _same_facts(old, new) and delta == 0:
+                self._follow_up(wallet, new, obs)  # a retry finishes what a failure left
                 return self._recorded(new, ZERO)
             new["credited"] = target
             new["ver"] = int((old or {}).get("ver", 0)) + 1
             new["updated_at"] = now_ms()
+            new.pop("ttl", None)
+            if wallet_id is None:
+                # A charge or dispute of a payment no event has named a wallet for yet (maybe
+                # another system's on the same Stripe account): kept a while, then forgotten.
+                new["ttl"] = record_ttl()
             writes: list[Update | Put] = []
             if wallet is not None and wallet_id is not None and delta != 0:
                 writes.append(self._move(wallet_id, wallet, new, delta, obs))  # may add a gid
@@ -378,23 +409,40 @@ class Payments(Billing):
                 # again after a short, growing, jittered pause.
                 time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
                 continue
-            if (
-                wallet is not None
-                and wallet_id is not None
-                and obs.saves_method
-                and new.get("paid")
-            ):
-                self._save_method(wallet_id, new)
-            if (
-                wallet_id is not None
-                and new.get("topup") == "auto_topup"
-                and new.get("failed")
-                and not new.get("paid")
-                and new.get("crossing") is not None
-            ):
-                self.auto_topup_declined(wallet_id, int(new["crossing"]))
+            self._follow_up(wallet, new, obs)
             return self._recorded(new, delta)
         raise Contention("the payment kept changing; Stripe will deliver the event again")
+
+    def _follow_up(
+        self, wallet: dict[str, Any] | None, state: dict[str, Any], obs: Observation
+    ) -> None:
+        """What a recorded payment implies beyond its credits, done on every delivery (each
+        is idempotent) so that a delivery cut short after its transaction is finished by
+        Stripe's retry: keep the card the payer agreed to keep, back off after a declined
+        auto top-up."""
+        wallet_id = state.get("wallet_id")
+        if wallet is None or wallet_id is None:
+            return
+        if obs.saves_method and state.get("paid"):
+            self._save_method(wallet_id, state)
+        elif state.get("paid") and state.get("customer_id") and state.get("topup") == "checkout":
+            # The buyer's Stripe customer, for the wallet's next checkouts (one customer per
+            # wallet, not one per purchase).
+            self.store.update(
+                Update(
+                    key=items.auto_topup_key(wallet_id),
+                    expression="SET customer_id = if_not_exists(customer_id, :c), kind = :k",
+                    condition=None,
+                    values={":c": state["customer_id"], ":k": "auto_topup"},
+                )
+            )
+        if (
+            state.get("topup") == "auto_topup"
+            and state.get("failed")
+            and not state.get("paid")
+            and state.get("crossing") is not None
+        ):
+            self.auto_topup_declined(wallet_id, int(state["crossing"]))
 
     @staticmethod
     def _recorded(state: dict[str, Any], delta: Decimal) -> Recorded:
@@ -500,12 +548,12 @@ class Payments(Billing):
         )
         return [_line(s) for s in found], None if last is None else encode_cursor(last)
 
-    def invoice_link(self, wallet_id: str, payment_id: str, gateway: Gateway) -> str:
+    def invoice_link(self, wallet_id: str, payment_id: str, gateway: Callable[[], Gateway]) -> str:
         state = self.store.get(items.payment_key(payment_id))
         if state is None or state.get("wallet_id") != wallet_id or state.get("unknown_wallet"):
             raise PaymentNotFound(f"payment {payment_id!r} does not exist")
         invoice = state.get("invoice_id")
-        link = gateway.invoice_pdf(invoice) if invoice else None
+        link = gateway().invoice_pdf(invoice) if invoice else None
         link = link or state.get("receipt_url")
         if not link:
             raise PaymentNotFound(f"payment {payment_id!r} has no invoice or receipt yet")
@@ -571,12 +619,26 @@ class Payments(Billing):
                 values={":x": threshold, ":armed": "armed", ":zero": 0},
             )
         else:
+            # Without atx the auto top-up function no longer sees the wallet. Its state and
+            # crossing count stay: turning it on again while a purchase is on its way must
+            # not buy a second time.
             wallet_write = Update(
                 key=items.wallet_key(wallet_id),
-                expression="REMOVE atx, ats, atb",
+                expression="REMOVE atx",
                 condition="attribute_exists(pk)",
             )
         self.store.transact(wallet_write, self._settings_write(wallet_id, fields))
+        if customer_id is not None and enabled:
+            # A new card ends a back-off after a decline: the next write below tries it.
+            with contextlib.suppress(WriteRejected):
+                self.store.update(
+                    Update(
+                        key=items.wallet_key(wallet_id),
+                        expression="SET ats = :armed REMOVE atb",
+                        condition="ats = :declined",
+                        values={":armed": "armed", ":declined": "declined"},
+                    )
+                )
         return self.auto_topup(wallet_id)
 
     @staticmethod
@@ -610,7 +672,10 @@ class Payments(Billing):
         )
 
     def on_wallet_change(
-        self, old: dict[str, Any] | None, wallet: dict[str, Any], gateway: Gateway
+        self,
+        old: dict[str, Any] | None,
+        wallet: dict[str, Any],
+        gateway: Callable[[], Gateway],
     ) -> Attempt | None:
         """What the auto top-up function does with one wallet write from the stream: buy the
         pack once per crossing below the threshold; re-arm once available is back above it."""
@@ -660,7 +725,8 @@ class Payments(Billing):
                 Update(
                     key=items.wallet_key(wallet_id),
                     expression="SET ats = :fired, atn = :next REMOVE atb",
-                    condition="ats = :seen AND atn = :n",
+                    # Still below now, not only in the (maybe late) stream record.
+                    condition="ats = :seen AND atn = :n AND avail < atx",
                     values={
                         ":fired": "fired",
                         ":seen": seen,
@@ -677,7 +743,9 @@ class Payments(Billing):
             return None
         return crossing + 1
 
-    def _attempt(self, wallet_id: str, crossing: int, gateway: Gateway) -> Attempt | None:
+    def _attempt(
+        self, wallet_id: str, crossing: int, gateway: Callable[[], Gateway]
+    ) -> Attempt | None:
         settings = self.store.get(items.auto_topup_key(wallet_id)) or {}
         last = settings.get("last_attempt") or {}
         if int(last.get("crossing", -1)) == crossing:
@@ -688,7 +756,7 @@ class Payments(Billing):
             attempt = Attempt(None, "declined", "auto top-up has no pack or payment method")
         else:
             offer = self.catalog.topups.offer(pack.id, None, None)
-            attempt = gateway.charge_saved_method(
+            attempt = gateway().charge_saved_method(
                 offer=offer,
                 metadata=checkout_metadata(wallet_id, offer, "auto_topup", crossing=str(crossing)),
                 customer_id=str(customer),
@@ -707,12 +775,12 @@ class Payments(Billing):
             "payment_id": attempt.payment_id,
             "error": attempt.error,
         }
+        if attempt.status == "declined":  # first: a crash after it must not leave it fired
+            self.auto_topup_declined(wallet_id, crossing)
         self.store.set_fields(
             items.auto_topup_key(wallet_id),
             {"last_attempt": {k: v for k, v in record.items() if v is not None}},
         )
-        if attempt.status == "declined":
-            self.auto_topup_declined(wallet_id, crossing)
 
     def auto_topup_declined(self, wallet_id: str, crossing: int) -> None:
         """Back off after a decline: no new attempt before the configured pause (≥ 1 hour)."""

@@ -7,6 +7,7 @@ Stripe's API in tests and ``make run``); the key comes from :mod:`credit_meter.s
 
 from __future__ import annotations
 
+import hashlib
 import os
 from functools import cache
 
@@ -15,18 +16,35 @@ import stripe
 from credit_meter.catalog import Offer
 from credit_meter.common import key_reused
 from credit_meter.errors import PaymentProviderError
-from credit_meter.payments import Attempt, Checkout
+from credit_meter.payments import Attempt, Checkout, deployment
 from credit_meter.secrets import secret
 
 
 @cache
-def _client() -> stripe.StripeClient:
-    base = os.environ.get("STRIPE_API_BASE")
+def _client_for(api_key: str, base: str | None) -> stripe.StripeClient:
     return stripe.StripeClient(
-        secret("STRIPE_API_KEY"),
+        api_key,
         base_addresses={"api": base} if base else None,
         max_network_retries=2,  # with Stripe's own idempotency keys, so retries are safe
+        # Well inside the functions' own timeouts (stripe-python's default is 80 s).
+        http_client=stripe.new_default_http_client(timeout=8),
     )
+
+
+def _client() -> stripe.StripeClient:
+    """A client for the current key: a rotated secret (re-read every 5 minutes) gets a new one."""
+    return _client_for(secret("STRIPE_API_KEY"), os.environ.get("STRIPE_API_BASE"))
+
+
+# Tests and tools point the gateway elsewhere and drop the clients made so far by this name.
+_client.cache_clear = _client_for.cache_clear  # type: ignore[attr-defined]
+
+
+def _key(name: str) -> str:
+    """An idempotency key for Stripe, scoped to this deployment so that two deployments on one
+    Stripe account never share one; a digest if it would pass Stripe's 255 characters."""
+    key = f"{deployment()}:{name}"
+    return key if len(key) <= 255 else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 def _failure(err: stripe.StripeError) -> PaymentProviderError:
@@ -80,7 +98,7 @@ class StripeGateway:
             params["customer_creation"] = "always"
         options: dict[str, str] = {}
         if idempotency_key:
-            options["idempotency_key"] = f"checkout:{idempotency_key}"
+            options["idempotency_key"] = _key(f"checkout:{idempotency_key}")
         try:
             session = self.client.v1.checkout.sessions.create(
                 params,  # type: ignore[arg-type]
@@ -118,10 +136,12 @@ class StripeGateway:
                     "payment_method": payment_method_id,
                     "off_session": True,
                     "confirm": True,
+                    # A saved card, charged with nobody there: no redirect-based methods.
+                    "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
                     "metadata": metadata,
                     "description": f"Auto top-up: {offer.name}",
                 },
-                {"idempotency_key": idempotency_key},
+                {"idempotency_key": _key(idempotency_key)},
             )
         except stripe.CardError as err:
             error = err.error
@@ -132,6 +152,15 @@ class StripeGateway:
                 status="declined",
                 error=str(code or "card_declined"),
             )
+        except (
+            stripe.InvalidRequestError,
+            stripe.PermissionError,
+            stripe.AuthenticationError,
+            stripe.IdempotencyError,
+        ) as err:
+            # Refused for good (card detached, customer deleted, key revoked...): trying the
+            # same request again would be refused again, so it counts as a decline (back off).
+            return Attempt(payment_id=None, status="declined", error=type(err).__name__)
         status = "succeeded" if intent.status == "succeeded" else "processing"
         return Attempt(payment_id=intent.id, status=status)
 

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from credit_meter.money import AmountError, parse_amount
-from credit_meter.payments import Observation
+from credit_meter.payments import Observation, deployment
 
 HANDLED = frozenset(
     {
@@ -47,6 +47,12 @@ def _int(value: object) -> int | None:
     return int(value)
 
 
+def _foreign(obj: dict[str, Any]) -> bool:
+    """Started by another deployment on the same Stripe account (its metadata says so)."""
+    meta = obj.get("metadata")
+    return isinstance(meta, dict) and meta.get("deployment", deployment()) != deployment()
+
+
 def _metadata(obj: dict[str, Any]) -> dict[str, Any]:
     meta = obj.get("metadata")
     if not isinstance(meta, dict):
@@ -74,21 +80,21 @@ def observe(event: dict[str, Any]) -> Observation | None:
     kind = event.get("type")
     data = event.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
-    if kind not in HANDLED or not isinstance(obj, dict):
+    if kind not in HANDLED or not isinstance(obj, dict) or _foreign(obj):
         return None
     base: dict[str, Any] = {
         "event_id": str(event.get("id", "")),
         "event_type": kind,
         "at": (_int(event.get("created")) or 0) * 1000,
     }
+    if kind.startswith("charge.dispute."):
+        return _dispute(obj, base)  # a dispute's own date is not the payment's
+    created = _int(obj.get("created"))
+    base["created"] = None if created is None else created * 1000
     if kind.startswith("checkout.session."):
         return _session(kind, obj, base)
     if kind.startswith("payment_intent."):
         return _payment_intent(kind, obj, base)
-    if kind.startswith("charge.dispute."):
-        return _dispute(obj, base)
-    created = _int(obj.get("created"))
-    base["created"] = None if created is None else created * 1000
     return _charge(kind, obj, base)
 
 
