@@ -1,6 +1,6 @@
 """Auto top-up: watches wallet writes on the table's stream (only wallets with auto top-up on,
 by the event source's filter) and buys the configured pack with the saved card once per
-crossing below the threshold (:meth:`credit_meter.payments.Payments.on_wallet_change`).
+crossing below the threshold (:meth:`credit_meter.auto_topup.AutoTopups.on_wallet_change`).
 
 The credits arrive like any other payment's, through the Stripe webhook. A record that fails
 (Stripe unreachable, say) is reported as a batch item failure and retried from there; the

@@ -81,7 +81,8 @@ from credit_meter.service import Metering, Request
 
 if TYPE_CHECKING:
     from credit_meter.billing import Billing
-    from credit_meter.payments import Gateway, Payments
+    from credit_meter.payments import Payments
+    from credit_meter.topups import Gateway
 
 logger = Logger()
 metrics = Metrics()

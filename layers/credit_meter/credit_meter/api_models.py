@@ -32,7 +32,8 @@ from credit_meter.service import Cost
 
 if TYPE_CHECKING:  # imported by the routes that use them, not on the hot path's cold start
     from credit_meter.billing import Adjusted, GrantLine, PromoCode, Referred, Transferred, Voided
-    from credit_meter.payments import AutoTopup, Checkout, PaymentLine
+    from credit_meter.payments import PaymentLine
+    from credit_meter.topups import AutoTopup, Checkout
 
 _AMOUNT_SCHEMA = {
     "oneOf": [

@@ -1,6 +1,7 @@
-"""Top-ups: checkouts, payments credited exactly once, refunds and disputes, auto top-up.
-No knowledge of Stripe's SDK or of API Gateway: the webhook function turns each Stripe event
-into an :class:`Observation`, and checkouts go through a :class:`Gateway`.
+"""Top-ups: checkouts, payments credited exactly once, refunds and disputes (auto top-up:
+:mod:`credit_meter.auto_topup`). No knowledge of Stripe's SDK or of API Gateway: the webhook
+function turns each Stripe event into an :class:`Observation`, and checkouts go through a
+:class:`~credit_meter.topups.Gateway`.
 
 A payment is known by its PaymentIntent id, which every event about it carries (the checkout
 session, the PaymentIntent, the charge, the dispute). Its state is one item holding *facts*
@@ -14,28 +15,23 @@ changes nothing the second time: the credits follow from the facts, not from the
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
-from credit_meter import clock, domain, items
-from credit_meter.billing import Billing, _bucket_update, _BucketChange
-from credit_meter.catalog import Offer
+from credit_meter import domain, items
+from credit_meter.auto_topup import AutoTopups
+from credit_meter.billing import _bucket_update, _BucketChange
 from credit_meter.common import decode_cursor, encode_cursor, no_wallet, now_ms, record_ttl
 from credit_meter.domain import Bucket
-from credit_meter.errors import (
-    Contention,
-    FieldProblem,
-    InvalidRequest,
-    PaymentNotFound,
-)
+from credit_meter.errors import Contention, PaymentNotFound
 from credit_meter.ids import grant_id
 from credit_meter.money import ZERO
 from credit_meter.store import Put, Update, WriteRejected
+from credit_meter.topups import Checkout, Gateway, checkout_metadata
 
 _ATTEMPTS = 20
 _EVENTS_KEPT = 20
@@ -126,65 +122,6 @@ class PaymentLine:
     invoice_id: str | None
     receipt_url: str | None
     checkout_session_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Checkout:
-    checkout_session_id: str
-    url: str
-    expires_at: int | None
-    offer: Offer
-
-
-@dataclass(frozen=True, slots=True)
-class AutoTopup:
-    wallet_id: str
-    enabled: bool
-    threshold: Decimal | None
-    pack: str | None
-    has_payment_method: bool
-    state: str | None  # armed, fired, declined
-    retry_after: int | None  # epoch seconds, after a decline
-    last_attempt: dict[str, Any] | None
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """What the payment provider said to an off-session payment."""
-
-    payment_id: str | None
-    status: str  # succeeded, processing, declined
-    error: str | None = None
-
-
-class Gateway(Protocol):
-    """The payment provider, as checkouts and auto top-ups need it. Operations take a factory
-    for it, called only once the request is known to need it (bad input never reaches it)."""
-
-    def create_checkout(
-        self,
-        *,
-        wallet_id: str,
-        offer: Offer,
-        metadata: dict[str, str],
-        success_url: str,
-        cancel_url: str,
-        customer_id: str | None,
-        save_payment_method: bool,
-        idempotency_key: str | None,
-    ) -> Checkout: ...
-
-    def charge_saved_method(
-        self,
-        *,
-        offer: Offer,
-        metadata: dict[str, str],
-        customer_id: str,
-        payment_method_id: str,
-        idempotency_key: str,
-    ) -> Attempt: ...
-
-    def invoice_pdf(self, invoice_id: str) -> str | None: ...
 
 
 # -- the facts and what follows from them ------------------------------------------------------
@@ -309,26 +246,9 @@ def _same_facts(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
     }
 
 
-def deployment() -> str:
-    """This deployment's name (``DEPLOYMENT_ID``: the stack name in the cloud). Payments carry
-    it: several deployments may share one Stripe account, which sends every event to all."""
-    return os.environ.get("DEPLOYMENT_ID") or "local"
-
-
-def checkout_metadata(wallet_id: str, offer: Offer, kind: str, **more: str) -> dict[str, str]:
-    """What a payment carries so its events can be credited without asking anyone."""
-    return {
-        "deployment": deployment(),
-        "wallet_id": wallet_id,
-        "credits": f"{offer.credits.normalize():f}",
-        "offer": offer.offer,
-        "kind": kind,
-        **more,
-    }
-
-
-class Payments(Billing):
-    """Top-ups on top of the wallet lifecycle (they add and take back purchase buckets)."""
+class Payments(AutoTopups):
+    """Top-ups on top of the wallet lifecycle (they add and take back purchase buckets), and
+    auto top-up's settings and state machine (:mod:`credit_meter.auto_topup`)."""
 
     # -- checkout ---------------------------------------------------------------------------
 
@@ -558,240 +478,3 @@ class Payments(Billing):
         if not link:
             raise PaymentNotFound(f"payment {payment_id!r} has no invoice or receipt yet")
         return str(link)
-
-    # -- auto top-up ------------------------------------------------------------------------
-
-    def set_auto_topup(
-        self,
-        wallet_id: str,
-        enabled: bool,
-        threshold: Decimal | None,
-        pack: str | None,
-        customer_id: str | None,
-        payment_method_id: str | None,
-    ) -> AutoTopup:
-        """Turn auto top-up on (when available falls below ``threshold``, buy ``pack`` with the
-        saved card) or off. The card is the one given, else the last paid checkout's."""
-        settings = self.store.get(items.auto_topup_key(wallet_id)) or {}
-        problems = []
-        if enabled and threshold is None:
-            problems.append(FieldProblem("threshold", "required to enable auto top-up"))
-        if enabled and pack is None:
-            problems.append(FieldProblem("pack", "required to enable auto top-up"))
-        if pack is not None and pack not in self.catalog.topups.packs:
-            known = ", ".join(sorted(self.catalog.topups.packs))
-            problems.append(FieldProblem("pack", f"unknown pack {pack!r} ({known})"))
-        if (customer_id is None) != (payment_method_id is None):
-            problems.append(
-                FieldProblem("payment_method_id", "give both customer_id and payment_method_id")
-            )
-        elif enabled and customer_id is None and not settings.get("payment_method_id"):
-            problems.append(
-                FieldProblem(
-                    "payment_method_id",
-                    "no saved payment method: buy once with save_payment_method, "
-                    "or give customer_id and payment_method_id",
-                )
-            )
-        if problems:
-            raise InvalidRequest(problems)
-        wallet = self.store.get(items.wallet_key(wallet_id))
-        if wallet is None:
-            raise no_wallet(wallet_id)
-        fields: dict[str, Any] = {"kind": "auto_topup", "enabled": enabled}
-        if threshold is not None:
-            fields["threshold"] = threshold
-        if pack is not None:
-            fields["pack"] = pack
-        if customer_id is not None:
-            fields.update(
-                customer_id=customer_id, payment_method_id=payment_method_id, card_at=now_ms()
-            )
-        if enabled:
-            # The state rides on the wallet, where the stream shows every balance change. A
-            # state already there stays: saving the settings again while a purchase is on its
-            # way (fired) or backing off (declined) must not look like a new crossing.
-            wallet_write = Update(
-                key=items.wallet_key(wallet_id),
-                expression="SET atx = :x, ats = if_not_exists(ats, :armed), "
-                "atn = if_not_exists(atn, :zero)",
-                condition="attribute_exists(pk)",
-                values={":x": threshold, ":armed": "armed", ":zero": 0},
-            )
-        else:
-            # Without atx the auto top-up function no longer sees the wallet. Its state and
-            # crossing count stay: turning it on again while a purchase is on its way must
-            # not buy a second time.
-            wallet_write = Update(
-                key=items.wallet_key(wallet_id),
-                expression="REMOVE atx",
-                condition="attribute_exists(pk)",
-            )
-        self.store.transact(wallet_write, self._settings_write(wallet_id, fields))
-        if customer_id is not None and enabled:
-            # A new card ends a back-off after a decline: the next write below tries it.
-            with contextlib.suppress(WriteRejected):
-                self.store.update(
-                    Update(
-                        key=items.wallet_key(wallet_id),
-                        expression="SET ats = :armed REMOVE atb",
-                        condition="ats = :declined",
-                        values={":armed": "armed", ":declined": "declined"},
-                    )
-                )
-        return self.auto_topup(wallet_id)
-
-    @staticmethod
-    def _settings_write(wallet_id: str, fields: dict[str, Any]) -> Update:
-        names = {f"#f{i}": name for i, name in enumerate(fields)}
-        return Update(
-            key=items.auto_topup_key(wallet_id),
-            expression="SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(fields))),
-            condition=None,
-            names=names,
-            values={f":f{i}": v for i, v in enumerate(fields.values())},
-        )
-
-    def auto_topup(self, wallet_id: str) -> AutoTopup:
-        wallet = self.store.get(items.wallet_key(wallet_id))
-        if wallet is None:
-            raise no_wallet(wallet_id)
-        settings = self.store.get(items.auto_topup_key(wallet_id)) or {}
-        enabled = bool(settings.get("enabled"))
-        threshold = settings.get("threshold")
-        retry = wallet.get("atb")
-        return AutoTopup(
-            wallet_id=wallet_id,
-            enabled=enabled,
-            threshold=None if threshold is None else Decimal(threshold),
-            pack=settings.get("pack"),
-            has_payment_method=bool(settings.get("payment_method_id")),
-            state=wallet.get("ats") if enabled else None,
-            retry_after=None if retry is None or not enabled else int(retry),
-            last_attempt=settings.get("last_attempt"),
-        )
-
-    def on_wallet_change(
-        self,
-        old: dict[str, Any] | None,
-        wallet: dict[str, Any],
-        gateway: Callable[[], Gateway],
-    ) -> Attempt | None:
-        """What the auto top-up function does with one wallet write from the stream: buy the
-        pack once per crossing below the threshold; re-arm once available is back above it."""
-        threshold = wallet.get("atx")
-        state = wallet.get("ats")
-        if threshold is None or state is None:
-            return None
-        wallet_id = wallet["wallet_id"]
-        below = Decimal(wallet["avail"]) < Decimal(threshold)
-        crossing = int(wallet.get("atn", 0))
-        if not below:
-            if state != "armed":
-                self._set_state(wallet_id, crossing, state, "armed")
-            return None
-        now = int(clock.now_ts())
-        if state == "armed" or (state == "declined" and now >= int(wallet.get("atb", 0))):
-            fired = self._fire(wallet_id, crossing, state)
-        elif state == "fired" and int((old or {}).get("atn", -1)) != crossing:
-            # The claim's own write: if the attempt after it was cut short, finish it now
-            # (same crossing, same idempotency key: Stripe answers the first attempt again).
-            fired = crossing
-        else:
-            return None
-        if fired is None:
-            return None
-        return self._attempt(wallet_id, fired, gateway)
-
-    def _set_state(self, wallet_id: str, crossing: int, seen: str, state: str) -> bool:
-        try:
-            self.store.update(
-                Update(
-                    key=items.wallet_key(wallet_id),
-                    expression="SET ats = :s REMOVE atb",
-                    condition="ats = :seen AND atn = :n",
-                    values={":s": state, ":seen": seen, ":n": crossing},
-                )
-            )
-        except WriteRejected:
-            return False
-        return True
-
-    def _fire(self, wallet_id: str, crossing: int, seen: str) -> int | None:
-        """Claim the next crossing number; None if another record claimed it or the settings
-        changed (the stream will show that write too)."""
-        try:
-            self.store.update(
-                Update(
-                    key=items.wallet_key(wallet_id),
-                    expression="SET ats = :fired, atn = :next REMOVE atb",
-                    # Still below now, not only in the (maybe late) stream record.
-                    condition="ats = :seen AND atn = :n AND avail < atx",
-                    values={
-                        ":fired": "fired",
-                        ":seen": seen,
-                        ":n": crossing,
-                        ":next": crossing + 1,
-                    },
-                )
-            )
-        except WriteRejected as rejected:
-            now = rejected.old[0] or {}
-            # Claimed by an earlier delivery of this same record that did not finish: resume.
-            if now.get("ats") == "fired" and int(now.get("atn", -1)) == crossing + 1:
-                return crossing + 1
-            return None
-        return crossing + 1
-
-    def _attempt(
-        self, wallet_id: str, crossing: int, gateway: Callable[[], Gateway]
-    ) -> Attempt | None:
-        settings = self.store.get(items.auto_topup_key(wallet_id)) or {}
-        last = settings.get("last_attempt") or {}
-        if int(last.get("crossing", -1)) == crossing:
-            return None  # already attempted; the stream showed this crossing again
-        pack = self.catalog.topups.packs.get(str(settings.get("pack")))
-        customer, method = settings.get("customer_id"), settings.get("payment_method_id")
-        if not settings.get("enabled") or pack is None or not customer or not method:
-            attempt = Attempt(None, "declined", "auto top-up has no pack or payment method")
-        else:
-            offer = self.catalog.topups.offer(pack.id, None, None)
-            attempt = gateway().charge_saved_method(
-                offer=offer,
-                metadata=checkout_metadata(wallet_id, offer, "auto_topup", crossing=str(crossing)),
-                customer_id=str(customer),
-                payment_method_id=str(method),
-                idempotency_key=f"auto-topup:{wallet_id}:{crossing}",
-            )
-        self._attempted(wallet_id, crossing, attempt)
-        return attempt
-
-    def _attempted(self, wallet_id: str, crossing: int, attempt: Attempt) -> None:
-        now = int(clock.now_ts())
-        record = {
-            "crossing": crossing,
-            "at": now * 1000,
-            "status": attempt.status,
-            "payment_id": attempt.payment_id,
-            "error": attempt.error,
-        }
-        if attempt.status == "declined":  # first: a crash after it must not leave it fired
-            self.auto_topup_declined(wallet_id, crossing)
-        self.store.set_fields(
-            items.auto_topup_key(wallet_id),
-            {"last_attempt": {k: v for k, v in record.items() if v is not None}},
-        )
-
-    def auto_topup_declined(self, wallet_id: str, crossing: int) -> None:
-        """Back off after a decline: no new attempt before the configured pause (≥ 1 hour)."""
-        until = int(clock.now_ts()) + self.catalog.topups.auto_topup_backoff_seconds
-        # Settings changed or a later crossing began: nothing to back off from.
-        with contextlib.suppress(WriteRejected):
-            self.store.update(
-                Update(
-                    key=items.wallet_key(wallet_id),
-                    expression="SET ats = :d, atb = :until",
-                    condition="atn = :n AND ats = :fired",
-                    values={":d": "declined", ":until": until, ":n": crossing, ":fired": "fired"},
-                )
-            )

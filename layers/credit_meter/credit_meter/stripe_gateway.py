@@ -1,4 +1,4 @@
-"""The :class:`~credit_meter.payments.Gateway` on Stripe's API (stripe-python's StripeClient).
+"""The :class:`~credit_meter.topups.Gateway` on Stripe's API (stripe-python's StripeClient).
 
 Imported only by what talks to Stripe (checkouts, invoices, auto top-ups), never on the
 metering hot path. ``STRIPE_API_BASE`` points the client elsewhere (a local stand-in for
@@ -16,8 +16,8 @@ import stripe
 from credit_meter.catalog import Offer
 from credit_meter.common import key_reused
 from credit_meter.errors import PaymentProviderError
-from credit_meter.payments import Attempt, Checkout, deployment
 from credit_meter.secrets import secret
+from credit_meter.topups import Attempt, Checkout, deployment
 
 
 @cache

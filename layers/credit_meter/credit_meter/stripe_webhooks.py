@@ -14,7 +14,8 @@ from decimal import Decimal
 from typing import Any
 
 from credit_meter.money import AmountError, parse_amount
-from credit_meter.payments import Observation, deployment
+from credit_meter.payments import Observation
+from credit_meter.topups import deployment
 
 HANDLED = frozenset(
     {
