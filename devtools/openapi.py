@@ -25,6 +25,7 @@ import yaml
 
 try:
     from credit_meter import api_models as m
+    from credit_meter import topup_models as t
     from credit_meter.catalog import catalog
     from credit_meter.http_input import MAX_BODY_BYTES
 except ModuleNotFoundError as exc:  # pragma: no cover - a usage error
@@ -56,8 +57,8 @@ REQUEST_MODELS: list[type[m.BaseModel]] = [
     m.PromoCodeIn,
     m.RedeemIn,
     m.ReferralIn,
-    m.CheckoutIn,
-    m.AutoTopupIn,
+    t.CheckoutIn,
+    t.AutoTopupIn,
 ]
 RESPONSE_MODELS: list[type[m.BaseModel]] = [
     m.WalletOut,
@@ -75,11 +76,11 @@ RESPONSE_MODELS: list[type[m.BaseModel]] = [
     m.ReferralOut,
     m.TransactionsOut,
     m.PricesOut,
-    m.OffersOut,
-    m.CheckoutOut,
-    m.PaymentsOut,
-    m.AutoTopupOut,
-    m.WebhookOut,
+    t.OffersOut,
+    t.CheckoutOut,
+    t.PaymentsOut,
+    t.AutoTopupOut,
+    t.WebhookOut,
     m.ProblemOut,
 ]
 

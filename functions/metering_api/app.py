@@ -24,12 +24,8 @@ from credit_meter import http_errors
 from credit_meter.api_models import (
     AdjustmentIn,
     AdjustmentOut,
-    AutoTopupIn,
-    AutoTopupOut,
     ChargeIn,
     ChargeOut,
-    CheckoutIn,
-    CheckoutOut,
     CommitIn,
     CommitOut,
     GrantIn,
@@ -37,10 +33,6 @@ from credit_meter.api_models import (
     GrantOut,
     GrantsOut,
     GrantsQuery,
-    OffersOut,
-    PaymentOut,
-    PaymentsOut,
-    PaymentsQuery,
     PricesOut,
     PromoCodeIn,
     PromoCodeOut,
@@ -304,11 +296,15 @@ def transactions(wallet_id: str) -> Response[Any]:
 
 @app.get("/v1/topups/offers")
 def offers() -> Response[Any]:
+    from credit_meter.topup_models import OffersOut
+
     return _json(200, OffersOut.of(catalog().topups))
 
 
 @app.post("/v1/wallets/<wallet_id>/checkout")
 def checkout(wallet_id: str) -> Response[Any]:
+    from credit_meter.topup_models import CheckoutIn, CheckoutOut
+
     body = _body(CheckoutIn)
     request = _request(body, "checkout")
     done = _payments().checkout(
@@ -327,6 +323,8 @@ def checkout(wallet_id: str) -> Response[Any]:
 
 @app.get("/v1/wallets/<wallet_id>/payments")
 def payments(wallet_id: str) -> Response[Any]:
+    from credit_meter.topup_models import PaymentOut, PaymentsOut, PaymentsQuery
+
     query = PaymentsQuery.model_validate(app.current_event.query_string_parameters or {})
     lines, cursor = _payments().payments(_wallet(wallet_id), query.limit, query.cursor)
     items = [PaymentOut.of(p, wallet_id) for p in lines]
@@ -343,6 +341,8 @@ def invoice(wallet_id: str, payment_id: str) -> Response[Any]:
 
 @app.put("/v1/wallets/<wallet_id>/auto-topup")
 def put_auto_topup(wallet_id: str) -> Response[Any]:
+    from credit_meter.topup_models import AutoTopupIn, AutoTopupOut
+
     body = _body(AutoTopupIn)
     done = _payments().set_auto_topup(
         _wallet(wallet_id),
@@ -357,6 +357,8 @@ def put_auto_topup(wallet_id: str) -> Response[Any]:
 
 @app.get("/v1/wallets/<wallet_id>/auto-topup")
 def get_auto_topup(wallet_id: str) -> Response[Any]:
+    from credit_meter.topup_models import AutoTopupOut
+
     return _json(200, AutoTopupOut.of(_payments().auto_topup(_wallet(wallet_id))))
 
 

@@ -22,10 +22,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from credit_meter import http_errors, stripe_webhooks
-from credit_meter.api_models import WebhookOut, dump
+from credit_meter.api_models import dump
 from credit_meter.errors import DomainError
 from credit_meter.payments import Payments
 from credit_meter.secrets import secret
+from credit_meter.topup_models import WebhookOut
 
 logger = Logger()
 metrics = Metrics()

@@ -454,7 +454,7 @@ def bug(name: str, method: str, path: str, body: Any, field: str, reason: str) -
 
 LAX_BOOL = (
     "a JSON {value!r} is accepted as a boolean for {field} (pydantic lax mode: "
-    "api_models.{model}.{field} is a plain bool, while every int field there is strict=True), "
+    "topup_models.{model}.{field} is a plain bool, while every int field there is strict=True), "
     "so {effect}"
 )
 KNOWN_BUGS = [
