@@ -13,11 +13,10 @@ from functools import cache
 
 import stripe
 
-from credit_meter.catalog import Offer
 from credit_meter.common import key_reused
 from credit_meter.errors import PaymentProviderError
 from credit_meter.secrets import secret
-from credit_meter.topups import Attempt, Checkout, deployment
+from credit_meter.topups import Attempt, Checkout, Offer, deployment
 
 
 @cache

@@ -21,7 +21,7 @@ from credit_meter.api_models import (
     TransactionsQuery,
     _Out,
 )
-from credit_meter.catalog import Topups, minor_units
+from credit_meter.topups import Topups, minor_units
 
 if TYPE_CHECKING:
     from credit_meter.payments import PaymentLine
