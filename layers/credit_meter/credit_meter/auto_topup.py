@@ -164,8 +164,9 @@ class AutoTopups(Billing):
             return None
         return self._attempt(wallet_id, fired, gateway)
 
-    def _set_state(self, wallet_id: str, crossing: int, seen: str, state: str) -> bool:
-        try:
+    def _set_state(self, wallet_id: str, crossing: int, seen: str, state: str) -> None:
+        # Refused: the state moved on meanwhile (its own write is on the stream too).
+        with contextlib.suppress(WriteRejected):
             self.store.update(
                 Update(
                     key=items.wallet_key(wallet_id),
@@ -174,9 +175,6 @@ class AutoTopups(Billing):
                     values={":s": state, ":seen": seen, ":n": crossing},
                 )
             )
-        except WriteRejected:
-            return False
-        return True
 
     def _fire(self, wallet_id: str, crossing: int, seen: str) -> int | None:
         """Claim the next crossing number; None if another record claimed it or the settings
