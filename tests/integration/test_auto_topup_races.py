@@ -30,9 +30,9 @@ def stripe_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStripe]:
     with FakeStripe() as fake:
         monkeypatch.setenv("STRIPE_API_BASE", fake.base_url)
         monkeypatch.setenv("STRIPE_API_KEY", "sk_test_races_fake")
-        stripe_gateway._client.cache_clear()
+        stripe_gateway.reset_client()
         yield fake
-    stripe_gateway._client.cache_clear()
+    stripe_gateway.reset_client()
 
 
 @pytest.fixture

@@ -621,11 +621,11 @@ def fake_stripe(meter_table: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[F
         monkeypatch.setenv("STRIPE_API_KEY", TEST_API_KEY)
         monkeypatch.setenv("STRIPE_API_BASE", fake.base_url)
         monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_test_fake_local_only")
-        stripe_gateway._client.cache_clear()
+        stripe_gateway.reset_client()
         try:
             yield fake
         finally:
-            stripe_gateway._client.cache_clear()
+            stripe_gateway.reset_client()
 
 
 def _deliver_in_process(event: Json) -> tuple[int, Any]:

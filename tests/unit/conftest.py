@@ -227,11 +227,11 @@ def stripe_env(aws: Any) -> Iterator[dict[str, str]]:
         for key, value in FAKE_STRIPE_ENV.items():
             mp.setenv(key, value)
         mp.delenv("STRIPE_API_BASE", raising=False)
-        stripe_gateway._client.cache_clear()
+        stripe_gateway.reset_client()
         try:
             yield dict(FAKE_STRIPE_ENV)
         finally:
-            stripe_gateway._client.cache_clear()
+            stripe_gateway.reset_client()
 
 
 @pytest.fixture(scope="module")
@@ -244,11 +244,11 @@ def fake_stripe(stripe_env: dict[str, str]) -> Iterator[Any]:
 
     with FakeStripe() as fake, pytest.MonkeyPatch.context() as mp:
         mp.setenv("STRIPE_API_BASE", fake.base_url)
-        stripe_gateway._client.cache_clear()
+        stripe_gateway.reset_client()
         try:
             yield fake
         finally:
-            stripe_gateway._client.cache_clear()
+            stripe_gateway.reset_client()
 
 
 @pytest.fixture

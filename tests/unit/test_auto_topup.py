@@ -492,12 +492,12 @@ def test_stripe_unreachable_fails_the_record_and_its_retry_buys_once(
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
     monkeypatch.setenv("STRIPE_API_BASE", f"http://127.0.0.1:{closed}")
-    stripe_gateway._client.cache_clear()
+    stripe_gateway.reset_client()
     try:
         batch = run(failures=1)  # the crossing's record is reported as failed
     finally:
         monkeypatch.undo()
-        stripe_gateway._client.cache_clear()
+        stripe_gateway.reset_client()
     assert attempts(fake) == []
     assert settings(api)["state"] == "fired"  # claimed, not yet bought
 

@@ -279,9 +279,9 @@ def fake_stripe(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStripe]:
         monkeypatch.setenv("STRIPE_API_BASE", fake.base_url)
         monkeypatch.setenv("STRIPE_API_KEY", "sk_test_contract_fake")
         monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
-        stripe_gateway._client.cache_clear()
+        stripe_gateway.reset_client()
         yield fake
-    stripe_gateway._client.cache_clear()
+    stripe_gateway.reset_client()
 
 
 WEBHOOK_SECRET = "whsec_contract_fake"

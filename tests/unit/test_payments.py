@@ -1390,11 +1390,11 @@ def gateway_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str, str]
 
     def setenv(name: str, value: str) -> None:
         monkeypatch.setenv(name, value)
-        stripe_gateway._client.cache_clear()
+        stripe_gateway.reset_client()
 
     yield setenv
     monkeypatch.undo()
-    stripe_gateway._client.cache_clear()
+    stripe_gateway.reset_client()
 
 
 @pytest.fixture

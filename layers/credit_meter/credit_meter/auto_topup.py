@@ -56,9 +56,6 @@ class AutoTopups(Billing):
             )
         if problems:
             raise InvalidRequest(problems)
-        wallet = self.store.get(items.wallet_key(wallet_id))
-        if wallet is None:
-            raise no_wallet(wallet_id)
         fields: dict[str, Any] = {"kind": "auto_topup", "enabled": enabled}
         if threshold is not None:
             fields["threshold"] = threshold
@@ -88,7 +85,13 @@ class AutoTopups(Billing):
                 expression="REMOVE atx",
                 condition="attribute_exists(pk)",
             )
-        self.store.transact(wallet_write, self._settings_write(wallet_id, fields))
+        try:
+            # The wallet write's condition is the existence check: no read before it.
+            self.store.transact(
+                wallet_write, Update.setting(items.auto_topup_key(wallet_id), fields)
+            )
+        except WriteRejected:
+            raise no_wallet(wallet_id) from None
         if customer_id is not None and enabled:
             # A new card ends a back-off after a decline: the next write below tries it.
             with contextlib.suppress(WriteRejected):
@@ -101,17 +104,6 @@ class AutoTopups(Billing):
                     )
                 )
         return self.auto_topup(wallet_id)
-
-    @staticmethod
-    def _settings_write(wallet_id: str, fields: dict[str, Any]) -> Update:
-        names = {f"#f{i}": name for i, name in enumerate(fields)}
-        return Update(
-            key=items.auto_topup_key(wallet_id),
-            expression="SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(fields))),
-            condition=None,
-            names=names,
-            values={f":f{i}": v for i, v in enumerate(fields.values())},
-        )
 
     def auto_topup(self, wallet_id: str) -> AutoTopup:
         wallet = self.store.get(items.wallet_key(wallet_id))

@@ -79,6 +79,17 @@ class Update:
     names: dict[str, str] = field(default_factory=dict)
     values: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def setting(cls, key: dict[str, Any], fields: Mapping[str, Any]) -> Update:
+        """Set attributes of an item, creating it if need be (idempotent: no condition)."""
+        return cls(
+            key=key,
+            expression="SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(fields))),
+            condition=None,
+            names={f"#f{i}": name for i, name in enumerate(fields)},
+            values={f":f{i}": value for i, value in enumerate(fields.values())},
+        )
+
     def params(self, table: str) -> dict[str, Any]:
         params: dict[str, Any] = {
             "TableName": table,
@@ -262,15 +273,8 @@ class Store:
 
     def set_fields(self, key: dict[str, str], fields: Mapping[str, Any]) -> None:
         """Set attributes of an item, creating it if need be (idempotent: no condition)."""
-        names = {f"#f{i}": name for i, name in enumerate(fields)}
-        values = {f":f{i}": value for i, value in enumerate(fields.values())}
         self.client.update_item(
-            TableName=self.table,
-            Key=to_item(key),
-            UpdateExpression="SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(fields))),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=_values(values),
-            ReturnConsumedCapacity="TOTAL",
+            **Update.setting(key, fields).params(self.table), ReturnConsumedCapacity="TOTAL"
         )
 
 

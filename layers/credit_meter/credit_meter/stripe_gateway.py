@@ -35,8 +35,9 @@ def _client() -> stripe.StripeClient:
     return _client_for(secret("STRIPE_API_KEY"), os.environ.get("STRIPE_API_BASE"))
 
 
-# Tests and tools point the gateway elsewhere and drop the clients made so far by this name.
-_client.cache_clear = _client_for.cache_clear  # type: ignore[attr-defined]
+def reset_client() -> None:
+    """Forget the clients made so far (tests point the gateway at another Stripe API)."""
+    _client_for.cache_clear()
 
 
 def _key(name: str) -> str:
