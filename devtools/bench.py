@@ -236,7 +236,7 @@ def run() -> dict[str, Any]:
             r, _ = call("POST", f"{wallet}/reservations", {"feature": "chat", "credits": "2"})
             call("POST", f"{wallet}/reservations/{r['reservation_id']}/commit", {"credits": "1"})
 
-        def cycles(n: int, keyed: bool, tag: str) -> dict[str, float]:
+        def cycles(n: int, keyed: bool, tag: str, member: str = "u1") -> dict[str, float]:
             m = meter()
             m.reset()
             handler_seconds = 0.0
@@ -244,7 +244,7 @@ def run() -> dict[str, Any]:
             for i in range(n):
                 body = {
                     "feature": "chat",
-                    "member_id": "u1",
+                    "member_id": member,
                     "usage": [{"meter": "input_tokens", "quantity": 1200, "model": "gpt-4o"}],
                 }
                 r, t1 = call(
@@ -274,6 +274,21 @@ def run() -> dict[str, Any]:
             TableName=table_name, Key={"pk": {"S": "W#bench"}, "sk": {"S": "W"}}
         )["Item"]
         wallet_size = item_size(wallet_item)
+
+        # A spending limit on the wallet and a budget for the member: the same writes, with
+        # the limit and the budget tested in their conditions.
+        call(
+            "PUT",
+            f"{wallet}/limits",
+            {"alert_threshold": "100000000", "allowed_limit": "900000000"},
+        )
+        call("PUT", f"{wallet}/members/u2/budget", {"budget": "100000000"})
+        budgeted = cycles(CYCLES // 2, keyed=False, tag="b", member="u2")
+        budgeted_size = item_size(
+            admin.get_item(TableName=table_name, Key={"pk": {"S": "W#bench"}, "sk": {"S": "W"}})[
+                "Item"
+            ]
+        )
         record_size = 200  # a reservation record: ~120-200 bytes (< 1 KB, 1 unit either way)
         per_event_plain = (
             billed_units(wallet_size, False)  # reserve: one UpdateItem
@@ -346,12 +361,14 @@ def run() -> dict[str, Any]:
         "wru_per_event_billed_with_idempotency_key": per_event_keyed + projection,
         "round_trips_per_event_with_idempotency_key": round(keyed["round_trips"], 3),
         "charge_round_trips": round(charge_round_trips, 3),
+        "round_trips_per_event_limit_and_member_budget": round(budgeted["round_trips"], 3),
         "non_db_share": round(plain["non_db_share"], 4),
         "charge_non_db_share": round(charge_non_db, 4),
         "events_per_s": round(plain["events_per_s"], 1),
         f"events_per_s_{THREADS}_threads": round(conc_eps, 1),
         "handler_ms_per_event": round(plain["handler_ms"], 2),
         "wallet_item_bytes": wallet_size,
+        "wallet_item_bytes_limit_and_member_budget": budgeted_size,
         "ledger_entries": entries,
         "ledger_seq": seq,
         "cycles": CYCLES,

@@ -25,6 +25,7 @@ import yaml
 
 try:
     from credit_meter import api_models as m
+    from credit_meter import control_models as c
     from credit_meter import topup_models as t
     from credit_meter.catalog import catalog
     from credit_meter.http_input import MAX_BODY_BYTES
@@ -59,6 +60,9 @@ REQUEST_MODELS: list[type[m.BaseModel]] = [
     m.ReferralIn,
     t.CheckoutIn,
     t.AutoTopupIn,
+    c.LimitsIn,
+    c.AlertsIn,
+    c.MemberBudgetIn,
 ]
 RESPONSE_MODELS: list[type[m.BaseModel]] = [
     m.WalletOut,
@@ -81,6 +85,10 @@ RESPONSE_MODELS: list[type[m.BaseModel]] = [
     t.PaymentsOut,
     t.AutoTopupOut,
     t.WebhookOut,
+    c.LimitsOut,
+    c.AlertsOut,
+    c.MemberBudgetOut,
+    c.MemberBudgetsOut,
     m.ProblemOut,
 ]
 
@@ -90,6 +98,7 @@ RESPONSE_MODELS: list[type[m.BaseModel]] = [
 # so here the same expressions are anchored.
 WALLET_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+MEMBER_ID_PATTERN = r"^[A-Za-z0-9][\w.:@-]{0,63}$"
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -124,6 +133,10 @@ def _hand_written_schemas() -> dict[str, Any]:
         "InsufficientCreditsProblem": {
             "allOf": [_ref("ProblemOut"), {"required": ["available", "requested"]}],
         },
+        # ... and `limit` and `remaining`, which a 403 always carries.
+        "SpendingLimitProblem": {
+            "allOf": [_ref("ProblemOut"), {"required": ["limit", "remaining"]}],
+        },
     }
 
 
@@ -137,11 +150,19 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
         "Not enough credits available (`insufficient-credits`); nothing was held or charged.",
         "InsufficientCreditsProblem",
     ),
+    "SpendingLimit": (
+        403,
+        "The action would pass the wallet's spending limit for the period "
+        "(`spending-limit-reached`) or the member's budget (`member-budget-reached`); open "
+        "reservations count as spent. Nothing was held or charged.",
+        "SpendingLimitProblem",
+    ),
     "NotFound": (
         404,
-        "The wallet, reservation, grant, promo code or payment does not exist "
+        "The wallet, reservation, grant, promo code, payment or member budget does not exist "
         "(`wallet-not-found`, `reservation-not-found`, `grant-not-found`, "
-        "`promo-code-not-found`, `payment-not-found`), or no such route (`not-found`).",
+        "`promo-code-not-found`, `payment-not-found`, `member-budget-not-found`), or no such "
+        "route (`not-found`).",
         "ProblemOut",
     ),
     "Conflict": (
@@ -154,7 +175,8 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
         "`grant-not-voidable`); a promo code cannot be redeemed (`promo-code-expired`, "
         "`promo-code-exhausted`, `promo-code-already-redeemed`) or is taken "
         "(`promo-code-exists`); the wallet was referred already (`already-referred`); the "
-        "wallet already holds its maximum of 32 grants with credits left (`too-many-grants`).",
+        "wallet already holds its maximum of 32 grants with credits left (`too-many-grants`); "
+        "the wallet has budgets for 32 members already (`too-many-member-budgets`).",
         "ProblemOut",
     ),
     "PayloadTooLarge": (
@@ -334,8 +356,12 @@ def paths() -> dict[str, Any]:
                 "Holds `credits`, or the price of `usage`, until the reservation is committed "
                 "or released, or until it expires (`expires_in_seconds`, default "
                 f"{catalog().default_hold_seconds}, at most {catalog().max_hold_seconds}). "
-                "Refused with 402 when fewer credits are available.",
-                _responses({201: ("ReservationOut", "Held.")}, [*write, "InsufficientCredits"]),
+                "Refused with 402 when fewer credits are available, with 403 when it would "
+                "pass the spending limit or the member's budget.",
+                _responses(
+                    {201: ("ReservationOut", "Held.")},
+                    [*write, "InsufficientCredits", "SpendingLimit"],
+                ),
                 body=_body("ReserveIn"),
                 idempotent=True,
             ),
@@ -377,8 +403,12 @@ def paths() -> dict[str, Any]:
                 "charges",
                 "Charge credits in one step",
                 "Debits `credits`, or the price of `usage`, at once. Refused with 402 when "
-                "fewer credits are available.",
-                _responses({201: ("ChargeOut", "Charged.")}, [*write, "InsufficientCredits"]),
+                "fewer credits are available, with 403 when it would pass the spending limit "
+                "or the member's budget.",
+                _responses(
+                    {201: ("ChargeOut", "Charged.")},
+                    [*write, "InsufficientCredits", "SpendingLimit"],
+                ),
                 body=_body("ChargeIn"),
                 idempotent=True,
             ),
@@ -623,6 +653,98 @@ def paths() -> dict[str, Any]:
                 _responses({200: ("AutoTopupOut", "The settings and state.")}, wallet_problems),
             ),
         },
+        WALLET + "/limits": {
+            "parameters": [_param("WalletId")],
+            "put": _operation(
+                "putLimits",
+                "limits",
+                "Set the spending limit",
+                "Per period: `alert_threshold` (a `credits.threshold_crossed` event when this "
+                "period's use reaches it) and `allowed_limit` (holds and charges that would pass "
+                "it are refused with 403 `spending-limit-reached`, tested in the debit's own "
+                "write; open reservations count as spent). In credits, or in the top-up "
+                "currency with `currency`. null or left out removes one. The threshold may not "
+                "exceed the limit.",
+                _responses(
+                    {200: ("LimitsOut", "The limits, use and state.")},
+                    [*BODY_PROBLEMS, "NotFound", "Busy"],
+                ),
+                body=_body("LimitsIn"),
+            ),
+            "get": _operation(
+                "getLimits",
+                "limits",
+                "Spending limit and use",
+                "Used, held, threshold, limit, what remains under it, and the wallet's state: "
+                "`capped` (limit reached), `depleted` (nothing left to spend), `alerting` (a "
+                "threshold crossed) or `ok`.",
+                _responses({200: ("LimitsOut", "The limits, use and state.")}, wallet_problems),
+            ),
+        },
+        WALLET + "/alerts": {
+            "parameters": [_param("WalletId")],
+            "put": _operation(
+                "putAlerts",
+                "limits",
+                "Set alert thresholds",
+                "Up to 10 thresholds: percent of the period's allowance consumed, percent of it "
+                "remaining, or credits remaining (of the balance). Each fires one "
+                "`credits.threshold_crossed` event when crossed (docs/events.md), re-armed by "
+                "the reset (consumed) or by credits that lift the balance back above it "
+                "(remaining). null: the defaults (75, 90, 100% consumed); []: none.",
+                _responses(
+                    {200: ("AlertsOut", "The thresholds and which are crossed.")},
+                    [*BODY_PROBLEMS, "NotFound"],
+                ),
+                body=_body("AlertsIn"),
+            ),
+            "get": _operation(
+                "getAlerts",
+                "limits",
+                "Alert thresholds",
+                "The thresholds, which of them are crossed now, and the wallet's state.",
+                _responses(
+                    {200: ("AlertsOut", "The thresholds and which are crossed.")},
+                    wallet_problems,
+                ),
+            ),
+        },
+        WALLET + "/members": {
+            "parameters": [_param("WalletId")],
+            "get": _operation(
+                "listMemberBudgets",
+                "limits",
+                "Member budgets",
+                "Every member with a budget in this shared wallet, by member id.",
+                _responses({200: ("MemberBudgetsOut", "The budgets.")}, wallet_problems),
+            ),
+        },
+        WALLET + "/members/{member_id}/budget": {
+            "parameters": [_param("WalletId"), _param("MemberId")],
+            "put": _operation(
+                "putMemberBudget",
+                "limits",
+                "Set a member's budget",
+                "Credits the member may use per period inside the shared wallet, enforced in "
+                "the same write as the wallet's debit (403 `member-budget-reached`). Counted "
+                "from now on: earlier use and reservations opened before are not charged to "
+                "it. `budget: null` removes the cap (use is still counted). At most 32 members "
+                "per wallet have budgets.",
+                _responses(
+                    {200: ("MemberBudgetOut", "The budget and its use.")},
+                    [*BODY_PROBLEMS, "NotFound", "Conflict", "Busy"],
+                ),
+                body=_body("MemberBudgetIn"),
+            ),
+            "get": _operation(
+                "getMemberBudget",
+                "limits",
+                "A member's budget",
+                "The budget, what the member used and holds against it this period, and what "
+                "remains.",
+                _responses({200: ("MemberBudgetOut", "The budget and its use.")}, wallet_problems),
+            ),
+        },
         "/v1/webhooks/stripe": {
             "post": _operation(
                 "stripeWebhook",
@@ -689,6 +811,7 @@ def document() -> dict[str, Any]:
             {"name": "grants"},
             {"name": "prices"},
             {"name": "top-ups"},
+            {"name": "limits"},
         ],
         "paths": paths(),
         "components": {
@@ -705,6 +828,14 @@ def document() -> dict[str, Any]:
                     "required": True,
                     "description": "`reservation_id` as returned by the reservation.",
                     "schema": {"type": "string"},
+                },
+                "MemberId": {
+                    "name": "member_id",
+                    "in": "path",
+                    "required": True,
+                    "description": "The `member_id` the product sends with its reservations "
+                    "and charges.",
+                    "schema": {"type": "string", "pattern": MEMBER_ID_PATTERN},
                 },
                 "GrantId": {
                     "name": "grant_id",

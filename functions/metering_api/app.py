@@ -66,6 +66,7 @@ from credit_meter.errors import (
     InvalidRequest,
     MalformedRequest,
     PaymentNotFound,
+    SpendingLimitReached,
 )
 from credit_meter.http_input import json_object
 from credit_meter.ids import GRANT_ID
@@ -73,6 +74,7 @@ from credit_meter.service import Metering, Request
 
 if TYPE_CHECKING:
     from credit_meter.billing import Billing
+    from credit_meter.controls import Controls
     from credit_meter.payments import Payments
     from credit_meter.topups import Gateway
 
@@ -83,6 +85,8 @@ app = APIGatewayHttpResolver()
 _WALLET_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}")
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
 _PAYMENT_ID = re.compile(r"pi_[A-Za-z0-9_]{1,250}")
+# A member id in a path: as in bodies, less "/" (a path cannot carry it).
+_MEMBER_ID = re.compile(r"[A-Za-z0-9][\w.:@-]{0,63}")
 
 
 def _service() -> Metering:
@@ -95,6 +99,12 @@ def _billing() -> Billing:
     from credit_meter.billing import Billing
 
     return Billing()
+
+
+def _controls() -> Controls:
+    from credit_meter.controls import Controls
+
+    return Controls()
 
 
 def _payments() -> Payments:
@@ -114,6 +124,18 @@ def _wallet(wallet_id: str) -> str:
     if not _WALLET_ID.fullmatch(wallet_id):
         raise InvalidRequest([FieldProblem("wallet_id", "use 1-128 letters, digits, _ . : @ -")])
     return wallet_id
+
+
+def _member(member_id: str) -> str:
+    if not _MEMBER_ID.fullmatch(member_id):
+        raise InvalidRequest(
+            [
+                FieldProblem(
+                    "member_id", "use 1-64 letters, digits, _ . : @ / - (first a letter or digit)"
+                )
+            ]
+        )
+    return member_id
 
 
 def _text_body() -> str | None:
@@ -362,6 +384,65 @@ def get_auto_topup(wallet_id: str) -> Response[Any]:
     return _json(200, AutoTopupOut.of(_payments().auto_topup(_wallet(wallet_id))))
 
 
+@app.put("/v1/wallets/<wallet_id>/limits")
+def put_limits(wallet_id: str) -> Response[Any]:
+    from credit_meter.control_models import LimitsIn, LimitsOut
+
+    body = _body(LimitsIn)
+    limits = _controls().set_limits(
+        _wallet(wallet_id), body.alert_threshold, body.allowed_limit, body.currency
+    )
+    return _json(200, LimitsOut.of(limits, catalog().topups.fiat))
+
+
+@app.get("/v1/wallets/<wallet_id>/limits")
+def get_limits(wallet_id: str) -> Response[Any]:
+    from credit_meter.control_models import LimitsOut
+
+    return _json(200, LimitsOut.of(_controls().limits(_wallet(wallet_id)), catalog().topups.fiat))
+
+
+@app.put("/v1/wallets/<wallet_id>/alerts")
+def put_alerts(wallet_id: str) -> Response[Any]:
+    from credit_meter.control_models import AlertsIn, AlertsOut
+
+    body = _body(AlertsIn)
+    thresholds = None if body.thresholds is None else [t.threshold() for t in body.thresholds]
+    return _json(200, AlertsOut.of(_controls().set_alerts(_wallet(wallet_id), thresholds)))
+
+
+@app.get("/v1/wallets/<wallet_id>/alerts")
+def get_alerts(wallet_id: str) -> Response[Any]:
+    from credit_meter.control_models import AlertsOut
+
+    return _json(200, AlertsOut.of(_controls().alerts(_wallet(wallet_id))))
+
+
+@app.get("/v1/wallets/<wallet_id>/members")
+def member_budgets(wallet_id: str) -> Response[Any]:
+    from credit_meter.control_models import MemberBudgetOut, MemberBudgetsOut
+
+    found = _controls().member_budgets(_wallet(wallet_id))
+    return _json(200, MemberBudgetsOut(items=[MemberBudgetOut.of(b) for b in found]))
+
+
+@app.put("/v1/wallets/<wallet_id>/members/<member_id>/budget")
+def put_member_budget(wallet_id: str, member_id: str) -> Response[Any]:
+    from credit_meter.control_models import MemberBudgetIn, MemberBudgetOut
+
+    body = _body(MemberBudgetIn)
+    done = _controls().set_member_budget(_wallet(wallet_id), _member(member_id), body.budget)
+    return _json(200, MemberBudgetOut.of(done))
+
+
+@app.get("/v1/wallets/<wallet_id>/members/<member_id>/budget")
+def get_member_budget(wallet_id: str, member_id: str) -> Response[Any]:
+    from credit_meter.control_models import MemberBudgetOut
+
+    found = _controls().member_budget(_wallet(wallet_id), _member(member_id))
+    return _json(200, MemberBudgetOut.of(found))
+
+
 @app.get("/v1/prices")
 def prices() -> Response[Any]:
     return _json(200, PricesOut.of(catalog()))
@@ -374,6 +455,8 @@ def prices() -> Response[Any]:
 def domain_error(error: DomainError) -> Response[str]:
     if isinstance(error, InsufficientCredits):
         metrics.add_metric(name="HoldsRefused", unit=MetricUnit.Count, value=1)
+    elif isinstance(error, SpendingLimitReached):  # the owner's cap (or a member's budget)
+        metrics.add_metric(name="LimitRefusals", unit=MetricUnit.Count, value=1)
     return http_errors.from_domain(error)
 
 

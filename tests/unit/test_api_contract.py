@@ -123,6 +123,8 @@ def test_get_wallet_shape(api: Api, wallet: dict[str, Any]) -> None:
         "pending_plan": None,
         "anchor_day": 31,
         "overage": False,
+        "state": "ok",
+        "limits": {"alert_threshold": None, "allowed_limit": None, "remaining": None},
         # the period starts on the creation day and ends a month later, clamped to February
         "period": {"start": "2026-01-31T00:00:00.000Z", "end": "2026-02-28T00:00:00.000Z"},
         "balance": "50",

@@ -31,6 +31,7 @@ METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 PROBLEM_SCHEMAS = {
     "#/components/schemas/ProblemOut",
     "#/components/schemas/InsufficientCreditsProblem",
+    "#/components/schemas/SpendingLimitProblem",
 }
 
 Api = Callable[..., tuple[int, dict[str, str], Any]]
@@ -398,6 +399,29 @@ def test_responses_validate_against_the_document(
     card = {"customer_id": "cus_contract", "payment_method_id": "pm_card_visa"}
     call("PUT", f"{w}/auto-topup", {**topup, **card}, status=200)
     call("GET", f"{w}/auto-topup", status=200)
+
+    # limits, alerts and member budgets
+    call("PUT", f"{w}/limits", {"alert_threshold": "5", "allowed_limit": "8"}, status=200)
+    call("PUT", f"{w}/limits", {"alert_threshold": "9", "allowed_limit": "8"}, status=422)
+    call("GET", f"{w}/limits", status=200)
+    call("POST", f"{w}/charges", {"feature": "chat", "credits": "50"}, status=403)
+    call("PUT", f"{w}/limits", {}, status=200)
+    call(
+        "PUT",
+        f"{w}/alerts",
+        {"thresholds": [{"type": "remaining_credits", "value": 5}]},
+        status=200,
+    )
+    call(
+        "PUT", f"{w}/alerts", {"thresholds": [{"type": "consumed_percent", "value": 0}]}, status=422
+    )
+    call("GET", f"{w}/alerts", status=200)
+    call("PUT", f"{w}/members/m-1/budget", {"budget": "1"}, status=200)
+    call("PUT", f"{w}/members/m-1/budget", {}, status=422)
+    call("GET", f"{w}/members/m-1/budget", status=200)
+    call("GET", f"{w}/members/m-2/budget", status=404)
+    call("POST", f"{w}/reservations", {**hold, "credits": "2"}, status=403)
+    call("GET", f"{w}/members", status=200)
 
     # every operation was seen answering with success
     successes = {op for op, status in call.seen if status < 300 or status == 302}

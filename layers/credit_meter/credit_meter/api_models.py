@@ -295,6 +295,18 @@ class BucketOut(_Out):
         )
 
 
+class SpendingOut(_Out):
+    alert_threshold: AmountOut | None = Field(
+        description="Alert when this period's use reaches it."
+    )
+    allowed_limit: AmountOut | None = Field(
+        description="No holds or charges beyond it this period."
+    )
+    remaining: AmountOut | None = Field(
+        description="What may still be reserved or charged this period under the limit."
+    )
+
+
 class WalletOut(_Out):
     wallet_id: str
     plan: str
@@ -308,6 +320,11 @@ class WalletOut(_Out):
     allowance: AmountOut
     used: AmountOut
     buckets: list[BucketOut]
+    state: Literal["ok", "alerting", "depleted", "capped"] = Field(
+        description="capped: the spending limit is reached; depleted: nothing left to spend; "
+        "alerting: an alert threshold is crossed."
+    )
+    limits: SpendingOut
 
     @classmethod
     def of(cls, w: WalletView) -> WalletOut:
@@ -324,6 +341,12 @@ class WalletOut(_Out):
             allowance=w.allowance,
             used=w.used,
             buckets=[BucketOut.of(b) for b in w.buckets if b.remaining > 0],
+            state=w.state,  # type: ignore[arg-type]
+            limits=SpendingOut(
+                alert_threshold=w.alert_threshold,
+                allowed_limit=w.allowed_limit,
+                remaining=w.limit_remaining,
+            ),
         )
 
 
@@ -609,6 +632,8 @@ class ProblemOut(_Out):
     errors: list[dict[str, str]] | None = None
     available: AmountOut | None = None  # 402: what the wallet had
     requested: AmountOut | None = None  # 402: what the request needed
+    limit: AmountOut | None = None  # 403: the spending limit or member budget
+    remaining: AmountOut | None = None  # 403: what is left of it (open holds count as spent)
 
 
 def dump(model: BaseModel) -> dict[str, Any]:

@@ -152,10 +152,11 @@ class _BucketChange:
     clauses: tuple[str, ...] = ()  # more SET clauses, their values in ``values``
     condition: str = ""
     values: dict[str, Any] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)  # for ``clauses``
 
 
 def _bucket_update(wallet_id: str, wallet: dict[str, Any], change: _BucketChange) -> Update:
-    names = {f"#s{i}": name for i, name in enumerate(change.sets)}
+    names = {f"#s{i}": name for i, name in enumerate(change.sets)} | change.names
     values: dict[str, Any] = {
         ":bk": [items.bucket_item(b) for b in change.buckets],
         ":one": 1,
@@ -392,6 +393,7 @@ class Billing(Metering):
             "avail": total,
             "drawn": ZERO,
             "used": ZERO,
+            "lrem": items.NO_LIMIT_ROOM,
             "seq": len(posts),
             "bver": 1,
             "bk": [items.bucket_item(b) for b in buckets],
@@ -463,6 +465,7 @@ class Billing(Metering):
         sets: dict[str, Any] = {}
         removes: tuple[str, ...] = ()
         clauses: tuple[str, ...] = ()
+        names: dict[str, str] = {}
         condition = "pe = :pe"
         values: dict[str, Any] = {":pe": wallet["pe"]}
         if rolled.balance_delta < 0:
@@ -482,9 +485,20 @@ class Billing(Metering):
             }
             removes = ("pn", "pa")
             # Relative: usage committed between the read and this write counts in the new
-            # period.
-            clauses = ("used = used - :used",)
-            values[":used"] = Decimal(wallet["used"])
+            # period. The spending limit's room and each member budget's room get back what
+            # the ended period used.
+            used = Decimal(wallet["used"])
+            clauses = ("used = used - :used", "lrem = if_not_exists(lrem, :unl) + :used")
+            values[":used"] = used
+            values[":unl"] = items.NO_LIMIT_ROOM
+            for i, (tag, budget) in enumerate(sorted(wallet.get("mb", {}).items())):
+                if Decimal(budget["u"]) != 0:
+                    names[f"#m{i}"] = tag
+                    values[f":u{i}"] = Decimal(budget["u"])
+                    clauses += (
+                        f"mb.#m{i}.r = mb.#m{i}.r + :u{i}",
+                        f"mb.#m{i}.u = mb.#m{i}.u - :u{i}",
+                    )
         change = _BucketChange(
             buckets=rolled.buckets,
             drawn_delta=rolled.drawn_delta,
@@ -496,6 +510,7 @@ class Billing(Metering):
             clauses=clauses,
             condition=condition,
             values=values,
+            names=names,
         )
         self.store.update(_bucket_update(wallet_id, wallet, change))
 

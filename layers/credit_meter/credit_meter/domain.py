@@ -61,6 +61,10 @@ class WalletView:
     anchor_day: int = 1
     pending_plan: str | None = None
     overage: bool = False
+    state: str = "ok"  # ok, alerting, depleted, capped (credit_meter.alerts.wallet_state)
+    alert_threshold: Decimal | None = None  # the spending limit's alert, credits this period
+    allowed_limit: Decimal | None = None
+    limit_remaining: Decimal | None = None  # may still be reserved or charged this period
 
 
 @dataclass(frozen=True, slots=True)

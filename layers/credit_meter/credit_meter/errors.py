@@ -67,6 +67,10 @@ class PaymentNotFound(DomainError):
     code = "payment-not-found"
 
 
+class MemberBudgetNotFound(DomainError):
+    code = "member-budget-not-found"
+
+
 class PaymentProviderError(DomainError):
     """The payment provider refused or failed a request we made on the caller's behalf."""
 
@@ -80,6 +84,23 @@ class InsufficientCredits(DomainError):
         super().__init__(detail)
         self.available = available
         self.requested = requested
+
+
+class SpendingLimitReached(DomainError):
+    """The wallet's allowed spending for the period would be passed (an owner's hard cap)."""
+
+    code = "spending-limit-reached"
+
+    def __init__(self, detail: str, limit: Decimal, remaining: Decimal) -> None:
+        super().__init__(detail)
+        self.limit = limit
+        self.remaining = remaining
+
+
+class MemberBudgetReached(SpendingLimitReached):
+    """A member's budget inside a shared wallet would be passed."""
+
+    code = "member-budget-reached"
 
 
 class Conflict(DomainError):

@@ -17,11 +17,14 @@ from credit_meter.errors import (
     InsufficientCredits,
     InvalidRequest,
     MalformedRequest,
+    MemberBudgetNotFound,
+    MemberBudgetReached,
     PayloadTooLarge,
     PaymentNotFound,
     PaymentProviderError,
     PromoCodeNotFound,
     ReservationNotFound,
+    SpendingLimitReached,
     UnsupportedMediaType,
     WalletNotFound,
 )
@@ -31,11 +34,14 @@ PROBLEM_JSON = "application/problem+json"
 _STATUS: list[tuple[type[DomainError], int, str]] = [
     (MalformedRequest, 400, "Malformed request"),
     (InsufficientCredits, 402, "Insufficient credits"),
+    (MemberBudgetReached, 403, "Member budget reached"),
+    (SpendingLimitReached, 403, "Spending limit reached"),
     (WalletNotFound, 404, "Wallet not found"),
     (ReservationNotFound, 404, "Reservation not found"),
     (GrantNotFound, 404, "Grant not found"),
     (PromoCodeNotFound, 404, "Promo code not found"),
     (PaymentNotFound, 404, "Payment not found"),
+    (MemberBudgetNotFound, 404, "Member budget not found"),
     (Conflict, 409, "Conflict"),
     (PayloadTooLarge, 413, "Payload too large"),
     (UnsupportedMediaType, 415, "Unsupported media type"),
@@ -65,6 +71,9 @@ def from_domain(error: DomainError) -> Response[str]:
             if isinstance(error, InsufficientCredits):
                 extra["available"] = error.available
                 extra["requested"] = error.requested
+            if isinstance(error, SpendingLimitReached):
+                extra["limit"] = error.limit
+                extra["remaining"] = error.remaining
             return problem(status, error.code, title, error.detail, **extra)
     return problem(400, error.code, "Bad request", error.detail)
 

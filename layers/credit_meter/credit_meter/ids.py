@@ -5,6 +5,10 @@ release then compute the refund in one conditional write without reading the wal
 write's condition (the hold under ``<key>`` holds exactly that amount) rejects a forged id.
 With an ``Idempotency-Key`` the ``<key>`` part is derived from it, so a retry finds its first
 result; without one it is random.
+
+A hold counted against a member's budget adds that member's tag (``…_<12 hex>``): commit and
+release must give the member's room back in the same write, and the tag names where it lives
+(``mb.<tag>`` in the wallet) without a read. The condition checks the hold carries that tag.
 """
 
 from __future__ import annotations
@@ -19,7 +23,10 @@ from credit_meter.money import from_micros, to_micros
 
 _KEY_HEX = 20  # 80 bits: collisions inside one wallet are not a practical concern
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
-_RESERVATION = re.compile(rf"rsv_([0-9a-f]{{{_KEY_HEX}}})_([0-9a-z]{{1,16}})")
+_TAG_HEX = 12  # 48 bits: two members of one wallet will not share a tag
+_RESERVATION = re.compile(
+    rf"rsv_([0-9a-f]{{{_KEY_HEX}}})_([0-9a-z]{{1,16}})(?:_([0-9a-f]{{{_TAG_HEX}}}))?"
+)
 
 
 def op_key(wallet_id: str, op: str, idempotency_key: str | None) -> str:
@@ -39,20 +46,28 @@ def _b36(n: int) -> str:
             return out
 
 
+def member_tag(member_id: str) -> str:
+    """Where a member's budget lives in its wallet (``mb.<tag>``): short and fixed-length, so
+    a reservation id can carry it."""
+    return hashlib.sha256(member_id.encode()).hexdigest()[:_TAG_HEX]
+
+
 @dataclass(frozen=True, slots=True)
 class ReservationId:
     key: str
     credits: Decimal
+    member_tag: str | None = None  # set when the hold counts against a member's budget
 
     def __str__(self) -> str:
-        return f"rsv_{self.key}_{_b36(to_micros(self.credits))}"
+        tag = "" if self.member_tag is None else f"_{self.member_tag}"
+        return f"rsv_{self.key}_{_b36(to_micros(self.credits))}{tag}"
 
     @classmethod
     def parse(cls, text: str) -> ReservationId | None:
         match = _RESERVATION.fullmatch(text)
         if match is None:
             return None
-        return cls(match.group(1), from_micros(int(match.group(2), 36)))
+        return cls(match.group(1), from_micros(int(match.group(2), 36)), match.group(3))
 
 
 def charge_id(key: str) -> str:

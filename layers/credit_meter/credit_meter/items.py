@@ -10,7 +10,7 @@ import zlib
 from decimal import Decimal
 from typing import Any
 
-from credit_meter import domain
+from credit_meter import alerts, domain
 from credit_meter.domain import Bucket, Entry, WalletView
 
 WALLET_SK = "W"
@@ -28,6 +28,12 @@ PROMO_SK = "P"
 PAYMENT_SK = "PAY"  # a payment's state, under its own partition (``payment_key``)
 PAYMENT_LINE_PREFIX = "Y#"  # the wallet's payments list: Y#<first seen ms hex>#<payment id>
 AUTO_TOPUP_SK = "A"  # a wallet's auto top-up settings and last attempt
+# ``lrem`` (room left under the spending limit) of a wallet without a limit: every debit still
+# counts down from it, so the hot path's one expression serves wallets with and without limits.
+NO_LIMIT_ROOM = Decimal(10**15)
+# A member's budget lives in the wallet (``mb.<tag>``) so it is tested in the debit's own write;
+# this many at most keeps the hot item small (each adds ~60 bytes).
+MAX_MEMBER_BUDGETS = 32
 # Wallets with open holds are spread over this many partitions of the sweep index.
 SWEEP_SHARDS = 16
 SWEEP_INDEX = "SweepIndex"
@@ -152,6 +158,7 @@ def posting(
 
 
 def wallet_view(item: dict[str, Any]) -> WalletView:
+    lim, lat = item.get("lim"), item.get("lat")
     return WalletView(
         wallet_id=item["wallet_id"],
         plan=item["plan"],
@@ -166,6 +173,10 @@ def wallet_view(item: dict[str, Any]) -> WalletView:
         anchor_day=int(item.get("anc", 1)),
         pending_plan=item.get("pn"),
         overage=bool(item.get("ovr", False)),
+        state=alerts.wallet_state(item),
+        alert_threshold=None if lat is None else Decimal(lat),
+        allowed_limit=None if lim is None else Decimal(lim),
+        limit_remaining=None if lim is None else max(Decimal(0), Decimal(item["lrem"])),
     )
 
 

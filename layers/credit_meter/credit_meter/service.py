@@ -30,12 +30,15 @@ from credit_meter.domain import Charge, Ended, Entry, Reservation, WalletView
 from credit_meter.errors import (
     Conflict,
     Contention,
+    DomainError,
     FieldProblem,
     InsufficientCredits,
     InvalidRequest,
+    MemberBudgetReached,
     ReservationNotFound,
+    SpendingLimitReached,
 )
-from credit_meter.ids import ReservationId, charge_id, op_key
+from credit_meter.ids import ReservationId, charge_id, member_tag, op_key
 from credit_meter.items import CHARGE_RECORD, ENTRY_PREFIX, HOLD_RECORD
 from credit_meter.money import ZERO, fmt
 from credit_meter.store import Put, Store, Update, WriteRejected
@@ -85,6 +88,101 @@ def _insufficient(requested: Decimal, wallet: dict[str, Any]) -> InsufficientCre
     )
 
 
+def _can_debit(amount: str) -> str:
+    """The part of a debit's condition that protects the wallet: enough available (or overage
+    allowed) and room under the spending limit (``lrem``, absent only on wallets older than
+    limits). ``amount`` is the value name of the credits asked for."""
+    return (
+        f"(avail >= {amount} OR ovr = :overage) "
+        f"AND (lrem >= {amount} OR attribute_not_exists(lrem))"
+    )
+
+
+def _budget_debit(
+    tag: str | None, budgeted: bool, names: dict[str, str], amount: str = ":c"
+) -> tuple[str, str]:
+    """The SET clause and condition a member's debit adds: with a budget, its room goes down
+    in the same write and must suffice (``mb.<tag>.c`` absent: no cap, usage still counted);
+    without one, the condition makes sure there is still none (else the write is refused and
+    made again the other way)."""
+    if tag is None:
+        return "", ""
+    names["#m"] = tag
+    if not budgeted:
+        return "", " AND attribute_not_exists(mb.#m)"
+    return (
+        f", mb.#m.r = mb.#m.r - {amount}",
+        f" AND attribute_exists(mb.#m) AND (attribute_not_exists(mb.#m.c) OR mb.#m.r >= {amount})",
+    )
+
+
+def _budget_guess_wrong(rejected: WriteRejected, key: str, tag: str, budgeted: bool) -> bool:
+    """Was a member's debit refused only because it assumed the wrong thing about a budget?"""
+    wallet = rejected.old[0]
+    if wallet is None or any(old is not None for old in rejected.old[1:]):
+        return False  # no wallet, or a replay: the record answers
+    if key in wallet.get("hd", {}):
+        return False  # a replay of an open hold
+    return (tag in wallet.get("mb", {})) != budgeted
+
+
+class _BudgetHints:
+    """Which (wallet, member) pairs have a budget, as far as this process has seen. Only saves
+    a round trip: a wrong guess is refused by the write's condition and corrected."""
+
+    _MAX = 50_000
+
+    def __init__(self) -> None:
+        self._known: set[tuple[str, str]] = set()
+
+    def known(self, wallet_id: str, tag: str) -> bool:
+        return (wallet_id, tag) in self._known
+
+    def learn(self, wallet_id: str, tag: str, budgeted: bool) -> None:
+        if not budgeted:
+            self._known.discard((wallet_id, tag))
+            return
+        if len(self._known) >= self._MAX:
+            self._known.clear()
+        self._known.add((wallet_id, tag))
+
+
+budget_hints = _BudgetHints()
+
+
+def _refusal(credits: Decimal, wallet: dict[str, Any], tag: str | None) -> DomainError:
+    """Why a debit of ``credits`` was refused, from the wallet as the refusal returned it.
+    Past both the spending limit and the member's budget, the tighter one is named (a retry
+    for what it says is left then succeeds)."""
+    passed: list[SpendingLimitReached] = []
+    room = wallet.get("lrem")
+    if room is not None and Decimal(room) < credits:
+        limit = Decimal(wallet.get("lim", items.NO_LIMIT_ROOM))
+        left = max(ZERO, Decimal(room))
+        passed.append(
+            SpendingLimitReached(
+                f"{fmt(credits)} credits requested, {fmt(left)} left of this period's "
+                f"spending limit of {fmt(limit)} (open reservations count as spent)",
+                limit=limit,
+                remaining=left,
+            )
+        )
+    budget = wallet.get("mb", {}).get(tag) if tag is not None else None
+    if budget is not None and "c" in budget and Decimal(budget["r"]) < credits:
+        left = max(ZERO, Decimal(budget["r"]))
+        passed.append(
+            MemberBudgetReached(
+                f"{fmt(credits)} credits requested, {fmt(left)} left of member "
+                f"{budget['n']!r}'s budget of {fmt(Decimal(budget['c']))} for this period",
+                limit=Decimal(budget["c"]),
+                remaining=left,
+            )
+        )
+    if passed:
+        return min(passed, key=lambda refusal: refusal.remaining)
+    return _insufficient(credits, wallet)
+
+
 class Metering:
     """The metering service (the hot path, hold expiry, reads). Holds a :class:`Store`; cheap
     to make, one per invocation is fine. :class:`credit_meter.billing.Billing` extends it with
@@ -124,6 +222,44 @@ class Metering:
             )
         key = op_key(wallet_id, "reserve", request.idempotency_key)
         expires_at = int(clock.now_ts()) + ttl
+        tag = None if member_id is None else member_tag(member_id)
+        budgeted = tag is not None and budget_hints.known(wallet_id, tag)
+        for _ in range(2):  # the second only when the guess about a member budget was wrong
+            update, record = self._reserve_writes(
+                wallet_id, key, credits, expires_at, feature, member_id, tag, budgeted, request
+            )
+            try:
+                if record is None:
+                    # The random key makes an SDK-level retry of this very request fail its
+                    # condition and come back below as a replay, never as a second hold.
+                    self.store.update(update)
+                else:
+                    self.store.transact(update, record)
+            except WriteRejected as rejected:
+                if tag is not None and _budget_guess_wrong(rejected, key, tag, budgeted):
+                    budgeted = not budgeted
+                    budget_hints.learn(wallet_id, tag, budgeted)
+                    continue
+                return self._explain_reserve(wallet_id, key, credits, request, rejected, tag)
+            rid = ReservationId(key, credits, tag if budgeted else None)
+            return Reservation(str(rid), "held", credits, expires_at)
+        raise Contention(f"the budget of member {member_id!r} kept changing")
+
+    def _reserve_writes(
+        self,
+        wallet_id: str,
+        key: str,
+        credits: Decimal,
+        expires_at: int,
+        feature: str,
+        member_id: str | None,
+        tag: str | None,
+        budgeted: bool,
+        request: Request,
+    ) -> tuple[Update, Put | None]:
+        """The hold's write: one UpdateItem, or with an Idempotency-Key a transaction that also
+        writes its record. Availability, the spending limit and the member's budget are tested
+        in its condition, so concurrent reserves cannot pass any of them."""
         hold: dict[str, Any] = {
             "c": credits,
             "x": expires_at,
@@ -135,48 +271,50 @@ class Metering:
         # The sweeper's next look: kept if one is already due (it may be late by at most
         # SWEEP_REVISIT_SECONDS for a hold shorter than those already open).
         sweep_at = min(expires_at, int(clock.now_ts()) + SWEEP_REVISIT_SECONDS)
+        names = {"#k": key}
+        values: dict[str, Any] = {
+            ":c": credits,
+            ":max_open": self.catalog.max_open_holds,
+            ":overage": True,
+            ":sweep": sweep_at,
+            ":shard": items.sweep_shard(wallet_id),
+            ":unl": items.NO_LIMIT_ROOM,
+        }
+        budget_set, budget_condition = _budget_debit(tag, budgeted, names)
+        if budgeted:
+            hold["b"] = tag
+        values[":hold"] = hold
         update = Update(
             key=items.wallet_key(wallet_id),
             expression=(
                 "SET hd.#k = :hold, held = held + :c, avail = avail - :c, "
+                f"lrem = if_not_exists(lrem, :unl) - :c{budget_set}, "
                 "sweep_at = if_not_exists(sweep_at, :sweep), "
                 "sweep_shard = if_not_exists(sweep_shard, :shard) REMOVE posts"
             ),
             condition=(
-                "attribute_exists(pk) AND (avail >= :c OR ovr = :overage) "
+                f"attribute_exists(pk) AND {_can_debit(':c')}{budget_condition} "
                 "AND attribute_not_exists(hd.#k) AND size(hd) < :max_open"
             ),
-            names={"#k": key},
-            values={
-                ":hold": hold,
-                ":c": credits,
-                ":max_open": self.catalog.max_open_holds,
-                ":overage": True,
-                ":sweep": sweep_at,
-                ":shard": items.sweep_shard(wallet_id),
-            },
+            names=names,
+            values=values,
         )
-        try:
-            if request.idempotency_key is None:
-                # The random key makes an SDK-level retry of this very request fail its
-                # condition and come back below as a replay, never as a second hold.
-                self.store.update(update)
-            else:
-                # The record outlives the hold, so a retry after commit still finds it.
-                record = {
-                    **items.record_key(wallet_id, HOLD_RECORD, key),
-                    "kind": "reservation",
-                    "st": "held",
-                    "rh": request.request_hash,
-                    "c": credits,
-                    "x": expires_at,
-                    "at": _now_ms(),
-                    "ttl": _record_ttl(),
-                }
-                self.store.transact(update, Put(record))
-        except WriteRejected as rejected:
-            return self._explain_reserve(wallet_id, key, credits, request, rejected)
-        return Reservation(str(ReservationId(key, credits)), "held", credits, expires_at)
+        if request.idempotency_key is None:
+            return update, None
+        # The record outlives the hold, so a retry after commit still finds it.
+        record = {
+            **items.record_key(wallet_id, HOLD_RECORD, key),
+            "kind": "reservation",
+            "st": "held",
+            "rh": request.request_hash,
+            "c": credits,
+            "x": expires_at,
+            "at": _now_ms(),
+            "ttl": _record_ttl(),
+        }
+        if budgeted:
+            record["b"] = tag
+        return update, Put(record)
 
     def _explain_reserve(
         self,
@@ -185,6 +323,7 @@ class Metering:
         credits: Decimal,
         request: Request,
         rejected: WriteRejected,
+        tag: str | None,
     ) -> Reservation:
         wallet = rejected.old[0]
         record = rejected.old[1] if len(rejected.old) > 1 else None
@@ -202,11 +341,12 @@ class Metering:
                 code="too-many-open-reservations",
             )
         else:
-            raise _insufficient(credits, wallet)
+            raise _refusal(credits, wallet, tag)
         if not same:
             raise _key_reused()
         held = Decimal(first["c"])
-        return Reservation(str(ReservationId(key, held)), "held", held, int(first["x"]))
+        rid = ReservationId(key, held, first.get("b"))
+        return Reservation(str(rid), "held", held, int(first["x"]))
 
     def commit(self, wallet_id: str, reservation_id: str, cost: Cost, request: Request) -> Ended:
         rid = self._parse_rid(reservation_id)
@@ -242,41 +382,57 @@ class Metering:
         released = max(ZERO, held - charged)
         at = _now_ms()
         post = items.posting(str(rid), "reservation", -charged, status, at, hold_key=rid.key)
+        names = {"#k": rid.key}
+        values: dict[str, Any] = {
+            ":h": held,
+            ":r": held - charged,
+            ":a": charged,
+            ":one": 1,
+            ":posts": [post],
+            ":unl": items.NO_LIMIT_ROOM,
+        }
+        if rid.member_tag is None:
+            budget_set, condition = "", "hd.#k.c = :h AND attribute_not_exists(hd.#k.b)"
+        else:  # the member's room gets back what was held and not charged
+            names["#m"] = rid.member_tag
+            values[":tag"] = rid.member_tag
+            budget_set = ", mb.#m.r = mb.#m.r + :r, mb.#m.u = mb.#m.u + :a"
+            condition = "hd.#k.c = :h AND hd.#k.b = :tag"
         wallet_update = Update(
             key=items.wallet_key(wallet_id),
             expression=(
                 "REMOVE hd.#k SET held = held - :h, avail = avail + :r, bal = bal - :a, "
-                "drawn = drawn + :a, used = used + :a, seq = seq + :one, posts = :posts"
+                "drawn = drawn + :a, used = used + :a, seq = seq + :one, posts = :posts, "
+                f"lrem = if_not_exists(lrem, :unl) + :r{budget_set}"
             ),
-            condition="hd.#k.c = :h",
-            names={"#k": rid.key},
-            values={
-                ":h": held,
-                ":r": held - charged,
-                ":a": charged,
-                ":one": 1,
-                ":posts": [post],
-            },
+            condition=condition,
+            names=names,
+            values=values,
         )
+        record_values: dict[str, Any] = {
+            ":kind": "reservation",
+            ":st": status,
+            ":eh": request.request_hash,
+            ":a": charged,
+            ":rel": released,
+            ":h": held,
+            ":at": at,
+            ":held": "held",
+            ":ttl": _record_ttl(),
+        }
+        # The record keeps the member tag too, so a later replay needs the same id.
+        tagged = ""
+        if rid.member_tag is not None:
+            tagged, record_values[":tag"] = ", b = :tag", rid.member_tag
         record_update = Update(
             key=items.record_key(wallet_id, HOLD_RECORD, rid.key),
             expression=(
                 "SET kind = :kind, st = :st, eh = :eh, charged = :a, released = :rel, "
-                "c = :h, ended = :at, #ttl = :ttl"
+                f"c = :h, ended = :at, #ttl = :ttl{tagged}"
             ),
             condition="attribute_not_exists(pk) OR st = :held",
             names={"#ttl": "ttl"},
-            values={
-                ":kind": "reservation",
-                ":st": status,
-                ":eh": request.request_hash,
-                ":a": charged,
-                ":rel": released,
-                ":h": held,
-                ":at": at,
-                ":held": "held",
-                ":ttl": _record_ttl(),
-            },
+            values=record_values,
         )
         try:
             self.store.transact(wallet_update, record_update)
@@ -288,7 +444,12 @@ class Metering:
         self, wallet_id: str, rid: ReservationId, status: str, request: Request
     ) -> Ended:
         record = self.store.get(items.record_key(wallet_id, HOLD_RECORD, rid.key))
-        if record is None or record.get("st") == "held" or Decimal(record["c"]) != rid.credits:
+        if (
+            record is None
+            or record.get("st") == "held"
+            or Decimal(record["c"]) != rid.credits
+            or record.get("b") != rid.member_tag
+        ):
             self._wallet_item(wallet_id)  # 404 for the wallet first
             raise ReservationNotFound(f"reservation {rid} does not exist")
         ended = record["st"]
@@ -316,18 +477,11 @@ class Metering:
             raise InvalidRequest([FieldProblem("credits", "give credits or usage")])
         key = op_key(wallet_id, "charge", request.idempotency_key)
         cid = charge_id(key)
+        tag = None if member_id is None else member_tag(member_id)
+        budgeted = tag is not None and budget_hints.known(wallet_id, tag)
         at = _now_ms()
         post = items.posting(
             cid, "charge", -amount, "posted", at, feature=feature, member_id=member_id
-        )
-        wallet_update = Update(
-            key=items.wallet_key(wallet_id),
-            expression=(
-                "SET bal = bal - :a, avail = avail - :a, drawn = drawn + :a, used = used + :a, "
-                "seq = seq + :one, posts = :posts"
-            ),
-            condition="attribute_exists(pk) AND (avail >= :a OR ovr = :overage)",
-            values={":a": amount, ":one": 1, ":posts": [post], ":overage": True},
         )
         record = {
             **items.record_key(wallet_id, CHARGE_RECORD, key),
@@ -337,18 +491,45 @@ class Metering:
             "at": at,
             "ttl": _record_ttl(),
         }
-        try:
-            self.store.transact(wallet_update, Put(record))
-        except WriteRejected as rejected:
-            wallet, first = rejected.old
-            if first is not None:
-                if first["rh"] != request.request_hash:
-                    raise _key_reused() from None
-                return Charge(cid, Decimal(first["charged"]), replayed=True)
-            if wallet is None:
-                raise _no_wallet(wallet_id) from None
-            raise _insufficient(amount, wallet) from None
-        return Charge(cid, amount)
+        for _ in range(2):  # the second only when the guess about a member budget was wrong
+            names: dict[str, str] = {}
+            budget_set, budget_condition = _budget_debit(tag, budgeted, names, ":a")
+            if budgeted:
+                budget_set += ", mb.#m.u = mb.#m.u + :a"
+            wallet_update = Update(
+                key=items.wallet_key(wallet_id),
+                expression=(
+                    "SET bal = bal - :a, avail = avail - :a, drawn = drawn + :a, "
+                    "used = used + :a, seq = seq + :one, posts = :posts, "
+                    f"lrem = if_not_exists(lrem, :unl) - :a{budget_set}"
+                ),
+                condition=f"attribute_exists(pk) AND {_can_debit(':a')}{budget_condition}",
+                names=names,
+                values={
+                    ":a": amount,
+                    ":one": 1,
+                    ":posts": [post],
+                    ":overage": True,
+                    ":unl": items.NO_LIMIT_ROOM,
+                },
+            )
+            try:
+                self.store.transact(wallet_update, Put(record))
+            except WriteRejected as rejected:
+                wallet, first = rejected.old
+                if first is not None:
+                    if first["rh"] != request.request_hash:
+                        raise _key_reused() from None
+                    return Charge(cid, Decimal(first["charged"]), replayed=True)
+                if wallet is None:
+                    raise _no_wallet(wallet_id) from None
+                if tag is not None and _budget_guess_wrong(rejected, key, tag, budgeted):
+                    budgeted = not budgeted
+                    budget_hints.learn(wallet_id, tag, budgeted)
+                    continue
+                raise _refusal(amount, wallet, tag) from None
+            return Charge(cid, amount)
+        raise Contention(f"the budget of member {member_id!r} kept changing")
 
     def quote(self, wallet_id: str, usage: list[UsageLine]) -> Decimal:
         credits = self.catalog.price(usage)
@@ -441,7 +622,7 @@ class Metering:
         at = _now_ms()
         posts = [
             items.posting(
-                str(ReservationId(key, Decimal(hold["c"]))),
+                str(ReservationId(key, Decimal(hold["c"]), hold.get("b"))),
                 "reservation",
                 ZERO,
                 "expired",
@@ -453,39 +634,59 @@ class Metering:
         removes = ", ".join(f"hd.#k{i}" for i in range(len(batch)))
         set_part = schedule.removeprefix("SET ") + ", " if remaining else ""
         remove_sweep = "" if remaining else ", sweep_at"
-        values.update({":r": released, ":n": len(batch), ":posts": posts})
+        values.update(
+            {":r": released, ":n": len(batch), ":posts": posts, ":unl": items.NO_LIMIT_ROOM}
+        )
+        # Holds counted against a member's budget give the member's room back too.
+        by_member: dict[str, Decimal] = {}
+        for i, (_, hold) in enumerate(batch):
+            if "b" in hold:
+                by_member[hold["b"]] = by_member.get(hold["b"], ZERO) + Decimal(hold["c"])
+                conditions.append(f"hd.#k{i}.b = :b{i}")
+                values[f":b{i}"] = hold["b"]
+        budget_sets = ""
+        for j, (tag, credits) in enumerate(by_member.items()):
+            names[f"#m{j}"] = tag
+            values[f":m{j}"] = credits
+            budget_sets += f", mb.#m{j}.r = mb.#m{j}.r + :m{j}"
         wallet_update = Update(
             key=items.wallet_key(wallet_id),
             expression=(
                 f"SET {set_part}held = held - :r, avail = avail + :r, seq = seq + :n, "
-                f"posts = :posts REMOVE {removes}{remove_sweep}"
+                f"posts = :posts, lrem = if_not_exists(lrem, :unl) + :r{budget_sets} "
+                f"REMOVE {removes}{remove_sweep}"
             ),
             condition=" AND ".join(conditions),
             names=names,
             values=values,
         )
-        records = [
-            Update(
-                key=items.record_key(wallet_id, HOLD_RECORD, key),
-                expression=(
-                    "SET kind = :kind, st = :st, eh = :eh, charged = :zero, released = :c, "
-                    "c = :c, ended = :at, #ttl = :ttl"
-                ),
-                condition="attribute_not_exists(pk) OR st = :held",
-                names={"#ttl": "ttl"},
-                values={
-                    ":kind": "reservation",
-                    ":st": "expired",
-                    ":eh": "",
-                    ":zero": ZERO,
-                    ":c": Decimal(hold["c"]),
-                    ":at": at,
-                    ":held": "held",
-                    ":ttl": _record_ttl(),
-                },
+        records = []
+        for key, hold in batch:
+            record_values: dict[str, Any] = {
+                ":kind": "reservation",
+                ":st": "expired",
+                ":eh": "",
+                ":zero": ZERO,
+                ":c": Decimal(hold["c"]),
+                ":at": at,
+                ":held": "held",
+                ":ttl": _record_ttl(),
+            }
+            tagged = ""
+            if "b" in hold:  # as commit and release keep it
+                tagged, record_values[":tag"] = ", b = :tag", hold["b"]
+            records.append(
+                Update(
+                    key=items.record_key(wallet_id, HOLD_RECORD, key),
+                    expression=(
+                        "SET kind = :kind, st = :st, eh = :eh, charged = :zero, released = :c, "
+                        f"c = :c, ended = :at, #ttl = :ttl{tagged}"
+                    ),
+                    condition="attribute_not_exists(pk) OR st = :held",
+                    names={"#ttl": "ttl"},
+                    values=record_values,
+                )
             )
-            for key, hold in batch
-        ]
         self.store.transact(wallet_update, *records)
 
     # -- reads -----------------------------------------------------------------------------
