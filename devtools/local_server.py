@@ -14,8 +14,11 @@
   the reset queue is handed straight to ``monthly_reset.app.handler`` as an SQS
   batch event (:class:`LocalResetQueue` stands in for SQS).
 
+* Alerts: a second stream consumer runs ``alerts.app.handler`` (alerts and auto top-up, as
+  in the template). With no event bus or topic, alerts go to the log and, one JSON line
+  each, to ``ALERTS_FILE`` (default ``.cache/alerts.jsonl``, emptied at start-up).
 * Stripe: ``POST /v1/webhooks/stripe`` goes to ``stripe_webhook.app.handler`` (its own
-  function, as in the template); a second stream consumer runs ``auto_topup.app.handler``.
+  function, as in the template).
   Unless ``STRIPE_API_BASE`` is set, a local stand-in for Stripe's API
   (:mod:`devtools.fake_stripe`) serves checkouts and payments on 127.0.0.1:12111
   (``LOCAL_STRIPE_PORT``), with the test key ``sk_test_local_fake`` and the webhook secret
@@ -64,6 +67,7 @@ WEBHOOK_FUNCTION_ID = "StripeWebhookFunction"
 LOCAL_STRIPE_KEY = "sk_test_local_fake"  # not secrets: the local stand-in's test values
 LOCAL_WEBHOOK_SECRET = "whsec_local_fake"
 DEFAULT_TABLE_NAME = "credit-meter-local"
+DEFAULT_ALERTS_FILE = Path(__file__).resolve().parents[1] / ".cache" / "alerts.jsonl"
 FAKE_ENV = {
     "AWS_ACCESS_KEY_ID": ddb_local.FAKE_ACCESS_KEY_ID,
     "AWS_SECRET_ACCESS_KEY": ddb_local.FAKE_SECRET_ACCESS_KEY,
@@ -392,6 +396,13 @@ def configure_environment(endpoint: str, table_name: str) -> None:
     os.environ.pop("AWS_PROFILE", None)
     os.environ.setdefault("STRIPE_API_KEY", LOCAL_STRIPE_KEY)
     os.environ.setdefault("STRIPE_WEBHOOK_SECRET", LOCAL_WEBHOOK_SECRET)
+    # Alerts go to the local sink (credit_meter.notify), never to a real bus or topic.
+    os.environ.pop("EVENT_BUS_NAME", None)
+    os.environ.pop("ALERTS_TOPIC_ARN", None)
+    if not os.environ.get("ALERTS_FILE"):
+        DEFAULT_ALERTS_FILE.parent.mkdir(parents=True, exist_ok=True)
+        DEFAULT_ALERTS_FILE.write_text("")  # the data is in memory: so are last run's alerts
+        os.environ["ALERTS_FILE"] = str(DEFAULT_ALERTS_FILE)
 
 
 def _load_handler(module: str) -> Handler:
@@ -563,9 +574,18 @@ def local_stack(
                 projector_handler = _load_handler("ledger_projector.app")
             stream = description["LatestStreamArn"]
             stream_pumps.append(StreamPump(store.endpoint, stream, projector_handler))
-            # A second consumer of the same stream, as in the template (its filter: wallets
-            # with auto top-up on; the handler ignores every other record).
-            stream_pumps.append(StreamPump(store.endpoint, stream, _load_handler("auto_topup.app")))
+            # The second consumer of the same stream, as in the template (its filter: wallet
+            # writes; the handler ignores every other record).
+            stream_pumps.append(
+                StreamPump(
+                    store.endpoint,
+                    stream,
+                    _load_handler("alerts.app"),
+                    context_factory=lambda: FakeLambdaContext(
+                        function_name="credit-meter-alerts", timeout_seconds=30
+                    ),
+                )
+            )
             for stream_pump in stream_pumps:
                 stream_pump.start()
         if sweep_seconds > 0:
@@ -642,6 +662,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Storage: {store.kind} at {store.endpoint}, table {args.table_name!r}", flush=True)
         if not args.no_stream:
             print("Stream:  ledger_projector.app.handler fed from the table's stream", flush=True)
+            print(
+                "Alerts:  alerts.app.handler fed from the table's stream; alerts are logged "
+                f"and appended to {os.environ['ALERTS_FILE']}",
+                flush=True,
+            )
         print("Sweeper: hold_sweeper.app.handler on its schedule", flush=True)
         print("Resets:  monthly_reset.app.dispatch -> handler on their schedule", flush=True)
         print(

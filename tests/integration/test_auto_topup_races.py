@@ -1,17 +1,20 @@
 """Auto top-up on DynamoDB Local: many concurrent debits cross the threshold once, and the
-auto top-up function, fed the table's real stream, buys exactly one pack per crossing."""
+alerts function (which runs the auto top-up), fed the table's real stream, buys exactly one
+pack per crossing."""
 
 from __future__ import annotations
 
 import copy
 import importlib
+import json
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from credit_meter import stripe_gateway
+from credit_meter import notify, stripe_gateway
 from credit_meter.common import Request
 from credit_meter.errors import InsufficientCredits
 from credit_meter.payments import Payments
@@ -36,20 +39,34 @@ def stripe_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStripe]:
 
 
 @pytest.fixture
-def auto_topup_stream(meter_table: str, ddb_client: Any, ddb_local_endpoint: str) -> StreamPump:
-    """The table's stream fed to the real auto top-up handler (as its event source would)."""
-    handler = importlib.import_module("auto_topup.app").handler
+def alerts_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where the alerts go: no bus, no topic, the local sink's file."""
+    monkeypatch.delenv("EVENT_BUS_NAME", raising=False)
+    monkeypatch.delenv("ALERTS_TOPIC_ARN", raising=False)
+    path = tmp_path / "alerts.jsonl"
+    monkeypatch.setenv("ALERTS_FILE", str(path))
+    notify.reset_clients()
+    return path
+
+
+def _alerts(path: Path) -> list[tuple[str, str]]:
+    lines = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return [(x["type"], (x.get("threshold") or {}).get("value", "")) for x in lines]
+
+
+@pytest.fixture
+def auto_topup_stream(
+    meter_table: str, ddb_client: Any, ddb_local_endpoint: str, alerts_file: Path
+) -> StreamPump:
+    """The table's stream fed to the real alerts handler, which runs the auto top-up (as its
+    event source would)."""
+    handler = importlib.import_module("alerts.app").handler
     arn = ddb_client.describe_table(TableName=meter_table)["Table"]["LatestStreamArn"]
 
     def watch(event: dict[str, Any], context: Any) -> Any:
         event = _as_lambda_sends(copy.deepcopy(event))
-        # The template's filter: wallet writes of wallets with auto top-up on.
-        event["Records"] = [
-            r
-            for r in event["Records"]
-            if r["dynamodb"]["Keys"]["sk"]["S"] == "W"
-            and "atx" in r["dynamodb"].get("NewImage", {})
-        ]
+        # The template's filter: wallet writes.
+        event["Records"] = [r for r in event["Records"] if r["dynamodb"]["Keys"]["sk"]["S"] == "W"]
         return handler(event, context) if event["Records"] else {"batchItemFailures": []}
 
     return StreamPump(ddb_local_endpoint, arn, watch, context_factory=FakeContext)
@@ -64,6 +81,7 @@ def test_concurrent_debits_across_the_threshold_buy_one_pack(
     stripe_api: FakeStripe,
     auto_topup_stream: StreamPump,
     ddb_local_endpoint: str,
+    alerts_file: Path,
 ) -> None:
     service = Payments()
     service.put_wallet("w1", "starter")  # 500 credits
@@ -78,6 +96,9 @@ def test_concurrent_debits_across_the_threshold_buy_one_pack(
     assert _intents(stripe_api) == ["local:auto-topup:w1:1"]
     state = service.auto_topup("w1")
     assert (state.state, state.last_attempt and state.last_attempt["crossing"]) == ("fired", 1)
+    # 480 of 500 used: 75 % and 90 % crossed, each by exactly one of the concurrent charges.
+    crossed = [("credits.threshold_crossed", "75"), ("credits.threshold_crossed", "90")]
+    assert _alerts(alerts_file) == crossed
 
     # The whole stream delivered again from its start (a replayed shard): nothing more.
     again = StreamPump(
@@ -88,6 +109,7 @@ def test_concurrent_debits_across_the_threshold_buy_one_pack(
     )
     assert again.drain() > 32
     assert _intents(stripe_api) == ["local:auto-topup:w1:1"]
+    assert _alerts(alerts_file) == crossed  # the claims are in the table: nothing twice
 
 
 def test_a_second_crossing_after_the_credits_arrive_buys_once_more(
@@ -130,3 +152,56 @@ def test_a_second_crossing_after_the_credits_arrive_buys_once_more(
     assert all(isinstance(r, InsufficientCredits) or r.charged == 25 for r in results)
     auto_topup_stream.drain()
     assert _intents(stripe_api) == ["local:auto-topup:w1:1", "local:auto-topup:w1:2"]
+
+
+def _scoped(path: Path) -> list[tuple[str, str]]:
+    lines = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    out = []
+    for x in lines:
+        what = (
+            (x.get("threshold") or {}).get("type", "")
+            + ":"
+            + str((x.get("threshold") or {}).get("value", ""))
+        )
+        out.append((x["type"], x.get("member_id") or what))
+    return sorted(out)
+
+
+def test_a_storm_to_the_limit_fires_every_alert_once(
+    meter_table: str, auto_topup_stream: StreamPump, alerts_file: Path
+) -> None:
+    from credit_meter.controls import Controls
+    from credit_meter.errors import MemberBudgetReached, SpendingLimitReached
+
+    Payments().put_wallet("w1", "starter")  # 500 credits
+    service = Controls()
+    service.set_limits("w1", Decimal(300), Decimal(450))
+    service.set_member_budget("w1", "alice", Decimal(90))
+
+    def spend(i: int) -> Any:
+        member = "alice" if i % 2 else "bob"
+        return service.charge("w1", Cost(Decimal(15)), Request(f"s{i}"), "chat", member)
+
+    results = storm(60, spend)
+    # The limit takes exactly 30 charges of 15 (450), alice's budget exactly 6 of them.
+    charged = [r for i, r in enumerate(results) if not isinstance(r, Exception)]
+    assert len(charged) == 30
+    alice = [r for i, r in enumerate(results) if i % 2 and not isinstance(r, Exception)]
+    assert len(alice) == 6
+    refusals = {type(r) for r in results if isinstance(r, Exception)}
+    assert refusals <= {SpendingLimitReached, MemberBudgetReached}
+    limits = service.limits("w1")
+    assert (limits.used, limits.remaining, limits.state) == (Decimal(450), Decimal(0), "capped")
+
+    auto_topup_stream.drain()
+    # Each crossing by exactly one of the concurrent charges: 75 % (375) and 90 % (450) of the
+    # allowance, the spending alert (300), the wallet's limit and alice's budget. Not 100 %.
+    assert _scoped(alerts_file) == sorted(
+        [
+            ("credits.threshold_crossed", "consumed_percent:75"),
+            ("credits.threshold_crossed", "consumed_percent:90"),
+            ("credits.threshold_crossed", "spend:300"),
+            ("limit.reached", ":"),
+            ("limit.reached", "alice"),
+        ]
+    )

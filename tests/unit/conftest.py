@@ -31,7 +31,7 @@ import pytest
 from moto import mock_aws
 
 from credit_meter import items as stored
-from credit_meter import store
+from credit_meter import notify, store
 from devtools import table
 from devtools.apigw import FakeContext, http_event
 
@@ -58,11 +58,14 @@ def aws(aws_test_env: None) -> Iterator[Any]:
     with pytest.MonkeyPatch.context() as mp, mock_aws():
         for key, value in _FUNCTION_ENV.items():
             mp.setenv(key, value)
-        store.reset_client()  # the store caches its client: it must be made inside the mock
+        # The store and the alerts' publisher cache their clients: made inside the mock.
+        store.reset_client()
+        notify.reset_clients()
         try:
             yield boto3.client("dynamodb", region_name="us-east-1")
         finally:
             store.reset_client()
+            notify.reset_clients()
 
 
 @contextmanager
@@ -206,7 +209,7 @@ def project_ledger(aws: Any) -> Callable[[], None]:
     return project
 
 
-# -- Stripe: the webhook function, the auto top-up function, a fake Stripe API ----------------
+# -- Stripe: the webhook function, the alerts function (auto top-up), a fake Stripe API ------
 
 # Obviously fake values: the functions read them from the environment (credit_meter.secrets).
 FAKE_STRIPE_ENV = {
@@ -313,9 +316,11 @@ def webhook(webhook_app: Any, stripe_env: dict[str, str]) -> Webhook:
 
 
 @pytest.fixture(scope="module")
-def auto_topup_app(stripe_env: dict[str, str]) -> Any:
-    """The auto top-up handler's module (``functions/auto_topup/app.py``)."""
-    return _handler_module("auto_topup.app")
+def alerts_app(stripe_env: dict[str, str]) -> Any:
+    """The alerts handler's module (``functions/alerts/app.py``): the table stream's second
+    reader, which publishes alerts and runs the auto top-up. No event bus or topic is set, so
+    alerts go to the local sink (the log) unless a test sets them."""
+    return _handler_module("alerts.app")
 
 
 @pytest.fixture(scope="module")

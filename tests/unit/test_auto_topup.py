@@ -1,10 +1,11 @@
 """Auto top-up (issue "Top-ups with Stripe"): ``PUT/GET /v1/wallets/{id}/auto-topup`` and the
-auto top-up function, which watches wallet writes on the table's stream and buys the pack
-with the saved card once per crossing below the threshold.
+auto top-up, which watches wallet writes on the table's stream and buys the pack with the
+saved card once per crossing below the threshold.
 
-The table's real stream (moto) is fed to the real handler (``functions/auto_topup/app.py``)
-as Lambda's DynamoDB event source would (``stream_records`` gives the records not seen yet);
-the handler's Stripe calls reach a fake Stripe API on 127.0.0.1 (``fake_stripe``) through the
+The table's real stream (moto) is fed to the real handler of the stream's second reader
+(``functions/alerts/app.py``, which runs the auto top-up next to the alerts) as Lambda's
+DynamoDB event source would (``stream_records`` gives the records not seen yet); the
+handler's Stripe calls reach a fake Stripe API on 127.0.0.1 (``fake_stripe``) through the
 real stripe-python client, and the payments are credited by signed events posted to the real
 webhook handler. Each test has a table and a service clock of its own (``credit_meter.clock``);
 wallet ``w1`` is on the free plan (50 credits).
@@ -106,17 +107,18 @@ Run = Callable[..., list[dict[str, Any]]]
 
 
 @pytest.fixture
-def run(auto_topup_app: Any, stream_records: Callable[[], list[Json]]) -> Run:
+def run(alerts_app: Any, stream_records: Callable[[], list[Json]]) -> Run:
     """``run(records=None, failures=0)``: feed the stream's new records (or ``records``) to
-    the auto top-up handler, as one batch; exactly ``failures`` of them may be reported as
-    batch item failures. Returns the records it was given."""
+    the alerts function's handler (which runs the auto top-up), as one batch; exactly
+    ``failures`` of them may be reported as batch item failures. Returns the records it was
+    given."""
 
     def call(records: list[Json] | None = None, *, failures: int = 0) -> list[Json]:
         batch = stream_records() if records is None else records
-        processor = auto_topup_app.processor
+        processor = alerts_app.processor
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "No application metrics to publish")
-            result = auto_topup_app.handler({"Records": batch}, FakeContext())
+            result = alerts_app.handler({"Records": batch}, FakeContext())
         assert len(result["batchItemFailures"]) == failures, (result, processor.exceptions)
         return batch
 

@@ -284,23 +284,108 @@ def test_stripe_webhook_is_its_own_least_privilege_function() -> None:
     assert {"WebhookErrors", "WebhookSignatureFailures", "PaymentsForUnknownWallets"} <= set(alarms)
 
 
-def test_auto_topup_function_watches_only_wallets_with_auto_topup() -> None:
-    fn = _resources()["AutoTopupFunction"]["Properties"]
-    stream = fn["Events"]["WalletStream"]["Properties"]
+def _stream_consumers() -> dict[str, dict[str, Any]]:
+    """The functions reading the table's stream: their DynamoDB event's properties."""
+    found = {}
+    for name, resource in _resources().items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        for event in (resource["Properties"].get("Events") or {}).values():
+            if event["Type"] == "DynamoDB":
+                assert event["Properties"]["Stream"] == {"Fn::GetAtt": ["LedgerTable", "StreamArn"]}
+                found[name] = event["Properties"]
+    return found
+
+
+def test_the_stream_has_two_readers_the_projector_and_alerts() -> None:
+    # A DynamoDB stream shard throttles beyond two concurrent readers.
+    assert set(_stream_consumers()) == {"LedgerProjectorFunction", "AlertsFunction"}
+    assert "AutoTopupFunction" not in _resources()
+
+
+def test_alerts_function_reads_wallet_writes_with_bounded_retries() -> None:
+    fn = _resources()["AlertsFunction"]["Properties"]
+    assert (fn["CodeUri"], fn["Handler"]) == ("functions/alerts/", "app.handler")
+    assert fn["Environment"]["Variables"] == {
+        "EVENT_BUS_NAME": {"Ref": "EventBus"},
+        "ALERTS_TOPIC_ARN": {"Ref": "AlertsTopic"},
+        "STRIPE_API_KEY_ARN": {"Ref": "StripeApiKeySecretArn"},
+    }
+    stream = _stream_consumers()["AlertsFunction"]
     assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert stream["BisectBatchOnFunctionError"] is True
+    assert 0 < stream["MaximumRetryAttempts"] <= 10  # bounded, unlike the projector's
+    assert 0 < stream["MaximumRecordAgeInSeconds"] <= 3600
     (only,) = stream["FilterCriteria"]["Filters"]
-    pattern = json.loads(only["Pattern"])["dynamodb"]
-    assert pattern["Keys"] == {"sk": {"S": ["W"]}}
-    assert pattern["NewImage"] == {"atx": {"N": [{"exists": True}]}}
-    assert stream["DestinationConfig"]["OnFailure"]["Destination"] == {
-        "Fn::GetAtt": ["AutoTopupDLQ", "Arn"]
+    # Every wallet write (no longer only those with auto top-up on): alerts need them all.
+    assert json.loads(only["Pattern"]) == {
+        "eventName": ["INSERT", "MODIFY"],
+        "dynamodb": {"Keys": {"sk": {"S": ["W"]}}},
     }
-    assert _policy_actions("AutoTopupFunction") == {
-        TABLE: {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+    assert stream["DestinationConfig"]["OnFailure"] == {
+        "Type": "SQS",
+        "Destination": {"Fn::GetAtt": ["AlertsDLQ", "Arn"]},
+    }
+    assert _policy_actions("AlertsFunction") == {
+        # auto top-up's state; the alerts' idempotency records (claim, complete, release)
+        TABLE: {
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+        },
         STREAM: {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"},
+        repr({"Fn::GetAtt": ["EventBus", "Arn"]}): {"events:PutEvents"},
+        repr({"Ref": "AlertsTopic"}): {"sns:Publish"},
+        repr({"Fn::GetAtt": ["TopicsKey", "Arn"]}): {"kms:GenerateDataKey*", "kms:Decrypt"},
         API_KEY: {"secretsmanager:GetSecretValue"},
-        repr({"Fn::GetAtt": ["AutoTopupDLQ", "Arn"]}): {"sqs:SendMessage"},
+        repr({"Fn::GetAtt": ["AlertsDLQ", "Arn"]}): {"sqs:SendMessage"},
     }
+
+
+def test_alarm_topics_use_a_key_cloudwatch_may_use() -> None:
+    # CloudWatch alarms cannot publish to a topic under the AWS-managed SNS key.
+    resources = table.load_template(TEMPLATE)["Resources"]
+    for name in ("OperatorsTopic", "AlertsTopic"):
+        assert resources[name]["Properties"]["KmsMasterKeyId"] == {"Ref": "TopicsKey"}
+    key = resources["TopicsKey"]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    cloudwatch = [
+        st
+        for st in key["KeyPolicy"]["Statement"]
+        if st["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    assert len(cloudwatch) == 1
+    assert set(cloudwatch[0]["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+
+
+def test_alerts_bus_topic_and_optional_email() -> None:
+    template = table.load_template(TEMPLATE)
+    resources = template["Resources"]
+    assert resources["EventBus"]["Type"] == "AWS::Events::EventBus"
+    assert resources["EventBus"]["Properties"]["Name"] == {"Fn::Sub": "${AWS::StackName}-alerts"}
+    topic = resources["AlertsTopic"]
+    assert topic["Type"] == "AWS::SNS::Topic"
+    assert topic["Properties"]["KmsMasterKeyId"] == {"Ref": "TopicsKey"}
+    assert template["Parameters"]["AlertsEmail"]["Default"] == ""
+    assert template["Conditions"]["HasAlertsEmail"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "AlertsEmail"}, ""]}]
+    }
+    subscription = resources["AlertsEmailSubscription"]
+    assert (subscription["Type"], subscription["Condition"]) == (
+        "AWS::SNS::Subscription",
+        "HasAlertsEmail",
+    )
+    assert subscription["Properties"] == {
+        "TopicArn": {"Ref": "AlertsTopic"},
+        "Protocol": "email",
+        "Endpoint": {"Ref": "AlertsEmail"},
+    }
+    outputs = template["Outputs"]
+    assert outputs["EventBusName"]["Value"] == {"Ref": "EventBus"}
+    assert outputs["EventBusArn"]["Value"] == {"Fn::GetAtt": ["EventBus", "Arn"]}
+    assert outputs["AlertsTopicArn"]["Value"] == {"Ref": "AlertsTopic"}
+    assert "DashboardUrl" in outputs
 
 
 def test_projector_never_skips_records() -> None:
@@ -324,12 +409,17 @@ def test_projector_never_skips_records() -> None:
     }
 
 
+def _functions() -> list[str]:
+    return [n for n, r in _resources().items() if r["Type"] == "AWS::Serverless::Function"]
+
+
 def test_functions_share_the_layer_and_have_log_groups() -> None:
     resources = _resources()
     layer = resources["SharedLayer"]
     assert layer["Properties"]["ContentUri"] == "layers/credit_meter/"
     assert layer["Metadata"]["BuildMethod"] == "python3.13"
-    for function_id in ("MeteringApiFunction", "LedgerProjectorFunction"):
+    assert len(_functions()) == 7
+    for function_id in _functions():
         assert resources[function_id]["Properties"]["Layers"] == [{"Ref": "SharedLayer"}]
         log_groups = [
             r["Properties"]
@@ -345,3 +435,119 @@ def test_every_alarm_notifies_operators() -> None:
     assert len(alarms) >= 8
     for alarm in alarms:
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": "OperatorsTopic"}]
+
+
+def _alarms() -> dict[str, dict[str, Any]]:
+    return {
+        n: r["Properties"] for n, r in _resources().items() if r["Type"] == "AWS::CloudWatch::Alarm"
+    }
+
+
+def _alarmed(namespace: str, metric: str, dimension: str, value: Any) -> list[dict[str, Any]]:
+    """Alarms on one metric of one resource (single-metric alarms)."""
+    return [
+        a
+        for a in _alarms().values()
+        if (a.get("Namespace"), a.get("MetricName")) == (namespace, metric)
+        and {"Name": dimension, "Value": value} in a.get("Dimensions", [])
+    ]
+
+
+def test_every_function_alarms_on_errors_and_throttles() -> None:
+    for function_id in _functions():
+        for metric in ("Errors", "Throttles"):
+            (alarm,) = _alarmed("AWS/Lambda", metric, "FunctionName", {"Ref": function_id})
+            assert (alarm["Statistic"], alarm["Threshold"]) == ("Sum", 0), (function_id, metric)
+            assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+
+
+def test_every_stream_reader_alarms_on_iterator_age() -> None:
+    for function_id in _stream_consumers():
+        (alarm,) = _alarmed("AWS/Lambda", "IteratorAge", "FunctionName", {"Ref": function_id})
+        assert alarm["Statistic"] == "Maximum"
+        assert 0 < alarm["Threshold"] <= 300_000  # ms: at most five minutes behind
+
+
+def test_every_queue_is_alarmed() -> None:
+    queues = [n for n, r in _resources().items() if r["Type"] == "AWS::SQS::Queue"]
+    assert {"AlertsDLQ", "LedgerProjectorDLQ", "HoldSweeperDLQ", "ResetDLQ"} <= set(queues)
+    for queue in queues:
+        ref = {"Fn::GetAtt": [queue, "QueueName"]}
+        depth = _alarmed("AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", ref)
+        age = _alarmed("AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", ref)
+        if queue.endswith("DLQ"):
+            (alarm,) = depth  # any message in a dead-letter queue is an operator's business
+            assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+        else:
+            (alarm,) = age  # a work queue: alarmed when it falls behind
+            assert alarm["Threshold"] <= 900
+
+
+def test_api_and_table_alarms() -> None:
+    (errors,) = _alarmed("AWS/ApiGateway", "5xx", "ApiId", {"Ref": "HttpApi"})
+    assert {"Name": "Stage", "Value": {"Ref": "Stage"}} in errors["Dimensions"]
+    (conflicts,) = _alarmed(
+        "AWS/DynamoDB", "TransactionConflict", "TableName", {"Ref": "LedgerTable"}
+    )
+    assert conflicts["Statistic"] == "Sum" and conflicts["Threshold"] > 0  # sustained only
+    throttles = _alarms()["LedgerTableThrottlesAlarm"]
+    watched = {
+        m["MetricStat"]["Metric"]["MetricName"]
+        for m in throttles["Metrics"]
+        if "MetricStat" in m
+        and {"Name": "TableName", "Value": {"Ref": "LedgerTable"}}
+        in m["MetricStat"]["Metric"]["Dimensions"]
+    }
+    assert watched == {"ReadThrottleEvents", "WriteThrottleEvents"}
+
+
+def _emitted_metrics() -> set[str]:
+    """The metric names the functions add (``add_metric(name="...")`` in their source)."""
+    import re
+
+    root = TEMPLATE.parent
+    found: set[str] = set()
+    for path in [
+        *root.glob("functions/*/app.py"),
+        *root.glob("layers/credit_meter/credit_meter/*.py"),
+    ]:
+        found |= set(re.findall(r'add_metric\(\s*name="(\w+)"', path.read_text()))
+        found |= set(re.findall(r'"(Alerts\w+|AutoTopups\w+)"', path.read_text()))
+    return found
+
+
+def test_dashboard_shows_the_business_and_operational_metrics() -> None:
+    import re
+
+    template = table.load_template(TEMPLATE)
+    dashboard = template["Resources"]["Dashboard"]
+    assert dashboard["Type"] == "AWS::CloudWatch::Dashboard"
+    body_template = dashboard["Properties"]["DashboardBody"]["Fn::Sub"]
+    names = set(re.findall(r"\$\{([^}]+)\}", body_template))
+    known = set(template["Resources"]) | set(template["Parameters"]) | {"AWS::Region"}
+    assert {n.split(".")[0] for n in names} <= known  # every ${...} resolves
+    body = json.loads(re.sub(r"\$\{([^}]+)\}", r"<\1>", body_template))
+    metrics = [
+        m for w in body["widgets"] if w["type"] == "metric" for m in w["properties"]["metrics"]
+    ]
+    namespace = template["Globals"]["Function"]["Environment"]["Variables"][
+        "POWERTOOLS_METRICS_NAMESPACE"
+    ]
+    business = {m[1] for m in metrics if m[0] == namespace}
+    # Powertools adds the service dimension to every metric the functions emit.
+    assert all(m[2:4] == ["service", "credit-meter"] for m in metrics if m[0] == namespace)
+    assert {"CreditsCharged", "HoldsRefused", "AlertsFired", "TopupsCredited"} <= business
+    assert business <= _emitted_metrics()  # no panel for a metric nobody emits
+    operational = {(m[0], m[1]) for m in metrics if m[0] != namespace}
+    assert {
+        ("AWS/ApiGateway", "5xx"),
+        ("AWS/Lambda", "Errors"),
+        ("AWS/Lambda", "Throttles"),
+        ("AWS/Lambda", "IteratorAge"),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        ("AWS/DynamoDB", "ReadThrottleEvents"),
+        ("AWS/DynamoDB", "WriteThrottleEvents"),
+        ("AWS/DynamoDB", "TransactionConflict"),
+    } <= operational
+    functions = {m[3] for m in metrics if m[:2] == ["AWS/Lambda", "Errors"]}
+    assert functions == {f"<{f}>" for f in _functions()}

@@ -565,18 +565,20 @@ def test_template_gives_the_reset_functions_only_what_they_use() -> None:
 def test_template_alarms_on_both_functions_and_both_dead_letter_queues() -> None:
     resources = _resources()
     alarms = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
-    watched = {json.dumps(a.get("Dimensions"), sort_keys=True): a for a in alarms}
+    watched = {
+        (json.dumps(a.get("Dimensions"), sort_keys=True), a.get("MetricName")): a for a in alarms
+    }
     for function_id in ("ResetDispatcherFunction", "MonthlyResetFunction"):
-        alarm = watched[json.dumps([{"Name": "FunctionName", "Value": {"Ref": function_id}}])]
-        assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/Lambda", "Errors")
+        dimensions = [{"Name": "FunctionName", "Value": {"Ref": function_id}}]
+        alarm = watched[(json.dumps(dimensions), "Errors")]
+        assert alarm["Namespace"] == "AWS/Lambda"
         assert alarm["AlarmActions"] == [{"Ref": "OperatorsTopic"}]
     for queue_id in ("ResetDLQ", "ResetDispatchDLQ"):
         dimensions = [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}]
-        alarm = watched[json.dumps(dimensions, sort_keys=True)]
-        assert (alarm["Namespace"], alarm["MetricName"]) == (
-            "AWS/SQS",
-            "ApproximateNumberOfMessagesVisible",
-        )
+        alarm = watched[
+            (json.dumps(dimensions, sort_keys=True), "ApproximateNumberOfMessagesVisible")
+        ]
+        assert alarm["Namespace"] == "AWS/SQS"
         assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
         assert alarm["AlarmActions"] == [{"Ref": "OperatorsTopic"}]
     for function_id in ("ResetDispatcherFunction", "MonthlyResetFunction"):

@@ -1,6 +1,7 @@
 """The top-up functions invoked with the sample events of ``events/`` (the shapes
 ``sam local invoke`` would send): the API routes for a checkout, the payments list and auto
-top-up, and the auto top-up function fed a wallet write from the table's stream."""
+top-up, and the alerts function (which runs the auto top-up) fed a wallet write from the
+table's stream."""
 
 from __future__ import annotations
 
@@ -85,7 +86,7 @@ def test_auto_topup_function_with_the_stream_event(
         http_event("POST", "/v1/wallets/acme/charges", charge), FakeContext()
     )
     assert response["statusCode"] == 201
-    auto_topup = importlib.import_module("auto_topup.app")
+    auto_topup = importlib.import_module("alerts.app")
     event = _event("auto-topup-stream.json")  # acme's available falls from 120 to 80 (< 100)
     assert auto_topup.handler(event, FakeContext()) == {"batchItemFailures": []}
     intents = [r for r in stripe_requests.requests if r.path == "/v1/payment_intents"]
