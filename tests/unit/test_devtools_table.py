@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -218,13 +219,27 @@ EXPECTED_ROUTES = {
     ("GET", "/v1/wallets/{wallet_id}/payments/{payment_id}/invoice"),
     ("PUT", "/v1/wallets/{wallet_id}/auto-topup"),
     ("GET", "/v1/wallets/{wallet_id}/auto-topup"),
+    ("PUT", "/v1/wallets/{wallet_id}/limits"),
+    ("GET", "/v1/wallets/{wallet_id}/limits"),
+    ("PUT", "/v1/wallets/{wallet_id}/alerts"),
+    ("GET", "/v1/wallets/{wallet_id}/alerts"),
+    ("GET", "/v1/wallets/{wallet_id}/members"),
+    ("PUT", "/v1/wallets/{wallet_id}/members/{member_id}/budget"),
+    ("GET", "/v1/wallets/{wallet_id}/members/{member_id}/budget"),
 }
 
 
-def test_every_route_is_wired_to_the_api_function() -> None:
+def test_every_route_is_wired_to_the_api_function(metering_app: Any) -> None:
     events = _resources()["MeteringApiFunction"]["Properties"]["Events"]
     routes = {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in events.values()}
     assert routes == EXPECTED_ROUTES
+    # ... and they are exactly the handler's: a route added to one and not the other fails.
+    resolver = metering_app.app
+    handled = {
+        (r.method.upper(), re.sub(r"<(\w+)>", r"{\1}", r.path))
+        for r in [*resolver._static_routes, *resolver._dynamic_routes]
+    }
+    assert routes == handled
     assert all(e["Properties"]["ApiId"] == {"Ref": "HttpApi"} for e in events.values())
 
 
