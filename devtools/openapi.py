@@ -728,8 +728,10 @@ def paths() -> dict[str, Any]:
                 "Credits the member may use per period inside the shared wallet, enforced in "
                 "the same write as the wallet's debit (403 `member-budget-reached`). Counted "
                 "from now on: earlier use and reservations opened before are not charged to "
-                "it. `budget: null` removes the cap (use is still counted). At most 32 members "
-                "per wallet have budgets.",
+                "it. `budget: null` removes the cap (use is still counted, and the member "
+                "keeps one of the wallet's 32 places: budgets are never deleted, so a "
+                "reservation counted against one always finds it). Member ids containing `/` "
+                "cannot be named in the path.",
                 _responses(
                     {200: ("MemberBudgetOut", "The budget and its use.")},
                     [*BODY_PROBLEMS, "NotFound", "Conflict", "Busy"],

@@ -106,14 +106,24 @@ class Model:
 
     def refusal(self, amount: Decimal, member: str | None) -> type[DomainError] | None:
         """What the service must answer a debit of ``amount``: None when it must pass."""
-        if self.limit_room < amount:
-            return SpendingLimitReached
-        if (
+        over_limit = self.limit_room < amount
+        over_budget = (
             member is not None
             and member in self.budgets
             and self.budgets[member].cap is not None
             and self.budget_room(member) < amount
-        ):
+        )
+        if over_limit and over_budget:  # past both: the tighter one is named
+            assert member is not None
+            budget_left = max(ZERO, self.budget_room(member))
+            return (
+                MemberBudgetReached
+                if budget_left < max(ZERO, self.limit_room)
+                else (SpendingLimitReached)
+            )
+        if over_limit:
+            return SpendingLimitReached
+        if over_budget:
             return MemberBudgetReached
         if self.available < amount:
             return InsufficientCredits

@@ -225,6 +225,26 @@ def test_a_member_budget_fires_limit_reached_for_that_member() -> None:
     assert fired(new, spent(110, mb=budgets(55, 60), alr=[])) == []
 
 
+def test_the_mark_of_a_refused_debit_fires_limit_reached_once_per_period() -> None:
+    # Spending stopped short of the limit (the next debit would have passed it): the
+    # refusal's mark (lhit = the period's start) is the write that reports it.
+    base = spent(390, lim=400, alr=[])
+    period = base["ps"]
+    marked = {**base, "lhit": period}
+    assert fired(base, marked) == [("limit.reached", "limit:wallet")]
+    assert fired(marked, spent(395, lim=400, alr=[], lhit=period)) == []  # still reached
+    assert wallet_state(marked) == "ok"  # 10 left: not capped, the mark only alerts
+    # A mark from an earlier period means nothing now; a changed limit removes it.
+    assert fired(base, {**base, "lhit": period - 1}) == []
+    budgets = {"0123456789ab": {"n": "ana", "c": Decimal(50), "r": Decimal(5), "u": 45}}
+    marked_budget = {
+        "0123456789ab": {**budgets["0123456789ab"], "h": period},
+    }
+    assert fired(spent(100, mb=budgets, alr=[]), spent(100, mb=marked_budget, alr=[])) == [
+        ("limit.reached", "limit:member:0123456789ab")
+    ]
+
+
 def test_depleted_and_restored_alternate() -> None:
     assert fired(spent(490, alr=[]), spent(500, alr=[])) == [("credits.depleted", "depleted")]
     overdrawn = wallet(used=510, bal=-10, avail=-10, alr=[])

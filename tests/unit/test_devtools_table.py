@@ -356,6 +356,18 @@ def test_alerts_function_reads_wallet_writes_with_bounded_retries() -> None:
         API_KEY: {"secretsmanager:GetSecretValue"},
         repr({"Fn::GetAtt": ["AlertsDLQ", "Arn"]}): {"sqs:SendMessage"},
     }
+    # Put and Delete (the claims) only in the claims' partition, never on wallets or records.
+    statements = [
+        st
+        for policy in _resources()["AlertsFunction"]["Properties"]["Policies"]
+        for st in policy["Statement"]
+        if {"dynamodb:PutItem", "dynamodb:DeleteItem"} & set(st["Action"])
+    ]
+    assert len(statements) == 1
+    assert set(statements[0]["Action"]) == {"dynamodb:PutItem", "dynamodb:DeleteItem"}
+    assert statements[0]["Condition"] == {
+        "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["IDEMPOTENCY#alerts"]}
+    }
 
 
 def test_alarm_topics_use_a_key_cloudwatch_may_use() -> None:

@@ -24,11 +24,12 @@ Lambda instance, whose first debit of a budgeted member guesses wrong and is cor
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -68,6 +69,31 @@ class Clock:
 
     def advance(self, seconds: float = 1) -> None:
         self.now += timedelta(seconds=seconds)
+
+
+def _unmarked(item: dict[str, Any]) -> dict[str, Any]:
+    """An item without the marks a period's first refusal leaves (``lhit`` on the wallet,
+    ``h`` in a member's budget): they exist for the limit.reached alert, and are tested on
+    their own below."""
+    item = {k: v for k, v in item.items() if k != "lhit"}
+    if "mb" in item:
+        item["mb"] = {
+            "M": {
+                tag: {"M": {k: v for k, v in entry["M"].items() if k != "h"}}
+                for tag, entry in item["mb"]["M"].items()
+            }
+        }
+    return item
+
+
+@pytest.fixture
+def table_items(table_items: Callable[..., list[dict[str, Any]]]) -> Callable[..., Any]:
+    """The items, without the refusal marks (compare before and after a refused request)."""
+
+    def items(wallet_id: str | None = None) -> list[dict[str, Any]]:
+        return [_unmarked(i) for i in table_items(wallet_id)]
+
+    return items
 
 
 @pytest.fixture
@@ -1135,3 +1161,47 @@ def test_alert_thresholds_accept_numbers_and_keep_their_order(api: Api, wallet: 
         ("consumed_percent", "50"),
     ]
     assert wallet_item()["alr"] == [{"t": "a", "v": Decimal("12.5")}, {"t": "c", "v": 50}]
+
+
+def test_the_first_refusal_of_a_period_marks_the_wallet_once(
+    api: Api, wallet: Json, aws: Any
+) -> None:
+    # A refused debit writes nothing else; this mark is what tells the stream (and so the
+    # alerts function) that the limit started refusing. Only the first refusal writes it.
+    ok(api("PUT", f"{W}/limits", {"allowed_limit": "10"}), 200)
+    ok(put_budget(api, "alice", "3"), 200)
+
+    def raw() -> dict[str, Any]:
+        item = aws.get_item(
+            TableName=os.environ["TABLE_NAME"], Key={"pk": {"S": "W#w1"}, "sk": {"S": "W"}}
+        )["Item"]
+        return cast(dict[str, Any], item)
+
+    assert "lhit" not in raw()
+    refused(
+        api("POST", f"{W}/charges", {"feature": "chat", "credits": "11"}),
+        403,
+        "spending-limit-reached",
+    )
+    first = raw()
+    assert first["lhit"] == first["ps"]
+    refused(
+        api("POST", f"{W}/charges", {"feature": "chat", "credits": "12"}),
+        403,
+        "spending-limit-reached",
+    )
+    assert raw() == first  # the second refusal wrote nothing
+    refused(
+        api("POST", f"{W}/charges", {"feature": "chat", "credits": "4", "member_id": "alice"}),
+        403,
+        "member-budget-reached",
+    )
+    marked = raw()
+    (entry,) = marked["mb"]["M"].values()
+    assert entry["M"]["h"] == marked["ps"]
+    # A changed limit or cap forgets the mark: reaching the new one alerts again.
+    ok(api("PUT", f"{W}/limits", {"allowed_limit": "20"}), 200)
+    ok(put_budget(api, "alice", "4"), 200)
+    cleared = raw()
+    assert "lhit" not in cleared
+    assert "h" not in next(iter(cleared["mb"]["M"].values()))["M"]

@@ -424,7 +424,8 @@ def state_cases() -> list[Any]:
             404,
             code="member-budget-not-found",
         ),
-        # debits past the limit or a budget are refused and write nothing
+        # debits past the limit or a budget are refused and write nothing (the period's
+        # first refusal, in the setup, marked it)
         case(
             "charge-past-the-limit",
             "POST",
@@ -559,6 +560,11 @@ def world(module_table: str, api: Api, table_items: Any) -> dict[str, Any]:
     call("PUT", "/v1/wallets/w2", {"plan": "free"}, 201)
     for n in range(32):
         call("PUT", f"/v1/wallets/w2/members/m{n:02d}/budget", {"budget": "1"}, 200)
+
+    # The first refusal of a period marks it on the wallet (for the limit.reached alert);
+    # later ones write nothing.
+    call("POST", f"{W}/charges", {"feature": "chat", "credits": "36"}, 403)
+    call("POST", f"{W}/charges", {"feature": "chat", "credits": "4", "member_id": "alice"}, 403)
 
     rid = hold["reservation_id"]
     stripped, member_tag = rid.rsplit("_", 1)

@@ -102,9 +102,30 @@ def _spend_crossed(wallet: Mapping[str, Any]) -> bool:
     return lat is not None and _num(wallet, "used") >= Decimal(lat)
 
 
+def _refused_this_period(marker: Any, wallet: Mapping[str, Any]) -> bool:
+    """A limit's ``hit`` marker (the start of the period in which it first refused a debit)
+    names the current period."""
+    return marker is not None and Decimal(marker) == _num(wallet, "ps")
+
+
 def _capped(wallet: Mapping[str, Any]) -> bool:
     lim = wallet.get("lim")
     return lim is not None and _num(wallet, "used") >= Decimal(lim)
+
+
+def _limit_reached(wallet: Mapping[str, Any]) -> bool:
+    """What ``limit.reached`` reports: used up to the limit, or the limit refused a debit this
+    period (a refused debit writes nothing else, so its mark ``lhit`` is what tells the
+    stream)."""
+    return _capped(wallet) or ("lim" in wallet and _refused_this_period(wallet.get("lhit"), wallet))
+
+
+def _budget_reached(wallet: Mapping[str, Any], budget: Mapping[str, Any]) -> bool:
+    cap = budget.get("c")
+    return cap is not None and (
+        Decimal(budget.get("u") or 0) >= Decimal(cap)
+        or _refused_this_period(budget.get("h"), wallet)
+    )
 
 
 def _depleted(wallet: Mapping[str, Any]) -> bool:
@@ -163,12 +184,11 @@ def _conditions(wallet: Mapping[str, Any]) -> dict[str, _Condition]:
         held[key] = _Condition(
             THRESHOLD_CROSSED, key, {"threshold": {"type": "spend", "value": lat}}
         )
-    if _capped(wallet):
+    if _limit_reached(wallet):
         held["limit:wallet"] = _Condition(LIMIT_REACHED, "limit:wallet", {"scope": "wallet"})
     for tag, budget in sorted((wallet.get("mb") or {}).items()):
-        cap = budget.get("c")
-        used = Decimal(budget.get("u") or 0)
-        if cap is not None and used >= Decimal(cap):
+        if _budget_reached(wallet, budget):
+            cap, used = budget["c"], Decimal(budget.get("u") or 0)
             key = f"limit:member:{tag}"
             held[key] = _Condition(
                 LIMIT_REACHED,

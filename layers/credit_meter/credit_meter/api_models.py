@@ -341,7 +341,7 @@ class WalletOut(_Out):
             allowance=w.allowance,
             used=w.used,
             buckets=[BucketOut.of(b) for b in w.buckets if b.remaining > 0],
-            state=w.state,  # type: ignore[arg-type]
+            state=w.state,
             limits=SpendingOut(
                 alert_threshold=w.alert_threshold,
                 allowed_limit=w.allowed_limit,

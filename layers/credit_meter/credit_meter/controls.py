@@ -10,7 +10,6 @@ The alerts themselves are found on the table's stream (:mod:`credit_meter.alerts
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -26,7 +25,7 @@ from credit_meter.errors import (
     MemberBudgetNotFound,
 )
 from credit_meter.ids import member_tag
-from credit_meter.money import ZERO
+from credit_meter.money import ZERO, quantize
 from credit_meter.service import Metering, budget_hints
 from credit_meter.store import Update, WriteRejected
 
@@ -121,11 +120,14 @@ def _budget_of(wallet: dict[str, Any], tag: str, member_id: str) -> MemberBudget
     )
 
 
+def _limit_or_none(limit: Decimal | None) -> Decimal:
+    """What ``lrem`` counts down from: the limit, or without one 10¹⁵."""
+    return items.NO_LIMIT_ROOM if limit is None else limit
+
+
 def _room_shift(old: Decimal | None, new: Decimal | None) -> Decimal:
     """How far ``lrem`` moves when the limit changes from ``old`` to ``new`` (None: none)."""
-    return (items.NO_LIMIT_ROOM if new is None else new) - (
-        items.NO_LIMIT_ROOM if old is None else old
-    )
+    return _limit_or_none(new) - _limit_or_none(old)
 
 
 def _set_or_remove(name: str, value: Decimal | None, sets: list[str], removes: list[str]) -> None:
@@ -154,8 +156,8 @@ class Controls(Metering):
         credits or in the catalog's top-up currency (converted at its rate)."""
         if currency is not None:
             rate = self._credits_per_unit(currency)
-            alert_threshold = None if alert_threshold is None else alert_threshold * rate
-            allowed_limit = None if allowed_limit is None else allowed_limit * rate
+            alert_threshold = None if alert_threshold is None else quantize(alert_threshold * rate)
+            allowed_limit = None if allowed_limit is None else quantize(allowed_limit * rate)
         if (
             alert_threshold is not None
             and allowed_limit is not None
@@ -164,53 +166,51 @@ class Controls(Metering):
             raise InvalidRequest([FieldProblem("alert_threshold", "must not exceed allowed_limit")])
         for _ in range(_ATTEMPTS):
             wallet = self._wallet_item(wallet_id)
-            if "lrem" not in wallet:
-                self._count_room(wallet_id, wallet)
-                continue
             old = wallet.get("lim")
             old_limit = None if old is None else Decimal(old)
-            sets = ["lrem = if_not_exists(lrem, :unl) + :shift"]
-            removes: list[str] = []
+            used, held = Decimal(wallet["used"]), Decimal(wallet["held"])
+            # A new limit moves the room by the change of limit (relative: debits landing
+            # meanwhile stay counted). A room that does not match what the wallet used and
+            # holds (a wallet written before limits existed) is set outright instead,
+            # conditioned on both as read.
+            exact = (
+                "lrem" in wallet
+                and Decimal(wallet["lrem"]) == _limit_or_none(old_limit) - used - held
+            )
+            values: dict[str, Any] = {}
+            if exact:
+                sets = ["lrem = lrem + :shift"]
+                values[":shift"] = _room_shift(old_limit, allowed_limit)
+                guard = ""
+            else:
+                sets = ["lrem = :room"]
+                values.update(
+                    {":room": _limit_or_none(allowed_limit) - used - held, ":u": used, ":h": held}
+                )
+                guard = " AND used = :u AND held = :h"
+            # A changed limit forgets that the old one refused a debit (``lhit``): reaching
+            # the new one fires ``limit.reached`` again.
+            removes: list[str] = ["lhit"]
             _set_or_remove("lim", allowed_limit, sets, removes)
             _set_or_remove("lat", alert_threshold, sets, removes)
-            values: dict[str, Any] = {
-                ":unl": items.NO_LIMIT_ROOM,
-                ":shift": _room_shift(old_limit, allowed_limit),
-            }
             if allowed_limit is not None:
                 values[":lim"] = allowed_limit
             if alert_threshold is not None:
                 values[":lat"] = alert_threshold
             if old_limit is None:
-                condition = "attribute_exists(pk) AND attribute_not_exists(lim)"
+                condition = "attribute_exists(pk) AND attribute_not_exists(lim)" + guard
             else:
-                condition = "lim = :old"
+                condition = "lim = :old" + guard
                 values[":old"] = old_limit
-            expression = "SET " + ", ".join(sets)
-            if removes:
-                expression += " REMOVE " + ", ".join(removes)
+            expression = "SET " + ", ".join(sets) + " REMOVE " + ", ".join(removes)
             try:
                 self.store.update(
                     Update(items.wallet_key(wallet_id), expression, condition, values=values)
                 )
             except WriteRejected:
-                continue  # the limit changed meanwhile (or the wallet is gone): read again
+                continue  # the limit (or, when set outright, the use) changed: read again
             return self.limits(wallet_id)
         raise Contention(f"the limits of wallet {wallet_id!r} kept changing")
-
-    def _count_room(self, wallet_id: str, wallet: dict[str, Any]) -> None:
-        """Give a wallet written before limits existed its ``lrem``, counting what it used and
-        holds (its debits count from 10¹⁵ without it). Conditioned on both as read."""
-        room = items.NO_LIMIT_ROOM - Decimal(wallet["used"]) - Decimal(wallet["held"])
-        with contextlib.suppress(WriteRejected):  # a debit came first: the caller reads again
-            self.store.update(
-                Update(
-                    items.wallet_key(wallet_id),
-                    "SET lrem = :room",
-                    "attribute_not_exists(lrem) AND used = :used AND held = :held",
-                    values={":room": room, ":used": wallet["used"], ":held": wallet["held"]},
-                )
-            )
 
     def _credits_per_unit(self, currency: str) -> Decimal:
         fiat = self.catalog.topups.fiat
@@ -324,11 +324,12 @@ class Controls(Metering):
         old = None if "c" not in entry else Decimal(entry["c"])
         shift = (budget or ZERO) - (old or ZERO)
         values: dict[str, Any] = {":shift": shift}
+        # A changed cap forgets that the old one refused a debit (``h``), as for limits.
         expression = "SET mb.#t.r = mb.#t.r + :shift"
         if budget is None:
-            expression += " REMOVE mb.#t.c"
+            expression += " REMOVE mb.#t.c, mb.#t.h"
         else:
-            expression += ", mb.#t.c = :cap"
+            expression += ", mb.#t.c = :cap REMOVE mb.#t.h"
             values[":cap"] = budget
         if old is None:
             condition = "attribute_exists(mb.#t) AND attribute_not_exists(mb.#t.c)"

@@ -13,6 +13,7 @@ import calendar
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Literal
 
 from credit_meter.catalog import Catalog
 from credit_meter.money import ZERO
@@ -61,7 +62,7 @@ class WalletView:
     anchor_day: int = 1
     pending_plan: str | None = None
     overage: bool = False
-    state: str = "ok"  # ok, alerting, depleted, capped (credit_meter.alerts.wallet_state)
+    state: Literal["ok", "alerting", "depleted", "capped"] = "ok"  # alerts.wallet_state
     alert_threshold: Decimal | None = None  # the spending limit's alert, credits this period
     allowed_limit: Decimal | None = None
     limit_remaining: Decimal | None = None  # may still be reserved or charged this period

@@ -15,6 +15,7 @@ refusal returns, so the common paths cost exactly one round trip:
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -172,8 +173,8 @@ def _refusal(credits: Decimal, wallet: dict[str, Any], tag: str | None) -> Domai
         left = max(ZERO, Decimal(budget["r"]))
         passed.append(
             MemberBudgetReached(
-                f"{fmt(credits)} credits requested, {fmt(left)} left of member "
-                f"{budget['n']!r}'s budget of {fmt(Decimal(budget['c']))} for this period",
+                f"{fmt(credits)} credits requested, {fmt(left)} left of the budget of "
+                f"{fmt(Decimal(budget['c']))} for member {budget['n']!r} this period",
                 limit=Decimal(budget["c"]),
                 remaining=left,
             )
@@ -240,7 +241,11 @@ class Metering:
                     budgeted = not budgeted
                     budget_hints.learn(wallet_id, tag, budgeted)
                     continue
-                return self._explain_reserve(wallet_id, key, credits, request, rejected, tag)
+                try:
+                    return self._explain_reserve(wallet_id, key, credits, request, rejected, tag)
+                except SpendingLimitReached as refused:
+                    self._mark_refusal(wallet_id, rejected.old[0], tag, refused)
+                    raise
             rid = ReservationId(key, credits, tag if budgeted else None)
             return Reservation(str(rid), "held", credits, expires_at)
         raise Contention(f"the budget of member {member_id!r} kept changing")
@@ -527,9 +532,52 @@ class Metering:
                     budgeted = not budgeted
                     budget_hints.learn(wallet_id, tag, budgeted)
                     continue
-                raise _refusal(amount, wallet, tag) from None
+                refusal = _refusal(amount, wallet, tag)
+                if isinstance(refusal, SpendingLimitReached):
+                    self._mark_refusal(wallet_id, wallet, tag, refusal)
+                raise refusal from None
             return Charge(cid, amount)
         raise Contention(f"the budget of member {member_id!r} kept changing")
+
+    def _mark_refusal(
+        self,
+        wallet_id: str,
+        wallet: dict[str, Any] | None,
+        tag: str | None,
+        refused: SpendingLimitReached,
+    ) -> None:
+        """Note, once per period, that the spending limit (or the member's budget) refused a
+        debit: the refusal itself writes nothing, and the alerts function, which reads the
+        stream, fires ``limit.reached`` on this write. Only refusals that come before the
+        mark is visible pay for it (one conditional write)."""
+        if wallet is None:
+            return
+        period = Decimal(wallet["ps"])
+        if isinstance(refused, MemberBudgetReached):
+            if tag is None or Decimal(wallet["mb"][tag].get("h", -1)) == period:
+                return
+            expression = "SET mb.#m.h = :ps"
+            condition = (
+                "ps = :ps AND attribute_exists(mb.#m) "
+                "AND (attribute_not_exists(mb.#m.h) OR mb.#m.h <> :ps)"
+            )
+            names = {"#m": tag}
+        else:
+            if Decimal(wallet.get("lhit", -1)) == period:
+                return
+            expression = "SET lhit = :ps"
+            condition = "ps = :ps AND (attribute_not_exists(lhit) OR lhit <> :ps)"
+            names = {}
+        with contextlib.suppress(WriteRejected):  # marked already, or a new period began
+            self.store.update(
+                Update(
+                    items.wallet_key(wallet_id),
+                    expression,
+                    condition,
+                    names=names,
+                    values={":ps": period},
+                )
+            )
 
     def quote(self, wallet_id: str, usage: list[UsageLine]) -> Decimal:
         credits = self.catalog.price(usage)
