@@ -16,6 +16,7 @@ refusal returns, so the common paths cost exactly one round trip:
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -127,6 +128,15 @@ def _budget_guess_wrong(rejected: WriteRejected, key: str, tag: str, budgeted: b
     return (tag in wallet.get("mb", {})) != budgeted
 
 
+def _keep_tag(tag: str | None, values: dict[str, Any]) -> str:
+    """The SET clause that keeps a budgeted hold's member tag on its ended record (so a later
+    replay needs the same reservation id); adds its value to ``values``."""
+    if tag is None:
+        return ""
+    values[":tag"] = tag
+    return ", b = :tag"
+
+
 class _BudgetHints:
     """Which (wallet, member) pairs have a budget, as far as this process has seen. Only saves
     a round trip: a wrong guess is refused by the write's condition and corrected."""
@@ -224,31 +234,45 @@ class Metering:
         key = op_key(wallet_id, "reserve", request.idempotency_key)
         expires_at = int(clock.now_ts()) + ttl
         tag = None if member_id is None else member_tag(member_id)
-        budgeted = tag is not None and budget_hints.known(wallet_id, tag)
-        for _ in range(2):  # the second only when the guess about a member budget was wrong
+
+        def write(budgeted: bool) -> None:
             update, record = self._reserve_writes(
                 wallet_id, key, credits, expires_at, feature, member_id, tag, budgeted, request
             )
+            if record is None:
+                # The random key makes an SDK-level retry of this very request fail its
+                # condition and come back below as a replay, never as a second hold.
+                self.store.update(update)
+            else:
+                self.store.transact(update, record)
+
+        try:
+            budgeted = self._debit(wallet_id, key, tag, write)
+        except WriteRejected as rejected:
             try:
-                if record is None:
-                    # The random key makes an SDK-level retry of this very request fail its
-                    # condition and come back below as a replay, never as a second hold.
-                    self.store.update(update)
-                else:
-                    self.store.transact(update, record)
-            except WriteRejected as rejected:
-                if tag is not None and _budget_guess_wrong(rejected, key, tag, budgeted):
-                    budgeted = not budgeted
-                    budget_hints.learn(wallet_id, tag, budgeted)
-                    continue
-                try:
-                    return self._explain_reserve(wallet_id, key, credits, request, rejected, tag)
-                except SpendingLimitReached as refused:
-                    self._mark_refusal(wallet_id, rejected.old[0], tag, refused)
-                    raise
-            rid = ReservationId(key, credits, tag if budgeted else None)
-            return Reservation(str(rid), "held", credits, expires_at)
-        raise Contention(f"the budget of member {member_id!r} kept changing")
+                return self._explain_reserve(wallet_id, key, credits, request, rejected, tag)
+            except SpendingLimitReached as refused:
+                self._mark_refusal(wallet_id, rejected.old[0], tag, refused)
+                raise
+        rid = ReservationId(key, credits, tag if budgeted else None)
+        return Reservation(str(rid), "held", credits, expires_at)
+
+    @staticmethod
+    def _debit(wallet_id: str, key: str, tag: str | None, write: Callable[[bool], None]) -> bool:
+        """Make a debit's write, for a member (``tag``) guessing whether it has a budget from
+        what this process has seen; returns the guess the write succeeded with. A refusal
+        whose old item shows the guess was wrong is made again the other way (a budget set
+        or first seen meanwhile); any other refusal is raised, as is a second one."""
+        budgeted = tag is not None and budget_hints.known(wallet_id, tag)
+        try:
+            write(budgeted)
+            return budgeted
+        except WriteRejected as rejected:
+            if tag is None or not _budget_guess_wrong(rejected, key, tag, budgeted):
+                raise
+        budget_hints.learn(wallet_id, tag, not budgeted)
+        write(not budgeted)
+        return not budgeted
 
     def _reserve_writes(
         self,
@@ -425,10 +449,7 @@ class Metering:
             ":held": "held",
             ":ttl": _record_ttl(),
         }
-        # The record keeps the member tag too, so a later replay needs the same id.
-        tagged = ""
-        if rid.member_tag is not None:
-            tagged, record_values[":tag"] = ", b = :tag", rid.member_tag
+        tagged = _keep_tag(rid.member_tag, record_values)
         record_update = Update(
             key=items.record_key(wallet_id, HOLD_RECORD, rid.key),
             expression=(
@@ -483,7 +504,6 @@ class Metering:
         key = op_key(wallet_id, "charge", request.idempotency_key)
         cid = charge_id(key)
         tag = None if member_id is None else member_tag(member_id)
-        budgeted = tag is not None and budget_hints.known(wallet_id, tag)
         at = _now_ms()
         post = items.posting(
             cid, "charge", -amount, "posted", at, feature=feature, member_id=member_id
@@ -496,7 +516,8 @@ class Metering:
             "at": at,
             "ttl": _record_ttl(),
         }
-        for _ in range(2):  # the second only when the guess about a member budget was wrong
+
+        def write(budgeted: bool) -> None:
             names: dict[str, str] = {}
             budget_set, budget_condition = _budget_debit(tag, budgeted, names, ":a")
             if budgeted:
@@ -518,26 +539,23 @@ class Metering:
                     ":unl": items.NO_LIMIT_ROOM,
                 },
             )
-            try:
-                self.store.transact(wallet_update, Put(record))
-            except WriteRejected as rejected:
-                wallet, first = rejected.old
-                if first is not None:
-                    if first["rh"] != request.request_hash:
-                        raise _key_reused() from None
-                    return Charge(cid, Decimal(first["charged"]), replayed=True)
-                if wallet is None:
-                    raise _no_wallet(wallet_id) from None
-                if tag is not None and _budget_guess_wrong(rejected, key, tag, budgeted):
-                    budgeted = not budgeted
-                    budget_hints.learn(wallet_id, tag, budgeted)
-                    continue
-                refusal = _refusal(amount, wallet, tag)
-                if isinstance(refusal, SpendingLimitReached):
-                    self._mark_refusal(wallet_id, wallet, tag, refusal)
-                raise refusal from None
-            return Charge(cid, amount)
-        raise Contention(f"the budget of member {member_id!r} kept changing")
+            self.store.transact(wallet_update, Put(record))
+
+        try:
+            self._debit(wallet_id, key, tag, write)
+        except WriteRejected as rejected:
+            wallet, first = rejected.old
+            if first is not None:
+                if first["rh"] != request.request_hash:
+                    raise _key_reused() from None
+                return Charge(cid, Decimal(first["charged"]), replayed=True)
+            if wallet is None:
+                raise _no_wallet(wallet_id) from None
+            refusal = _refusal(amount, wallet, tag)
+            if isinstance(refusal, SpendingLimitReached):
+                self._mark_refusal(wallet_id, wallet, tag, refusal)
+            raise refusal from None
+        return Charge(cid, amount)
 
     def _mark_refusal(
         self,
@@ -720,9 +738,7 @@ class Metering:
                 ":held": "held",
                 ":ttl": _record_ttl(),
             }
-            tagged = ""
-            if "b" in hold:  # as commit and release keep it
-                tagged, record_values[":tag"] = ", b = :tag", hold["b"]
+            tagged = _keep_tag(hold.get("b"), record_values)
             records.append(
                 Update(
                     key=items.record_key(wallet_id, HOLD_RECORD, key),
