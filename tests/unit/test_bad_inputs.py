@@ -34,42 +34,14 @@ import pytest
 from credit_meter import clock, items
 from credit_meter.errors import InvalidRequest
 from credit_meter.store import Store
+from tests.bad_inputs import case, check_problem, names
 
 W = "/v1/wallets/w1"
 NOWHERE = "/v1/wallets/no-such-wallet"
 BAD_ID = "/v1/wallets/-dash-first"
 
-PROBLEM_JSON = "application/problem+json"
+
 NO_CONTENT_TYPE = {"content-type": None}
-
-# The problem type each status has unless a case names another.
-DEFAULT_CODE = {
-    400: "malformed-request",
-    402: "insufficient-credits",
-    404: "wallet-not-found",
-    413: "payload-too-large",
-    415: "unsupported-media-type",
-    422: "invalid-request",
-}
-
-
-def case(
-    name: str,
-    method: str,
-    path: str,
-    body: Any,
-    status: int,
-    field: str | None = None,
-    *,
-    headers: dict[str, Any] | None = None,
-    query: str | None = None,
-    code: str | None = None,
-    marks: Any = (),
-) -> Any:
-    """One bad request and what must come back: ``field`` is a 422's offending field."""
-    expect = {"status": status, "field": field, "code": code or DEFAULT_CODE.get(status)}
-    request = {"method": method, "path": path, "body": body, "headers": headers, "query": query}
-    return pytest.param(request, expect, id=name, marks=marks)
 
 
 # -- routes and a valid body for each -------------------------------------------------------
@@ -1160,33 +1132,12 @@ def test_bad_input_is_refused_and_writes_nothing(
 ) -> None:
     path = request_["path"].format(**world["rids"])
     headers = request_["headers"] or {}
-    status, out_headers, problem = api(
-        request_["method"], path, request_["body"], headers, request_["query"]
+    check_problem(
+        api(request_["method"], path, request_["body"], headers, request_["query"]), expect
     )
-
-    assert status == expect["status"], problem
-    assert status < 500
-    assert out_headers["content-type"] == PROBLEM_JSON
-    assert {"type", "title", "status", "detail"} <= problem.keys(), problem
-    assert problem["status"] == status
-    assert problem["title"] and problem["detail"]
-    assert problem["type"] == f"/problems/{expect['code']}", problem
-    if status == 422:
-        assert names(problem, expect["field"]), problem
     # Nothing written: the wallet reads the same and the table holds the same items.
     assert api("GET", W) == world["wallet"]
     assert table_items() == world["items"]
-
-
-def names(problem: dict[str, Any], field: str) -> bool:
-    """Whether a 422 problem's ``errors`` name ``field`` (a whole-body error names it in its
-    message)."""
-    errors = problem.get("errors")
-    assert isinstance(errors, list) and errors, problem
-    assert all({"field", "message"} <= e.keys() for e in errors), problem
-    return any(
-        e["field"] == field or (e["field"] == "body" and field in e["message"]) for e in errors
-    )
 
 
 @pytest.mark.usefixtures("fresh_table")

@@ -21,46 +21,16 @@ from typing import Any
 import pytest
 
 from devtools import stripe_events as se
+from tests.bad_inputs import case, check_problem
 
 Api = Callable[..., tuple[int, dict[str, str], Any]]
 
 W = "/v1/wallets/w1"
 NOWHERE = "/v1/wallets/no-such-wallet"
 BAD_ID = "/v1/wallets/-dash-first"
-PROBLEM_JSON = "application/problem+json"
 URLS = {"success_url": "https://app.example.test/ok", "cancel_url": "https://app.example.test/no"}
 CARD = {"customer_id": "cus_unitFakeBadInputs", "payment_method_id": "pm_card_visa"}
 ENABLE = {"enabled": True, "threshold": "100", "pack": "pack_500"}
-
-DEFAULT_CODE = {
-    400: "malformed-request",
-    404: "wallet-not-found",
-    413: "payload-too-large",
-    415: "unsupported-media-type",
-    422: "invalid-request",
-}
-
-
-def case(
-    name: str,
-    method: str,
-    path: str,
-    body: Any,
-    status: int,
-    field: str | tuple[str, ...] | None = None,
-    *,
-    headers: dict[str, Any] | None = None,
-    query: str | None = None,
-    code: str | tuple[str, ...] | None = None,
-    marks: Any = (),
-) -> Any:
-    """One bad request and what must come back: ``field`` names a 422's offending field (any
-    of a tuple), ``code`` the problem type (any of a tuple)."""
-    codes = code if isinstance(code, tuple) else (code or DEFAULT_CODE[status],)
-    fields = field if isinstance(field, tuple) else (field,)
-    expect = {"status": status, "fields": fields, "codes": codes}
-    request = {"method": method, "path": path, "body": body, "headers": headers, "query": query}
-    return pytest.param(request, expect, id=name, marks=marks)
 
 
 # -- checkout -------------------------------------------------------------------------------
@@ -395,33 +365,6 @@ def world(
     settings = api("GET", f"{W}/auto-topup")
     assert settings[2]["has_payment_method"] is False, settings
     return {"ids": ids, "wallet": wallet, "items": table_items()}
-
-
-def check_problem(
-    response: tuple[int, dict[str, str], Any], expect: dict[str, Any]
-) -> dict[str, Any]:
-    status, headers, problem = response
-    assert status == expect["status"], problem
-    assert status < 500
-    assert headers["content-type"] == PROBLEM_JSON
-    assert {"type", "title", "status", "detail"} <= problem.keys(), problem
-    assert problem["status"] == status
-    assert problem["title"] and problem["detail"]
-    assert problem["type"] in [f"/problems/{c}" for c in expect["codes"]], problem
-    if status == 422:
-        assert any(names(problem, f) for f in expect["fields"] if f), problem
-    return dict(problem)
-
-
-def names(problem: dict[str, Any], field: str) -> bool:
-    """Whether a 422 problem's ``errors`` name ``field`` (a whole-body error names it in its
-    message)."""
-    errors = problem.get("errors")
-    assert isinstance(errors, list) and errors, problem
-    assert all({"field", "message"} <= e.keys() for e in errors), problem
-    return any(
-        e["field"] == field or (e["field"] == "body" and field in e["message"]) for e in errors
-    )
 
 
 @pytest.mark.parametrize(("request_", "expect"), CASES)
