@@ -291,7 +291,7 @@ def _operation(
 
 
 def _page_parameters(noun: str) -> list[dict[str, Any]]:
-    schema = m.TransactionsQuery.model_json_schema(mode="validation")
+    schema = m.PageQuery.model_json_schema(mode="validation")
     descriptions = {
         "limit": f"How many {noun} per page.",
         "cursor": "`next_cursor` of the previous page.",

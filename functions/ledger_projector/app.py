@@ -1,6 +1,6 @@
-"""Projects wallet writes from the table's stream into ledger entries (see
+"""Projects wallet writes from the table's stream into ledger entries and usage rollups (see
 :mod:`credit_meter.projector`). A failed record is reported as a batch item failure, so the
-stream retries from it and nothing is skipped."""
+stream retries from it and nothing is skipped; a retried record adds to no rollup twice."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from credit_meter.projector import project_record
-from credit_meter.store import Store
+from credit_meter.store import Store, WriteRejected
 
 logger = Logger()
 metrics = Metrics()
@@ -38,6 +38,11 @@ def project(record: DynamoDBRecord) -> None:
         )
     for key, fields in projection.grant_lines:
         store.set_fields(key, fields)
+    for rollup in projection.rollups:
+        try:
+            store.update(rollup)
+        except WriteRejected:  # added already: this record is a replay
+            metrics.add_metric(name="RollupReplaysSkipped", unit=MetricUnit.Count, value=1)
 
 
 @logger.inject_lambda_context

@@ -12,6 +12,7 @@ import binascii
 import re
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -47,6 +48,7 @@ from credit_meter.api_models import (
     ReservationOut,
     ReserveIn,
     TransactionOut,
+    TransactionsCsvQuery,
     TransactionsOut,
     TransactionsQuery,
     TransferIn,
@@ -58,6 +60,7 @@ from credit_meter.api_models import (
     dump,
 )
 from credit_meter.catalog import catalog
+from credit_meter.domain import Entry
 from credit_meter.errors import (
     DomainError,
     FieldProblem,
@@ -76,6 +79,7 @@ if TYPE_CHECKING:
     from credit_meter.billing import Billing
     from credit_meter.controls import Controls
     from credit_meter.payments import Payments
+    from credit_meter.reports import Reports
     from credit_meter.topups import Gateway
 
 logger = Logger()
@@ -101,6 +105,12 @@ def _billing() -> Billing:
     return Billing()
 
 
+def _reports() -> Reports:
+    from credit_meter.reports import Reports
+
+    return Reports()
+
+
 def _controls() -> Controls:
     from credit_meter.controls import Controls
 
@@ -124,6 +134,21 @@ def _wallet(wallet_id: str) -> str:
     if not _WALLET_ID.fullmatch(wallet_id):
         raise InvalidRequest([FieldProblem("wallet_id", "use 1-128 letters, digits, _ . : @ -")])
     return wallet_id
+
+
+def _org(org_id: str) -> str:
+    if not _WALLET_ID.fullmatch(org_id):
+        raise InvalidRequest([FieldProblem("org_id", "use 1-128 letters, digits, _ . : @ -")])
+    return org_id
+
+
+def _no_query() -> None:
+    """Routes without parameters refuse unknown ones, as the others do (422)."""
+    unknown = sorted(app.current_event.query_string_parameters or {})
+    if unknown:
+        raise InvalidRequest(
+            [FieldProblem(name, "is not a parameter of this route") for name in unknown]
+        )
 
 
 def _member(member_id: str) -> str:
@@ -180,7 +205,7 @@ def _charged(credits: Decimal, replayed: bool) -> None:
 def put_wallet(wallet_id: str) -> Response[Any]:
     body = _body(WalletIn)
     created, view = _billing().put_wallet(
-        _wallet(wallet_id), body.plan, body.allowance, body.anchor_day
+        _wallet(wallet_id), body.plan, body.allowance, body.anchor_day, body.org_id
     )
     return _json(201 if created else 200, WalletOut.of(view))
 
@@ -308,12 +333,65 @@ def referral(wallet_id: str) -> Response[Any]:
     return _json(201, ReferralOut.of(_billing().refer(_wallet(wallet_id), body.referrer_wallet_id)))
 
 
+def _activity(wallet_id: str, query: TransactionsQuery) -> tuple[list[Entry], str | None]:
+    from credit_meter.reports import ActivityFilter
+
+    where = ActivityFilter(query.day, query.type, query.member_id, query.feature)
+    return _reports().activity(_wallet(wallet_id), where, query.limit, query.cursor)
+
+
 @app.get("/v1/wallets/<wallet_id>/transactions")
 def transactions(wallet_id: str) -> Response[Any]:
     query = TransactionsQuery.model_validate(app.current_event.query_string_parameters or {})
-    entries, cursor = _service().transactions(_wallet(wallet_id), query.limit, query.cursor)
+    entries, cursor = _activity(wallet_id, query)
     out = TransactionsOut(items=[TransactionOut.of(e) for e in entries], next_cursor=cursor)
     return _json(200, out)
+
+
+@app.get("/v1/wallets/<wallet_id>/transactions.csv")
+def transactions_csv(wallet_id: str) -> Response[Any]:
+    from credit_meter.report_models import transactions_csv
+
+    query = TransactionsCsvQuery.model_validate(app.current_event.query_string_parameters or {})
+    entries, cursor = _activity(wallet_id, query)
+    headers = {"Content-Disposition": f'attachment; filename="{wallet_id}-transactions.csv"'}
+    if cursor is not None:  # the next page: the same query from the cursor
+        params = {**(app.current_event.query_string_parameters or {}), "cursor": cursor}
+        headers["Link"] = f'<{app.current_event.path}?{urlencode(params)}>; rel="next"'
+        headers["X-Next-Cursor"] = cursor
+    return Response(
+        status_code=200,
+        content_type="text/csv; charset=utf-8",
+        body=transactions_csv(entries),
+        headers=headers,
+    )
+
+
+@app.get("/v1/wallets/<wallet_id>/usage/summary")
+def usage_summary(wallet_id: str) -> Response[Any]:
+    from credit_meter.report_models import SummaryOut
+
+    _no_query()
+    return _json(200, SummaryOut.of(_reports().summary(_wallet(wallet_id))))
+
+
+@app.get("/v1/wallets/<wallet_id>/usage")
+def usage_series(wallet_id: str) -> Response[Any]:
+    from credit_meter.report_models import SeriesOut, SeriesQuery
+
+    query = SeriesQuery.model_validate(app.current_event.query_string_parameters or {})
+    series = _reports().series(
+        _wallet(wallet_id), query.granularity, query.from_, query.to, query.group_by
+    )
+    return _json(200, SeriesOut.of(series))
+
+
+@app.get("/v1/orgs/<org_id>/usage")
+def org_usage(org_id: str) -> Response[Any]:
+    from credit_meter.report_models import OrgUsageOut, OrgUsageQuery
+
+    query = OrgUsageQuery.model_validate(app.current_event.query_string_parameters or {})
+    return _json(200, OrgUsageOut.of(_reports().org_usage(_org(org_id), query.from_, query.to)))
 
 
 @app.get("/v1/topups/offers")

@@ -119,6 +119,7 @@ def test_get_wallet_shape(api: Api, wallet: dict[str, Any]) -> None:
     assert body == wallet
     assert body == {
         "wallet_id": "w1",
+        "org_id": None,
         "plan": "free",
         "pending_plan": None,
         "anchor_day": 31,
@@ -607,10 +608,16 @@ def test_transactions_newest_first_with_released_holds_at_zero(
             "feature": feature,
             "member_id": member,
             "status": status,
+            "refunded": status == "released",
             "source": sources.get(tid),
             "reason": None,
+            "held": None if kind != "reservation" else body["items"][i]["held"],
+            "lines": [],
+            "tokens": None,
         }
-        for tid, kind, credits, after, feature, member, status, seconds in expected
+        for i, (tid, kind, credits, after, feature, member, status, seconds) in enumerate(
+            expected
+        )
     ]
     # balance_after is the running sum of credits, oldest first (DESIGN §2 invariant 2)
     running = Decimal(0)

@@ -226,6 +226,10 @@ EXPECTED_ROUTES = {
     ("GET", "/v1/wallets/{wallet_id}/members"),
     ("PUT", "/v1/wallets/{wallet_id}/members/{member_id}/budget"),
     ("GET", "/v1/wallets/{wallet_id}/members/{member_id}/budget"),
+    ("GET", "/v1/wallets/{wallet_id}/transactions.csv"),
+    ("GET", "/v1/wallets/{wallet_id}/usage/summary"),
+    ("GET", "/v1/wallets/{wallet_id}/usage"),
+    ("GET", "/v1/orgs/{org_id}/usage"),
 }
 
 
@@ -265,6 +269,7 @@ def test_api_function_is_least_privilege() -> None:
     assert _policy_actions("MeteringApiFunction") == {
         TABLE: {
             "dynamodb:GetItem",
+            "dynamodb:BatchGetItem",  # usage reports: a wallet's or an org's rollups
             "dynamodb:PutItem",
             "dynamodb:UpdateItem",
             "dynamodb:Query",

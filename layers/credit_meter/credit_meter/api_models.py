@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from credit_meter import clock
-from credit_meter.catalog import Catalog, Plan, UsageLine
+from credit_meter.catalog import Catalog, Plan, PricedLine, UsageLine
 from credit_meter.domain import BucketView, Charge, Ended, Entry, Granted, Reservation, WalletView
 from credit_meter.money import AmountError, fmt, parse_amount
 from credit_meter.service import Cost
@@ -70,6 +70,8 @@ AmountOut = Annotated[
     WithJsonSchema({"type": "string", "pattern": r"^-?\d+(\.\d{1,6})?$"}),
 ]
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][\w.:@/-]*$")]
+# Organisation ids, like wallet ids (they appear in paths).
+OrgId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")]
 Timestamp = Annotated[
     int,
     PlainSerializer(lambda ts: clock.iso(ts), return_type=str),
@@ -136,6 +138,11 @@ class WalletIn(RequestBody):
         default=None,
         description="Day of the month (UTC) each billing period starts; set at creation only.",
     )
+    org_id: OrgId | None = Field(
+        default=None,
+        description="The organisation the wallet belongs to (its usage counts in the org's "
+        "report). Set once: a wallet does not move to another organisation.",
+    )
 
 
 class ReserveIn(_Required):
@@ -181,12 +188,38 @@ class GrantIn(RequestBody):
     priority: Annotated[int, Field(ge=0, le=1000, strict=True)] | None = None
 
 
-class TransactionsQuery(RequestBody):
+class PageQuery(RequestBody):
     limit: Annotated[int, Field(ge=1, le=100)] = 20
     cursor: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 
 
-class GrantsQuery(TransactionsQuery):
+EntryType = Literal[
+    "reservation",
+    "charge",
+    "grant",
+    "expire",
+    "void",
+    "adjustment",
+    "transfer",
+    "overage",
+    "reversal",
+]
+
+
+class TransactionsQuery(PageQuery):
+    """The activity log's page and filters (all optional, combined with AND)."""
+
+    day: date | None = Field(default=None, description="Only this UTC day (YYYY-MM-DD).")
+    type: EntryType | None = None
+    member_id: Name | None = None
+    feature: Name | None = None
+
+
+class TransactionsCsvQuery(TransactionsQuery):
+    limit: Annotated[int, Field(ge=1, le=1000)] = 1000
+
+
+class GrantsQuery(PageQuery):
     """The same paging as the transactions list."""
 
 
@@ -309,6 +342,7 @@ class SpendingOut(_Out):
 
 class WalletOut(_Out):
     wallet_id: str
+    org_id: str | None = None
     plan: str
     pending_plan: str | None = Field(description="A downgrade that starts with the next period.")
     anchor_day: int
@@ -330,6 +364,7 @@ class WalletOut(_Out):
     def of(cls, w: WalletView) -> WalletOut:
         return cls(
             wallet_id=w.wallet_id,
+            org_id=w.org_id,
             plan=w.plan,
             pending_plan=w.pending_plan,
             anchor_day=w.anchor_day,
@@ -423,20 +458,68 @@ class GrantOut(_Out):
         )
 
 
+class LineOut(_Out):
+    category: str
+    operation: str = Field(description="The meter.")
+    model: str | None
+    tier: str | None
+    unit: str
+    unit_price: AmountOut = Field(description="Credits per unit (token meters: per 1,000).")
+    quantity: AmountOut
+    cost: AmountOut = Field(description="This line's credits; the lines add up to the entry's.")
+
+    @classmethod
+    def of(cls, x: PricedLine) -> LineOut:
+        return cls(
+            category=x.category,
+            operation=x.meter,
+            model=x.model,
+            tier=x.tier,
+            unit=x.unit,
+            unit_price=x.unit_price,
+            quantity=x.quantity,
+            cost=x.cost,
+        )
+
+
+class TokensOut(_Out):
+    input: AmountOut
+    output: AmountOut
+    reasoning: AmountOut
+
+
 class TransactionOut(_Out):
     transaction_id: str
     type: str
     credits: AmountOut
-    balance_after: AmountOut
+    balance_after: AmountOut = Field(description="The running balance after this entry.")
     at: TimestampMs
     feature: str | None
     member_id: str | None
-    status: str
+    status: str = Field(description="posted, committed, released or expired (a reservation's end).")
+    refunded: bool = Field(
+        default=False,
+        description="A reservation given back whole (released or expired): shown struck "
+        "through in an activity log.",
+    )
     source: str | None = Field(default=None, description="Grants, expiries, voids: the source.")
     reason: str | None = None
+    held: AmountOut | None = Field(default=None, description="Reservations: what was held.")
+    lines: list[LineOut] = Field(
+        default_factory=list,
+        description="The priced usage lines (empty when the cost was given in credits).",
+    )
+    tokens: TokensOut | None = Field(
+        default=None, description="Token counts of the lines, when any line meters tokens."
+    )
 
     @classmethod
     def of(cls, e: Entry) -> TransactionOut:
+        counts = {meter: Decimal(0) for meter in _TOKEN_METERS}
+        for x in e.lines:
+            if x.meter in counts:
+                counts[x.meter] += x.quantity
+        has_tokens = any(x.meter in counts for x in e.lines)
         return cls(
             transaction_id=e.transaction_id,
             type=e.type,
@@ -446,9 +529,22 @@ class TransactionOut(_Out):
             feature=e.feature,
             member_id=e.member_id,
             status=e.status,
+            refunded=e.type == "reservation" and e.status in ("released", "expired"),
             source=e.source,
             reason=e.reason,
+            held=e.held,
+            lines=[LineOut.of(x) for x in e.lines],
+            tokens=TokensOut(
+                input=counts["input_tokens"],
+                output=counts["output_tokens"],
+                reasoning=counts["reasoning_tokens"],
+            )
+            if has_tokens
+            else None,
         )
+
+
+_TOKEN_METERS = ("input_tokens", "output_tokens", "reasoning_tokens")
 
 
 class GrantLineOut(_Out):
@@ -641,4 +737,4 @@ def dump(model: BaseModel) -> dict[str, Any]:
     if isinstance(model, ProblemOut):
         return model.model_dump(mode="json", exclude_none=True)
     # A meter carries one of its two price fields; the other is left out, not null.
-    return model.model_dump(mode="json", exclude_unset=isinstance(model, PricesOut))
+    return model.model_dump(mode="json", by_alias=True, exclude_unset=isinstance(model, PricesOut))

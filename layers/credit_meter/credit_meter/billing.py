@@ -282,17 +282,23 @@ class Billing(Metering):
         plan: str,
         allowance: Decimal | None = None,
         anchor_day: int | None = None,
+        org_id: str | None = None,
     ) -> tuple[bool, WalletView]:
         """Create the wallet (True) or change its plan (False).
 
         An upgrade (a larger allowance) takes effect at once: the difference is granted for the
         rest of the period. A downgrade waits for the next reset (``pending_plan``). Asking for
-        the current plan again cancels a pending change.
+        the current plan again cancels a pending change. ``org_id`` puts the wallet in an
+        organisation, once (with its line in the organisation's list, atomically).
         """
         terms, allow = self._plan(plan, allowance)
         item = self._new_wallet(wallet_id, terms, allow, anchor_day)
         try:
-            self.store.put_new(Put(item))
+            if org_id is None:
+                self.store.put_new(Put(item))
+            else:
+                item["org"] = org_id
+                self.store.transact(Put(item), Put(items.membership(org_id, wallet_id), None))
             return True, items.wallet_view(item)
         except WriteRejected:
             pass
@@ -307,12 +313,39 @@ class Billing(Metering):
                 raise InvalidRequest(
                     [FieldProblem("anchor_day", "is set when the wallet is created; it stays")]
                 )
+            if org_id is not None and wallet.get("org") != org_id:
+                self._join_org(wallet_id, wallet, org_id)
             try:
                 self._change_plan(wallet_id, wallet, terms, allow)
             except WriteRejected:
                 continue  # the buckets changed meanwhile: read again
             return False, self.get_wallet(wallet_id)
         raise Contention("the wallet kept changing; retry the request")
+
+    def _join_org(self, wallet_id: str, wallet: dict[str, Any], org_id: str) -> None:
+        """Put an existing wallet in an organisation: once, never into another one."""
+        if wallet.get("org") is not None:
+            raise Conflict(
+                f"wallet {wallet_id} belongs to organisation {wallet['org']}; it does not move",
+                code="organisation-set",
+            )
+        try:
+            self.store.transact(
+                Update(
+                    key=items.wallet_key(wallet_id),
+                    expression="SET org = :org",
+                    condition="attribute_exists(pk) AND attribute_not_exists(org)",
+                    values={":org": org_id},
+                ),
+                Put(items.membership(org_id, wallet_id), None),
+            )
+        except WriteRejected as rejected:  # another request set it first
+            current = (rejected.old[0] or {}).get("org")
+            if current != org_id:
+                raise Conflict(
+                    f"wallet {wallet_id} belongs to organisation {current}; it does not move",
+                    code="organisation-set",
+                ) from None
 
     def _change_plan(
         self, wallet_id: str, wallet: dict[str, Any], terms: Plan, allow: Decimal

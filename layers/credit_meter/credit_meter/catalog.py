@@ -31,6 +31,21 @@ class UsageLine:
 
 
 @dataclass(frozen=True, slots=True)
+class PricedLine:
+    """One usage line with its price: the unit price (per ``unit``; token meters per 1,000
+    tokens, by the model's tier) and the line's share of the request's cost."""
+
+    meter: str
+    model: str | None
+    tier: str | None
+    category: str
+    unit: str
+    unit_price: Decimal
+    quantity: Decimal
+    cost: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class Meter:
     name: str
     unit: str
@@ -88,8 +103,17 @@ class Catalog:
 
     def price(self, usage: list[UsageLine]) -> Decimal:
         """The cost of a usage list in credits; unknown meters or models are field problems."""
+        return sum((line.cost for line in self.itemise(usage)), Decimal(0))
+
+    def itemise(self, usage: list[UsageLine]) -> list[PricedLine]:
+        """Each usage line priced: what the activity log shows and the usage reports add up.
+
+        The lines' costs add up exactly to the request's price (the unrounded total rounded
+        once): rounding each line alone could miss it by a millionth, so the difference goes
+        to the costliest lines.
+        """
         problems: list[FieldProblem] = []
-        total = Decimal(0)
+        priced: list[tuple[UsageLine, Meter, str | None, Decimal, Decimal]] = []
         for i, line in enumerate(usage):
             meter = self.meters.get(line.meter)
             if meter is None:
@@ -107,7 +131,9 @@ class Catalog:
                         FieldProblem(f"usage.{i}.model", f"unknown model {line.model!r}")
                     )
                     continue
-                total += line.quantity * self.tiers[tier][meter.name] / TOKENS_PER_PRICE_UNIT
+                unit_price = self.tiers[tier][meter.name]
+                raw = line.quantity * unit_price / TOKENS_PER_PRICE_UNIT
+                priced.append((line, meter, tier, unit_price, raw))
             else:
                 if line.model is not None:
                     problems.append(
@@ -117,10 +143,32 @@ class Catalog:
                     )
                     continue
                 assert meter.credits_per_unit is not None
-                total += line.quantity * meter.credits_per_unit
+                unit_price = meter.credits_per_unit
+                priced.append((line, meter, None, unit_price, line.quantity * unit_price))
         if problems:
             raise InvalidRequest(problems)
-        return quantize(total)
+        total = quantize(sum((raw for *_, raw in priced), Decimal(0)))
+        costs = [quantize(raw) for *_, raw in priced]
+        left = total - sum(costs, Decimal(0))
+        for i in sorted(range(len(costs)), key=lambda i: costs[i], reverse=True):
+            if left == 0:
+                break
+            step = max(left, -costs[i])  # never below zero
+            costs[i] += step
+            left -= step
+        return [
+            PricedLine(
+                meter=m.name,
+                model=line.model,
+                tier=tier,
+                category=m.category,
+                unit=m.unit,
+                unit_price=unit_price,
+                quantity=line.quantity,
+                cost=cost,
+            )
+            for (line, m, tier, unit_price, _), cost in zip(priced, costs, strict=True)
+        ]
 
 
 def _decimal(value: object) -> Decimal:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Literal
 
-from credit_meter.catalog import Catalog
+from credit_meter.catalog import Catalog, PricedLine
 from credit_meter.money import ZERO
 
 NEVER = float("inf")
@@ -66,6 +66,7 @@ class WalletView:
     alert_threshold: Decimal | None = None  # the spending limit's alert, credits this period
     allowed_limit: Decimal | None = None
     limit_remaining: Decimal | None = None  # may still be reserved or charged this period
+    org_id: str | None = None  # the organisation the wallet belongs to
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +116,8 @@ class Entry:
     status: str
     source: str | None = None
     reason: str | None = None
+    held: Decimal | None = None  # reservations: what was held
+    lines: tuple[PricedLine, ...] = ()  # the priced usage lines (actions costed by usage)
 
 
 def burn_key(bucket: Bucket, catalog: Catalog) -> tuple[bool, int, float, int, int, str]:

@@ -71,6 +71,10 @@ class MemberBudgetNotFound(DomainError):
     code = "member-budget-not-found"
 
 
+class OrgNotFound(DomainError):
+    code = "organisation-not-found"
+
+
 class PaymentProviderError(DomainError):
     """The payment provider refused or failed a request we made on the caller's behalf."""
 

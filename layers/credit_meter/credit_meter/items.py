@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from credit_meter import alerts, domain
+from credit_meter.catalog import PricedLine
 from credit_meter.domain import Bucket, Entry, WalletView
 
 WALLET_SK = "W"
@@ -24,6 +25,7 @@ PROMO_RECORD = "P"  # a wallet's redemption of a promo code
 VOID_RECORD = "V"  # a voided grant: answers a repeated void
 REDEEM_KEY_RECORD = "K"  # an Idempotency-Key used for a promo redemption
 GRANT_PREFIX = "G#"  # the grants list, projected from the stream
+ORG_PREFIX = "O#"  # an organisation's partition: one membership line per wallet, W#<wallet_id>
 PROMO_SK = "P"
 PAYMENT_SK = "PAY"  # a payment's state, under its own partition (``payment_key``)
 PAYMENT_LINE_PREFIX = "Y#"  # the wallet's payments list: Y#<first seen ms hex>#<payment id>
@@ -82,6 +84,20 @@ def wallet_key(wallet_id: str) -> dict[str, str]:
     return {"pk": wallet_pk(wallet_id), "sk": WALLET_SK}
 
 
+def org_pk(org_id: str) -> str:
+    return f"{ORG_PREFIX}{org_id}"
+
+
+def membership(org_id: str, wallet_id: str) -> dict[str, Any]:
+    """The line that puts a wallet in an organisation's list (written with the wallet's org)."""
+    return {
+        "pk": org_pk(org_id),
+        "sk": wallet_pk(wallet_id),
+        "kind": "membership",
+        "wallet_id": wallet_id,
+    }
+
+
 def record_key(wallet_id: str, kind: str, key: str) -> dict[str, str]:
     return {"pk": wallet_pk(wallet_id), "sk": f"{RECORD_PREFIX}{kind}{key}"}
 
@@ -135,6 +151,7 @@ def posting(
     expires_at: int | None = None,
     reason: str | None = None,
     partial: bool = False,
+    usage: list[str] | None = None,
 ) -> dict[str, Any]:
     """One ledger posting as the wallet write leaves it for the projector (``posts``).
 
@@ -154,6 +171,8 @@ def posting(
     post.update({name: value for name, value in optional.items() if value is not None})
     if partial:  # an expiry that leaves part of the bucket (for open holds)
         post["pt"] = True
+    if usage:  # the priced usage lines (charges and commits costed by usage)
+        post["u"] = usage
     return post
 
 
@@ -177,6 +196,7 @@ def wallet_view(item: dict[str, Any]) -> WalletView:
         alert_threshold=None if lat is None else Decimal(lat),
         allowed_limit=None if lim is None else Decimal(lim),
         limit_remaining=None if lim is None else max(Decimal(0), Decimal(item["lrem"])),
+        org_id=item.get("org"),
     )
 
 
@@ -192,4 +212,18 @@ def entry(item: dict[str, Any]) -> Entry:
         status=item["status"],
         source=item.get("source"),
         reason=item.get("reason"),
+        held=None if item.get("held") is None else Decimal(item["held"]),
+        lines=tuple(
+            PricedLine(
+                meter=x["meter"],
+                model=x.get("model"),
+                tier=x.get("tier"),
+                category=x["category"],
+                unit=x["unit"],
+                unit_price=Decimal(x["unit_price"]),
+                quantity=Decimal(x["quantity"]),
+                cost=Decimal(x["cost"]),
+            )
+            for x in item.get("lines") or ()
+        ),
     )

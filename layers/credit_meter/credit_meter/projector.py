@@ -4,6 +4,11 @@ Every write that posts credits bumps the wallet's ``seq`` and leaves its posting
 the stream carries each write's old and new image exactly once and in order per wallet, so
 entry ``seq`` gets ``balance_after`` from the new image. Entries are keyed by ``seq``, so a
 replayed record rewrites identical items and changes nothing.
+
+The same record adds its usage to the wallet's rollups (:mod:`credit_meter.usage`): one
+conditional update per rollup item, ``ADD`` of the record's sums under the condition that the
+item's watermark ``s`` is below the record's last ``seq`` — a replayed record is refused and
+adds nothing, a record half applied before a failure adds only what is missing.
 """
 
 from __future__ import annotations
@@ -12,8 +17,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from credit_meter.catalog import catalog
 from credit_meter.items import ENTRY_PREFIX, GRANT_PREFIX, WALLET_SK
-from credit_meter.store import from_item
+from credit_meter.store import Update, from_item
+from credit_meter.usage import DAY_PREFIX, Delta, decode_line, rollup_deltas
 
 # Postings that end a grant, and the status its line in the grants list takes.
 _ENDS = {"expire": "expired", "void": "voided"}
@@ -27,6 +34,7 @@ class Projection:
 
     entries: list[dict[str, Any]] = field(default_factory=list)
     grant_lines: list[tuple[dict[str, str], dict[str, Any]]] = field(default_factory=list)
+    rollups: list[Update] = field(default_factory=list)
 
 
 def project_change(
@@ -52,7 +60,34 @@ def project_change(
             lines.append((key, {k: v for k, v in line.items() if v is not None}))
         elif entry["type"] in _ENDS and not entry.get("partial"):
             lines.append((key, {"status": _ENDS[entry["type"]], "ended_at": entry["at"]}))
-    return Projection(entries, lines)
+    pk = new_image["pk"] if new_image else ""
+    rollups = [rollup_update(pk, sk, d) for sk, d in rollup_deltas(entries).items()]
+    return Projection(entries, lines, rollups)
+
+
+def rollup_update(pk: str, sk: str, delta: Delta) -> Update:
+    """Add a record's sums to one rollup item, once: refused when the item's watermark shows
+    the record was added already (the refusal is the replay's answer, not an error)."""
+    names = {"#s": "s", "#kind": "kind"}
+    values: dict[str, Any] = {":s": delta.last_seq, ":kind": "rollup"}
+    sets = ["#kind = :kind", "#s = :s"]
+    if sk.startswith(DAY_PREFIX):
+        names["#s0"] = "s0"
+        values[":s0"] = delta.first_seq
+        sets.append("#s0 = if_not_exists(#s0, :s0)")
+    adds = []
+    for i, (name, amount) in enumerate(sorted(delta.sums.items())):
+        names[f"#a{i}"] = name
+        values[f":a{i}"] = amount
+        adds.append(f"#a{i} :a{i}")
+    expression = "SET " + ", ".join(sets) + (" ADD " + ", ".join(adds) if adds else "")
+    return Update(
+        key={"pk": pk, "sk": sk},
+        expression=expression,
+        condition="attribute_not_exists(#s) OR #s < :s",
+        names=names,
+        values=values,
+    )
 
 
 def entries_for_change(
@@ -72,6 +107,7 @@ def entries_for_change(
         )
     holds = (old_image or {}).get("hd", {})
     balance = Decimal(new_image["bal"])
+    period_start = int(new_image["ps"])
     entries = []
     for offset, post in enumerate(reversed(posts)):
         seq = new_seq - offset
@@ -102,6 +138,11 @@ def entries_for_change(
             "pt": "partial",
         }
         entry.update({name: post[short] for short, name in optional.items() if short in post})
+        if post.get("u"):
+            cat = catalog()
+            entry["lines"] = [decode_line(text, cat) for text in post["u"]]
+        if post["ty"] in ("charge", "reservation"):
+            entry["period_start"] = period_start
         if "k" in post and "c" in hold:
             entry["held"] = Decimal(hold["c"])
         entries.append(entry)

@@ -44,6 +44,7 @@ from credit_meter.ids import ReservationId, charge_id, member_tag, op_key
 from credit_meter.items import CHARGE_RECORD, ENTRY_PREFIX, HOLD_RECORD
 from credit_meter.money import ZERO, fmt
 from credit_meter.store import Put, Store, Update, WriteRejected
+from credit_meter.usage import encode_line
 
 _GRANT_ATTEMPTS = 10
 MAX_GRANT_SECONDS = 100 * 365 * 86400
@@ -67,11 +68,17 @@ class Cost:
     usage: tuple[UsageLine, ...] | None = None
 
     def resolve(self, cat: Catalog) -> Decimal | None:
+        return self.itemise(cat)[0]
+
+    def itemise(self, cat: Catalog) -> tuple[Decimal | None, list[str] | None]:
+        """The cost, and the priced usage lines as the posting carries them to the ledger
+        (:func:`credit_meter.usage.encode_line`); no lines for a cost given in credits."""
         if self.credits is not None:
-            return self.credits
+            return self.credits, None
         if self.usage is not None:
-            return cat.price(list(self.usage))
-        return None
+            lines = cat.itemise(list(self.usage))
+            return sum((x.cost for x in lines), ZERO), [encode_line(x) for x in lines]
+        return None, None
 
 
 @dataclass(slots=True)
@@ -379,10 +386,10 @@ class Metering:
 
     def commit(self, wallet_id: str, reservation_id: str, cost: Cost, request: Request) -> Ended:
         rid = self._parse_rid(reservation_id)
-        charged = cost.resolve(self.catalog)
+        charged, lines = cost.itemise(self.catalog)
         if charged is None:
             charged = rid.credits
-        return self._end(wallet_id, rid, charged, "committed", request)
+        return self._end(wallet_id, rid, charged, "committed", request, lines)
 
     def release(self, wallet_id: str, reservation_id: str, request: Request) -> Ended:
         return self._end(wallet_id, self._parse_rid(reservation_id), ZERO, "released", request)
@@ -401,6 +408,7 @@ class Metering:
         charged: Decimal,
         status: str,
         request: Request,
+        lines: list[str] | None = None,
     ) -> Ended:
         """Commit or release: the hold leaves the wallet and its record says how, atomically.
 
@@ -410,7 +418,9 @@ class Metering:
         held = rid.credits
         released = max(ZERO, held - charged)
         at = _now_ms()
-        post = items.posting(str(rid), "reservation", -charged, status, at, hold_key=rid.key)
+        post = items.posting(
+            str(rid), "reservation", -charged, status, at, hold_key=rid.key, usage=lines
+        )
         names = {"#k": rid.key}
         values: dict[str, Any] = {
             ":h": held,
@@ -498,7 +508,7 @@ class Metering:
         feature: str,
         member_id: str | None = None,
     ) -> Charge:
-        amount = cost.resolve(self.catalog)
+        amount, lines = cost.itemise(self.catalog)
         if amount is None:
             raise InvalidRequest([FieldProblem("credits", "give credits or usage")])
         key = op_key(wallet_id, "charge", request.idempotency_key)
@@ -506,7 +516,7 @@ class Metering:
         tag = None if member_id is None else member_tag(member_id)
         at = _now_ms()
         post = items.posting(
-            cid, "charge", -amount, "posted", at, feature=feature, member_id=member_id
+            cid, "charge", -amount, "posted", at, feature=feature, member_id=member_id, usage=lines
         )
         record = {
             **items.record_key(wallet_id, CHARGE_RECORD, key),

@@ -185,6 +185,82 @@ class Store:
         last = response.get("LastEvaluatedKey")
         return found, from_item(last)["sk"] if last else None
 
+    def query_between(self, pk: str, low: str, high: str) -> list[dict[str, Any]]:
+        """Every item under ``pk`` with ``low <= sk <= high``, in sort key order (all pages)."""
+        params: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
+            "ExpressionAttributeValues": _values({":pk": pk, ":low": low, ":high": high}),
+            "ReturnConsumedCapacity": "TOTAL",
+        }
+        found: list[dict[str, Any]] = []
+        while True:
+            response = self.client.query(**params)
+            found += [from_item(i) for i in response.get("Items", [])]
+            if "LastEvaluatedKey" not in response:
+                return found
+            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def query_filtered(
+        self,
+        pk: str,
+        low: str,
+        high: str,
+        after: str | None,
+        page: int,
+        filter_expression: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of items under ``pk`` with ``low <= sk <= high``, highest first, starting
+        below the sort key ``after``: ``page`` items are read, those passing the filter are
+        returned, with the last sort key read when more may follow."""
+        params: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
+            "ExpressionAttributeValues": _values(
+                {":pk": pk, ":low": low, ":high": high, **(values or {})}
+            ),
+            "ScanIndexForward": False,
+            "Limit": page,
+            "ReturnConsumedCapacity": "TOTAL",
+        }
+        if filter_expression:
+            params["FilterExpression"] = filter_expression
+        if names:
+            params["ExpressionAttributeNames"] = dict(names)
+        if after is not None:
+            params["ExclusiveStartKey"] = to_item({"pk": pk, "sk": after})
+        response = self.client.query(**params)
+        last = response.get("LastEvaluatedKey")
+        return [from_item(i) for i in response.get("Items", [])], from_item(last)[
+            "sk"
+        ] if last else None
+
+    def batch_get(self, keys: list[dict[str, str]]) -> list[dict[str, Any]]:
+        """The items found for these keys, in no particular order (100 keys per request,
+        unprocessed keys asked again)."""
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {
+                self.table: {
+                    "Keys": [to_item(k) for k in keys[start : start + 100]],
+                    "ConsistentRead": True,
+                }
+            }
+            for attempt in range(8):
+                response = self.client.batch_get_item(
+                    RequestItems=request, ReturnConsumedCapacity="TOTAL"
+                )
+                found += [from_item(i) for i in response.get("Responses", {}).get(self.table, [])]
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(random.uniform(0, 0.05 * 2**attempt))
+            if request:
+                raise Contention("the table is busy; retry the request")
+        return found
+
     def query_index_upto(
         self, index: str, hash_attr: str, hash_value: str, range_attr: str, upto: Decimal
     ) -> Iterator[dict[str, Any]]:

@@ -14,11 +14,11 @@ from credit_meter.api_models import (
     AmountOut,
     Name,
     NonNegativeAmount,
+    PageQuery,
     PositiveAmount,
     RequestBody,
     Timestamp,
     TimestampMs,
-    TransactionsQuery,
     _Out,
 )
 from credit_meter.topups import Topups, minor_units
@@ -155,7 +155,7 @@ class PaymentsOut(_Out):
     next_cursor: str | None
 
 
-class PaymentsQuery(TransactionsQuery):
+class PaymentsQuery(PageQuery):
     """The same paging as the transactions list."""
 
 
