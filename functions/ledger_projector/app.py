@@ -45,10 +45,30 @@ def project(record: DynamoDBRecord) -> None:
             metrics.add_metric(name="RollupReplaysSkipped", unit=MetricUnit.Count, value=1)
 
 
+class AfterAFailure(Exception):
+    """Not tried: an earlier record of the batch failed, and records apply in order."""
+
+
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    # The batch processor goes on after a failed record, but a wallet's records must apply in
+    # order: a rollup's watermark moved past a failed record would refuse its retry as a
+    # replay. So once one fails, the rest of the batch fails unread; Lambda retries from the
+    # first failure anyway (the stream's checkpoint), and those records are delivered again.
+    failed = False
+
+    def in_order(record: DynamoDBRecord) -> None:
+        nonlocal failed
+        if failed:
+            raise AfterAFailure("an earlier record of this batch failed")
+        try:
+            project(record)
+        except Exception:
+            failed = True
+            raise
+
     return process_partial_response(
-        event=event, record_handler=project, processor=processor, context=context
+        event=event, record_handler=in_order, processor=processor, context=context
     )

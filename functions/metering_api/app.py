@@ -357,7 +357,8 @@ def transactions_csv(wallet_id: str) -> Response[Any]:
     headers = {"Content-Disposition": f'attachment; filename="{wallet_id}-transactions.csv"'}
     if cursor is not None:  # the next page: the same query from the cursor
         params = {**(app.current_event.query_string_parameters or {}), "cursor": cursor}
-        headers["Link"] = f'<{app.current_event.path}?{urlencode(params)}>; rel="next"'
+        # relative to the request's own path, whatever stage or base path the client used
+        headers["Link"] = f'<?{urlencode(params)}>; rel="next"'
         headers["X-Next-Cursor"] = cursor
     return Response(
         status_code=200,

@@ -138,6 +138,8 @@ def api(metering_app: Any) -> Api:
             response = handler(event, FakeContext())
         out_headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
         raw = response.get("body")
+        if raw and not out_headers.get("content-type", "").endswith("json"):
+            return response["statusCode"], out_headers, raw  # a CSV file, say
         return response["statusCode"], out_headers, json.loads(raw) if raw else None
 
     return call
@@ -310,6 +312,8 @@ def webhook(webhook_app: Any, stripe_env: dict[str, str]) -> Webhook:
             response = handler(event, FakeContext())
         out_headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
         raw = response.get("body")
+        if raw and not out_headers.get("content-type", "").endswith("json"):
+            return response["statusCode"], out_headers, raw  # a CSV file, say
         return response["statusCode"], out_headers, json.loads(raw) if raw else None
 
     return deliver

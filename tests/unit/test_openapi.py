@@ -213,7 +213,9 @@ def test_every_operation_documents_its_errors_as_problems(doc: dict[str, Any]) -
                 assert "Location" in response["headers"], key
                 continue
             content = deref(doc, response)["content"]
-            if status.startswith("2"):
+            if key == ("GET", "/v1/wallets/{wallet_id}/transactions.csv") and status == "200":
+                assert content.keys() == {openapi.CSV_MEDIA_TYPE}, key
+            elif status.startswith("2"):
                 assert content.keys() == {"application/json"}, key
             else:
                 assert content.keys() == {"application/problem+json"}, key
@@ -378,6 +380,22 @@ def test_responses_validate_against_the_document(
     call("GET", f"{w}/transactions", query={"cursor": page["next_cursor"]}, status=200)
     call("GET", f"{w}/transactions", query={"limit": "0"}, status=422)
     call("GET", "/v1/prices", status=200)
+
+    # usage reports
+    call("PUT", "/v1/wallets/w3", {"plan": "free", "org_id": "org-1"}, status=201)
+    call("PUT", "/v1/wallets/w3", {"plan": "free", "org_id": "org-2"}, status=409)
+    usage = [{"meter": "output_tokens", "quantity": 1000, "model": "o3"}]
+    call("POST", "/v1/wallets/w3/charges", {"feature": "chat", "usage": usage}, status=201)
+    project_ledger()
+    call("GET", "/v1/wallets/w3/usage/summary", status=200)
+    call("GET", "/v1/wallets/w3/usage/summary", query={"x": "1"}, status=422)
+    call("GET", "/v1/wallets/w3/usage", query={"group_by": "category"}, status=200)
+    call("GET", "/v1/wallets/w3/usage", query={"granularity": "month", "from": "x"}, status=422)
+    call("GET", "/v1/wallets/nobody/usage", status=404)
+    call("GET", f"{w}/transactions", query={"type": "charge", "limit": "1"}, status=200)
+    call("GET", f"{w}/transactions.csv", query={"limit": "2"}, status=200)
+    call("GET", "/v1/orgs/org-1/usage", status=200)
+    call("GET", "/v1/orgs/org-9/usage", status=404)
 
     # top-ups: a checkout at the Stripe stand-in, paid, announced by a signed webhook
     call("GET", "/v1/topups/offers", status=200)

@@ -10,7 +10,7 @@ import re
 from datetime import date
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field
 
 from credit_meter import clock
 from credit_meter.api_models import AmountOut, PeriodOut, RequestBody, TransactionOut, _Out
@@ -26,34 +26,35 @@ Month = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YY
 GroupBy = Literal["category", "feature", "model", "tier", "member"]
 
 
+def _day_or_month(value: str) -> str:
+    """A UTC day (YYYY-MM-DD, a real date) or month (YYYY-MM); which one the granularity
+    wants is checked with it (:mod:`credit_meter.reports`)."""
+    if _MONTH.fullmatch(value):
+        return value
+    if not _DAY.fullmatch(value):
+        raise ValueError("must be a day, YYYY-MM-DD, or a month, YYYY-MM")
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("is not a date") from None
+    return value
+
+
+DayOrMonth = Annotated[str, AfterValidator(_day_or_month)]
+
+
 class SeriesQuery(RequestBody):
     granularity: Literal["day", "month"] = "day"
-    from_: str | None = Field(
+    from_: DayOrMonth | None = Field(
         default=None,
         alias="from",
         description="First day (YYYY-MM-DD) or month (YYYY-MM), included. Default: 29 days "
         "(11 months) before `to`.",
     )
-    to: str | None = Field(
+    to: DayOrMonth | None = Field(
         default=None, description="Last day or month, included. Default: today (this month)."
     )
     group_by: GroupBy | None = None
-
-    @model_validator(mode="after")
-    def _bounds(self) -> SeriesQuery:
-        for name, value in (("from", self.from_), ("to", self.to)):
-            if value is None:
-                continue
-            if self.granularity == "day":
-                if not _DAY.fullmatch(value):
-                    raise ValueError(f"{name} must be a day, YYYY-MM-DD")
-                try:
-                    date.fromisoformat(value)
-                except ValueError:
-                    raise ValueError(f"{name} is not a date") from None
-            elif not _MONTH.fullmatch(value):
-                raise ValueError(f"{name} must be a month, YYYY-MM")
-        return self
 
 
 class OrgUsageQuery(RequestBody):

@@ -2,7 +2,8 @@
 organisation's totals. They read the rollups the projector keeps (:mod:`credit_meter.usage`),
 never the raw ledger, so what they read does not grow with the number of events:
 
-- summary: one BatchGetItem (the wallet, its period rollup, the last 7 day rollups);
+- summary: one BatchGetItem (the wallet and the last 7 day rollups), then one GetItem (the
+  rollup of the wallet's period);
 - series: one Query of at most 90 day rollups or 24 month rollups;
 - organisation: one Query of its wallet list, then a BatchGetItem of their month rollups;
 - activity log: Query pages of ledger entries (a day's entries found by that day's ``seq``
@@ -19,7 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from credit_meter import items
+from credit_meter import clock, items
 from credit_meter.common import decode_cursor, encode_cursor
 from credit_meter.domain import Entry
 from credit_meter.errors import FieldProblem, InvalidRequest, OrgNotFound, WalletNotFound
@@ -135,8 +136,6 @@ class OrgUsage:
 
 
 def today() -> date:
-    from credit_meter import clock
-
     return clock.now().date()
 
 
@@ -187,7 +186,7 @@ class Reports:
             if remaining <= 0:
                 runs_out = now
             else:
-                out = datetime.now(UTC) + timedelta(days=float(remaining / rate))
+                out = clock.now() + timedelta(days=float(remaining / rate))
                 runs_out = out.date() if out < end else None
         percent = None
         if view.allowance > 0:
@@ -219,15 +218,15 @@ class Reports:
     ) -> Series:
         pk = items.wallet_pk(wallet_id)
         if granularity == "day":
-            end = date.fromisoformat(last) if last else today()
-            start = date.fromisoformat(first) if first else end - timedelta(days=29)
+            end = _day(last, "to") if last else today()
+            start = _day(first, "from") if first else end - timedelta(days=29)
             count = (end - start).days + 1
             _check_range(count, MAX_DAYS, "days")
             labels = [(start + timedelta(days=i)).isoformat() for i in range(count)]
             key: Callable[[str], str] = day_key
         else:
-            end_month = last or _month(today())
-            start_month = first or _add_months(end_month, -11)
+            end_month = _month_of(last, "to") if last else _month(today())
+            start_month = _month_of(first, "from") if first else _add_months(end_month, -11)
             count = months_between(start_month, end_month)
             _check_range(count, MAX_MONTHS, "months")
             labels = [_add_months(start_month, i) for i in range(count)]
@@ -359,6 +358,18 @@ class Reports:
     def _wallet_exists(self, wallet_id: str) -> None:
         if self.store.get(items.wallet_key(wallet_id)) is None:
             raise WalletNotFound(f"wallet {wallet_id} does not exist")
+
+
+def _day(text: str, name: str) -> date:
+    if len(text) != 10:
+        raise InvalidRequest([FieldProblem(name, "must be a day, YYYY-MM-DD")])
+    return date.fromisoformat(text)
+
+
+def _month_of(text: str, name: str) -> str:
+    if len(text) != 7:
+        raise InvalidRequest([FieldProblem(name, "must be a month, YYYY-MM")])
+    return text
 
 
 def _check_range(count: int, most: int, unit: str) -> None:
