@@ -644,8 +644,8 @@ def paths() -> dict[str, Any]:
                             },
                             "Link": {
                                 "schema": {"type": "string"},
-                                "description": '`<path?query&cursor=...>; rel="next"` when '
-                                "more rows follow.",
+                                "description": '`<?query&cursor=...>; rel="next"` (relative '
+                                "to the request's URL) when more rows follow.",
                             },
                             "X-Next-Cursor": {
                                 "schema": {"type": "string"},

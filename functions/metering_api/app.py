@@ -350,7 +350,7 @@ def transactions(wallet_id: str) -> Response[Any]:
 
 @app.get("/v1/wallets/<wallet_id>/transactions.csv")
 def transactions_csv(wallet_id: str) -> Response[Any]:
-    from credit_meter.report_models import transactions_csv
+    from credit_meter.report_models import transactions_csv as to_csv
 
     query = TransactionsCsvQuery.model_validate(app.current_event.query_string_parameters or {})
     entries, cursor = _activity(wallet_id, query)
@@ -363,7 +363,7 @@ def transactions_csv(wallet_id: str) -> Response[Any]:
     return Response(
         status_code=200,
         content_type="text/csv; charset=utf-8",
-        body=transactions_csv(entries),
+        body=to_csv(entries),
         headers=headers,
     )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -29,6 +30,7 @@ from credit_meter.catalog import Catalog, Plan, PricedLine, UsageLine
 from credit_meter.domain import BucketView, Charge, Ended, Entry, Granted, Reservation, WalletView
 from credit_meter.money import AmountError, fmt, parse_amount
 from credit_meter.service import Cost
+from credit_meter.usage import RETURNED, TOKEN_METERS
 
 if TYPE_CHECKING:  # imported by the routes that use them, not on the hot path's cold start
     from credit_meter.billing import Adjusted, GrantLine, PromoCode, Referred, Transferred, Voided
@@ -70,6 +72,28 @@ AmountOut = Annotated[
     WithJsonSchema({"type": "string", "pattern": r"^-?\d+(\.\d{1,6})?$"}),
 ]
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][\w.:@/-]*$")]
+
+
+def _day(value: object) -> date:
+    """A UTC day written YYYY-MM-DD (ASCII digits, a real date, a year a report may name)."""
+    if not isinstance(value, str) or not _DAY.fullmatch(value):
+        raise ValueError("must be a day, YYYY-MM-DD")
+    year = int(value[:4])
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise ValueError(f"the year must be within {MIN_YEAR}-{MAX_YEAR}")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("is not a date") from None
+
+
+MIN_YEAR, MAX_YEAR = 1970, 9998  # a day or month a report may name
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+Day = Annotated[
+    date,
+    BeforeValidator(_day),
+    WithJsonSchema({"type": "string", "format": "date", "description": "YYYY-MM-DD (UTC)."}),
+]
 # Organisation ids, like wallet ids (they appear in paths).
 OrgId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")]
 Timestamp = Annotated[
@@ -209,7 +233,7 @@ EntryType = Literal[
 class TransactionsQuery(PageQuery):
     """The activity log's page and filters (all optional, combined with AND)."""
 
-    day: date | None = Field(default=None, description="Only this UTC day (YYYY-MM-DD).")
+    day: Day | None = Field(default=None, description="Only this UTC day (YYYY-MM-DD).")
     type: EntryType | None = None
     member_id: Name | None = None
     feature: Name | None = None
@@ -515,7 +539,7 @@ class TransactionOut(_Out):
 
     @classmethod
     def of(cls, e: Entry) -> TransactionOut:
-        counts = {meter: Decimal(0) for meter in _TOKEN_METERS}
+        counts = {meter: Decimal(0) for meter in TOKEN_METERS}
         for x in e.lines:
             if x.meter in counts:
                 counts[x.meter] += x.quantity
@@ -529,7 +553,7 @@ class TransactionOut(_Out):
             feature=e.feature,
             member_id=e.member_id,
             status=e.status,
-            refunded=e.type == "reservation" and e.status in ("released", "expired"),
+            refunded=e.type == "reservation" and e.status in RETURNED,
             source=e.source,
             reason=e.reason,
             held=e.held,
@@ -542,9 +566,6 @@ class TransactionOut(_Out):
             if has_tokens
             else None,
         )
-
-
-_TOKEN_METERS = ("input_tokens", "output_tokens", "reasoning_tokens")
 
 
 class GrantLineOut(_Out):

@@ -324,28 +324,26 @@ class Billing(Metering):
 
     def _join_org(self, wallet_id: str, wallet: dict[str, Any], org_id: str) -> None:
         """Put an existing wallet in an organisation: once, never into another one."""
-        if wallet.get("org") is not None:
+        current = wallet.get("org")
+        if current is None:
+            try:
+                self.store.transact(
+                    Update(
+                        key=items.wallet_key(wallet_id),
+                        expression="SET org = :org",
+                        condition="attribute_exists(pk) AND attribute_not_exists(org)",
+                        values={":org": org_id},
+                    ),
+                    Put(items.membership(org_id, wallet_id), None),
+                )
+                return
+            except WriteRejected as rejected:  # another request set it first
+                current = (rejected.old[0] or {}).get("org")
+        if current != org_id:
             raise Conflict(
-                f"wallet {wallet_id} belongs to organisation {wallet['org']}; it does not move",
+                f"wallet {wallet_id} belongs to organisation {current}; it does not move",
                 code="organisation-set",
             )
-        try:
-            self.store.transact(
-                Update(
-                    key=items.wallet_key(wallet_id),
-                    expression="SET org = :org",
-                    condition="attribute_exists(pk) AND attribute_not_exists(org)",
-                    values={":org": org_id},
-                ),
-                Put(items.membership(org_id, wallet_id), None),
-            )
-        except WriteRejected as rejected:  # another request set it first
-            current = (rejected.old[0] or {}).get("org")
-            if current != org_id:
-                raise Conflict(
-                    f"wallet {wallet_id} belongs to organisation {current}; it does not move",
-                    code="organisation-set",
-                ) from None
 
     def _change_plan(
         self, wallet_id: str, wallet: dict[str, Any], terms: Plan, allow: Decimal

@@ -20,7 +20,7 @@ from typing import Any
 from credit_meter.catalog import catalog
 from credit_meter.items import ENTRY_PREFIX, GRANT_PREFIX, WALLET_SK
 from credit_meter.store import Update, from_item
-from credit_meter.usage import DAY_PREFIX, Delta, decode_line, rollup_deltas
+from credit_meter.usage import DAY_PREFIX, USAGE_TYPES, Delta, decode_line, rollup_deltas
 
 # Postings that end a grant, and the status its line in the grants list takes.
 _ENDS = {"expire": "expired", "void": "voided"}
@@ -87,6 +87,7 @@ def rollup_update(pk: str, sk: str, delta: Delta) -> Update:
         condition="attribute_not_exists(#s) OR #s < :s",
         names=names,
         values=values,
+        return_old=False,  # a refusal means "added already"; the item is not needed
     )
 
 
@@ -141,7 +142,7 @@ def entries_for_change(
         if post.get("u"):
             cat = catalog()
             entry["lines"] = [decode_line(text, cat) for text in post["u"]]
-        if post["ty"] in ("charge", "reservation"):
+        if post["ty"] in USAGE_TYPES:
             entry["period_start"] = period_start
         if "k" in post and "c" in hold:
             entry["held"] = Decimal(hold["c"])

@@ -8,21 +8,43 @@ import csv
 import io
 import re
 from datetime import date
+from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
 from credit_meter import clock
-from credit_meter.api_models import AmountOut, PeriodOut, RequestBody, TransactionOut, _Out
+from credit_meter.api_models import (
+    MAX_YEAR,
+    MIN_YEAR,
+    AmountOut,
+    PeriodOut,
+    RequestBody,
+    TransactionOut,
+    _day,
+    _Out,
+)
 from credit_meter.money import fmt
 
 if TYPE_CHECKING:
     from credit_meter.domain import Entry
     from credit_meter.reports import OrgUsage, Point, Series, Summary
 
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
-Month = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM (UTC).")]
+_MONTH_PATTERN = r"[0-9]{4}-(0[1-9]|1[0-2])"
+_MONTH = re.compile(_MONTH_PATTERN)
+
+
+def _year_in_range(value: str) -> str:
+    if not MIN_YEAR <= int(value[:4]) <= MAX_YEAR:
+        raise ValueError(f"the year must be within {MIN_YEAR}-{MAX_YEAR}")
+    return value
+
+
+Month = Annotated[
+    str,
+    Field(pattern=f"^{_MONTH_PATTERN}$", description="YYYY-MM (UTC)."),
+    AfterValidator(_year_in_range),
+]
 GroupBy = Literal["category", "feature", "model", "tier", "member"]
 
 
@@ -30,14 +52,11 @@ def _day_or_month(value: str) -> str:
     """A UTC day (YYYY-MM-DD, a real date) or month (YYYY-MM); which one the granularity
     wants is checked with it (:mod:`credit_meter.reports`)."""
     if _MONTH.fullmatch(value):
-        return value
-    if not _DAY.fullmatch(value):
-        raise ValueError("must be a day, YYYY-MM-DD, or a month, YYYY-MM")
+        return _year_in_range(value)
     try:
-        date.fromisoformat(value)
-    except ValueError:
-        raise ValueError("is not a date") from None
-    return value
+        return _day(value).isoformat()
+    except ValueError as err:
+        raise ValueError(f"{err} (or a month, YYYY-MM)") from None
 
 
 DayOrMonth = Annotated[str, AfterValidator(_day_or_month)]
@@ -125,7 +144,7 @@ class SummaryOut(_Out):
                         (
                             TierUsageOut(
                                 tier=tier,
-                                credits=sum(models.values(), start=type(c.credits)(0)),
+                                credits=sum(models.values(), start=Decimal(0)),
                                 models=sorted(
                                     (ModelUsageOut(model=m, credits=v) for m, v in models.items()),
                                     key=lambda x: (-x.credits, x.model),

@@ -28,6 +28,8 @@ from credit_meter.items import ENTRY_PREFIX
 from credit_meter.money import QUANTUM, ZERO
 from credit_meter.store import Store
 from credit_meter.usage import (
+    MONTH_PREFIX,
+    UNCATEGORIZED,
     breakdown,
     day_key,
     groups,
@@ -166,11 +168,11 @@ class Reports:
     def summary(self, wallet_id: str) -> Summary:
         pk = items.wallet_pk(wallet_id)
         now = today()
-        days = [now - timedelta(days=i) for i in range(BURN_WINDOW_DAYS)]
+        window = [now - timedelta(days=i) for i in range(BURN_WINDOW_DAYS)]
         # The wallet and the window's day rollups in one request, then the period's rollup
         # (its key is the wallet's period start).
         keys = [items.wallet_key(wallet_id)]
-        keys += [{"pk": pk, "sk": day_key(d.isoformat())} for d in days]
+        keys += [{"pk": pk, "sk": day_key(d.isoformat())} for d in window]
         found = self.store.batch_get(keys)
         wallet = next((i for i in found if i["sk"] == items.WALLET_SK), None)
         if wallet is None:
@@ -181,13 +183,14 @@ class Reports:
         rate = (burned / BURN_WINDOW_DAYS).quantize(QUANTUM)
         remaining = view.available
         runs_out: date | None = None
-        if rate > 0:
-            end = datetime.fromtimestamp(view.period_end, UTC)
-            if remaining <= 0:
-                runs_out = now
-            else:
-                out = clock.now() + timedelta(days=float(remaining / rate))
-                runs_out = out.date() if out < end else None
+        if remaining <= 0:
+            runs_out = now
+        elif rate > 0:
+            # compared in days first: a tiny rate would put the date past year 9999
+            left = (Decimal(view.period_end) - Decimal(clock.now_ts())) / 86400
+            lasts = remaining / rate  # days
+            if lasts < left:
+                runs_out = (clock.now() + timedelta(days=float(lasts))).date()
         percent = None
         if view.allowance > 0:
             percent = (view.used * 100 / view.allowance).quantize(Decimal("0.1"))
@@ -265,8 +268,7 @@ class Reports:
             if day is None:
                 self._wallet_exists(wallet_id)
                 return [], None
-            low = f"{ENTRY_PREFIX}{int(day['s0']):012d}"
-            high = f"{ENTRY_PREFIX}{int(day['s']):012d}"
+            low, high = _entry_key(int(day["s0"])), _entry_key(int(day["s"]))
             start = datetime(where.day.year, where.day.month, where.day.day, tzinfo=UTC)
             names["#at"] = "at"
             values[":at0"] = int(start.timestamp() * 1000)
@@ -281,12 +283,16 @@ class Reports:
                 names[f"#{name}"] = attribute
                 values[f":{name}"] = value
                 conditions.append(f"#{name} = :{name}")
-        after = None if cursor is None else decode_cursor(cursor, ENTRY_PREFIX)
+        after = None if cursor is None else _entry_seq(cursor)
         found: list[Entry] = []
         page = limit if not conditions else max(limit, 100)
         for _ in range(ACTIVITY_READ_PAGES):
+            if after is not None:  # the page below the cursor (a cursor from elsewhere: empty)
+                high = min(high, _entry_key(after - 1))
+            if after == 0 or high < low:
+                break
             batch, last = self.store.query_filtered(
-                pk, low, high, after, page, " AND ".join(conditions) or None, names, values
+                pk, low, high, page, " AND ".join(conditions) or None, names, values
             )
             for item in batch:
                 found.append(items.entry(item))
@@ -295,11 +301,11 @@ class Reports:
                     return found, encode_cursor(item["sk"]) if more else None
             if last is None:
                 break
-            after = last
+            after = int(last[len(ENTRY_PREFIX) :])
         else:  # read as much as one request may: go on from where the reading stopped
             if not found:
                 self._wallet_exists(wallet_id)
-            return found, encode_cursor(after) if after else None
+            return found, None if after is None else encode_cursor(_entry_key(after))
         if not found:  # an empty page of an unknown wallet is a 404
             self._wallet_exists(wallet_id)
         return found, None
@@ -324,8 +330,8 @@ class Reports:
         by_wallet: dict[str, list[dict[str, Any]]] = {w: [] for w in wallets}
         by_month: dict[str, Decimal] = dict.fromkeys(labels, ZERO)
         for item in rollups:
-            by_wallet[item["pk"][2:]].append(item)
-            by_month[item["sk"][len(month_key("")) :]] += Decimal(item.get("t", 0))
+            by_wallet[item["pk"].removeprefix(items.wallet_pk(""))].append(item)
+            by_month[item["sk"][len(MONTH_PREFIX) :]] += Decimal(item.get("t", 0))
         wallet_rows, member_rows = [], []
         consumers: dict[str, Decimal] = {}
         for wallet_id, found in by_wallet.items():
@@ -360,6 +366,19 @@ class Reports:
             raise WalletNotFound(f"wallet {wallet_id} does not exist")
 
 
+def _entry_key(seq: int) -> str:
+    return f"{ENTRY_PREFIX}{seq:012d}"
+
+
+def _entry_seq(cursor: str) -> int:
+    """The ledger position a cursor of the activity log stands for (a 422 for anything else)."""
+    key = decode_cursor(cursor, ENTRY_PREFIX)
+    digits = key[len(ENTRY_PREFIX) :]
+    if len(digits) != 12 or not digits.isascii() or not digits.isdigit():
+        raise InvalidRequest([FieldProblem("cursor", "is not a cursor this list returned")])
+    return int(digits)
+
+
 def _day(text: str, name: str) -> date:
     if len(text) != 10:
         raise InvalidRequest([FieldProblem(name, "must be a day, YYYY-MM-DD")])
@@ -383,8 +402,9 @@ def _categories(period: dict[str, Any] | None) -> list[CategoryUsage]:
     """The period's usage by category, each by tier and model (largest first); usage costed
     in plain credits is the category ``uncategorized``."""
     tree = breakdown(period)
-    result = [
-        CategoryUsage(category or "uncategorized", credits, tree.get(category or "", {}))
-        for category, credits in groups(period, "category").items()
-    ]
+    totals: dict[str, Decimal] = {}
+    for category, credits in groups(period, "category").items():
+        name = category or UNCATEGORIZED  # also a meter the catalog no longer knows
+        totals[name] = totals.get(name, ZERO) + credits
+    result = [CategoryUsage(name, c, tree.get(name, {})) for name, c in totals.items()]
     return sorted(result, key=lambda c: (-c.credits, c.category))

@@ -23,12 +23,12 @@ from typing import Any
 
 from credit_meter import clock, items
 from credit_meter.catalog import Catalog, UsageLine, catalog
-from credit_meter.common import Request, decode_cursor, encode_cursor
+from credit_meter.common import Request
 from credit_meter.common import key_reused as _key_reused
 from credit_meter.common import no_wallet as _no_wallet
 from credit_meter.common import now_ms as _now_ms
 from credit_meter.common import record_ttl as _record_ttl
-from credit_meter.domain import Charge, Ended, Entry, Reservation, WalletView
+from credit_meter.domain import Charge, Ended, Reservation, WalletView
 from credit_meter.errors import (
     Conflict,
     Contention,
@@ -41,10 +41,10 @@ from credit_meter.errors import (
     SpendingLimitReached,
 )
 from credit_meter.ids import ReservationId, charge_id, member_tag, op_key
-from credit_meter.items import CHARGE_RECORD, ENTRY_PREFIX, HOLD_RECORD
+from credit_meter.items import CHARGE_RECORD, HOLD_RECORD
 from credit_meter.money import ZERO, fmt
 from credit_meter.store import Put, Store, Update, WriteRejected
-from credit_meter.usage import encode_line
+from credit_meter.usage import encode_lines
 
 _GRANT_ATTEMPTS = 10
 MAX_GRANT_SECONDS = 100 * 365 * 86400
@@ -68,7 +68,11 @@ class Cost:
     usage: tuple[UsageLine, ...] | None = None
 
     def resolve(self, cat: Catalog) -> Decimal | None:
-        return self.itemise(cat)[0]
+        if self.credits is not None:
+            return self.credits
+        if self.usage is not None:
+            return cat.price(list(self.usage))
+        return None
 
     def itemise(self, cat: Catalog) -> tuple[Decimal | None, list[str] | None]:
         """The cost, and the priced usage lines as the posting carries them to the ledger
@@ -77,7 +81,7 @@ class Cost:
             return self.credits, None
         if self.usage is not None:
             lines = cat.itemise(list(self.usage))
-            return sum((x.cost for x in lines), ZERO), [encode_line(x) for x in lines]
+            return sum((x.cost for x in lines), ZERO), encode_lines(lines)
         return None, None
 
 
@@ -762,15 +766,3 @@ class Metering:
                 )
             )
         self.store.transact(wallet_update, *records)
-
-    # -- reads -----------------------------------------------------------------------------
-
-    def transactions(
-        self, wallet_id: str, limit: int, cursor: str | None
-    ) -> tuple[list[Entry], str | None]:
-        """The wallet's ledger, newest first, a page at a time."""
-        start = None if cursor is None else decode_cursor(cursor, ENTRY_PREFIX)
-        found, last = self.store.query_page(items.wallet_pk(wallet_id), ENTRY_PREFIX, limit, start)
-        if not found:
-            self._wallet_item(wallet_id)  # an empty page of an unknown wallet is a 404
-        return [items.entry(i) for i in found], None if last is None else encode_cursor(last)

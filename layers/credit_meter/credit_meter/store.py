@@ -78,6 +78,7 @@ class Update:
     condition: str | None  # None: unconditional (the write is idempotent by itself)
     names: dict[str, str] = field(default_factory=dict)
     values: dict[str, Any] = field(default_factory=dict)
+    return_old: bool = True  # a refusal returns the item (False: its refusal says enough)
 
     @classmethod
     def setting(cls, key: dict[str, Any], fields: Mapping[str, Any]) -> Update:
@@ -98,7 +99,8 @@ class Update:
         }
         if self.condition is not None:
             params["ConditionExpression"] = self.condition
-            params["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+            if self.return_old:
+                params["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         if self.names:
             params["ExpressionAttributeNames"] = self.names
         if self.values:
@@ -206,15 +208,15 @@ class Store:
         pk: str,
         low: str,
         high: str,
-        after: str | None,
         page: int,
         filter_expression: str | None = None,
         names: Mapping[str, str] | None = None,
         values: Mapping[str, Any] | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """One page of items under ``pk`` with ``low <= sk <= high``, highest first, starting
-        below the sort key ``after``: ``page`` items are read, those passing the filter are
-        returned, with the last sort key read when more may follow."""
+        """One page of items under ``pk`` with ``low <= sk <= high``, highest first, read
+        consistently: ``page`` items are read, those passing the filter are returned, with the
+        last sort key read when more may follow. (The next page is asked with a lower ``high``,
+        not an ``ExclusiveStartKey``, which DynamoDB refuses outside the key condition.)"""
         params: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
@@ -223,14 +225,13 @@ class Store:
             ),
             "ScanIndexForward": False,
             "Limit": page,
+            "ConsistentRead": True,
             "ReturnConsumedCapacity": "TOTAL",
         }
         if filter_expression:
             params["FilterExpression"] = filter_expression
         if names:
             params["ExpressionAttributeNames"] = dict(names)
-        if after is not None:
-            params["ExclusiveStartKey"] = to_item({"pk": pk, "sk": after})
         response = self.client.query(**params)
         last = response.get("LastEvaluatedKey")
         return [from_item(i) for i in response.get("Items", [])], from_item(last)[

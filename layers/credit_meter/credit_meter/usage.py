@@ -25,7 +25,7 @@ transfers and payments move credits but are not usage. A rollup holds:
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -42,6 +42,7 @@ PERIOD_PREFIX = "U#P#"
 USAGE_TYPES = frozenset({"charge", "reservation"})
 RETURNED = frozenset({"released", "expired"})
 TOKEN_METERS = ("input_tokens", "output_tokens", "reasoning_tokens")
+UNCATEGORIZED = "uncategorized"  # actions costed in plain credits (or a meter since removed)
 
 # The group attributes, by the report's group_by name.
 GROUP_PREFIXES = {
@@ -55,6 +56,22 @@ BREAKDOWN_PREFIX = "X#"
 
 
 # -- lines ------------------------------------------------------------------------------------
+
+
+def encode_lines(lines: list[PricedLine]) -> list[str]:
+    """The lines a posting carries: one per meter and model (a request that lists one twice
+    gets it once, quantities and costs added), so the hot wallet item stays small: at most
+    one line per meter (× model), ~40 bytes each."""
+    merged: dict[tuple[str, str | None], PricedLine] = {}
+    for line in lines:
+        key = (line.meter, line.model)
+        seen = merged.get(key)
+        merged[key] = (
+            line
+            if seen is None
+            else replace(seen, quantity=seen.quantity + line.quantity, cost=seen.cost + line.cost)
+        )
+    return [encode_line(line) for line in merged.values()]
 
 
 def encode_line(line: PricedLine) -> str:
@@ -80,7 +97,7 @@ def decode_line(text: str, cat: Catalog) -> dict[str, Any]:
     spec = cat.meters.get(meter)
     line: dict[str, Any] = {
         "meter": meter,
-        "category": spec.category if spec else "uncategorized",
+        "category": spec.category if spec else UNCATEGORIZED,
         "unit": spec.unit if spec else "unit",
         "unit_price": Decimal(unit_price),
         "quantity": Decimal(quantity),
@@ -95,15 +112,6 @@ def decode_line(text: str, cat: Catalog) -> dict[str, Any]:
 def _plain(amount: Decimal) -> str:
     text = f"{amount.normalize():f}"
     return "0" if text in ("-0", "0") else text
-
-
-def tokens(lines: Iterable[dict[str, Any]]) -> dict[str, Decimal]:
-    """Token counts of an entry's lines by meter (input, output, reasoning)."""
-    counts = {meter: Decimal(0) for meter in TOKEN_METERS}
-    for line in lines:
-        if line["meter"] in counts:
-            counts[line["meter"]] += Decimal(line["quantity"])
-    return counts
 
 
 # -- rollups ----------------------------------------------------------------------------------
