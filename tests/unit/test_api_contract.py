@@ -615,9 +615,7 @@ def test_transactions_newest_first_with_released_holds_at_zero(
             "lines": [],
             "tokens": None,
         }
-        for i, (tid, kind, credits, after, feature, member, status, seconds) in enumerate(
-            expected
-        )
+        for i, (tid, kind, credits, after, feature, member, status, seconds) in enumerate(expected)
     ]
     # balance_after is the running sum of credits, oldest first (DESIGN §2 invariant 2)
     running = Decimal(0)
