@@ -5,6 +5,11 @@ round trips per one-shot charge, the share of handler time spent outside DynamoD
 reports throughput and the cold import time of the metering handler module. The last line of
 output is one JSON object.
 
+The report path (``report_*``): a wallet's usage summary and its 30-day and 24-month series
+through the handler, on wallets seeded with 1,000 and 100,000 ledger entries over 60 days
+(``report_seeding`` says how): DynamoDB round trips, items the responses returned, read units
+and median latency, to show what a report reads does not grow with the ledger.
+
 Write units are given twice: as DynamoDB Local reports them (``ReturnConsumedCapacity``), and
 as DynamoDB bills them (``wru_per_event_billed``: 1 per KB for a single write, 2 per KB per
 item in a transaction, rounded up per item), from the sizes of the items actually written.
@@ -16,6 +21,7 @@ import contextlib
 import json
 import math
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -24,6 +30,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -33,6 +40,11 @@ CHARGES = int(os.environ.get("BENCH_CHARGES", "200"))
 IMPORT_RUNS = int(os.environ.get("BENCH_IMPORT_RUNS", "15"))
 THREADS = int(os.environ.get("BENCH_THREADS", "8"))
 RESETS = int(os.environ.get("BENCH_RESETS", "100"))
+# Ledger entries of the report wallets ("" leaves the report path out).
+REPORT_ENTRIES = tuple(
+    int(n) for n in os.environ.get("BENCH_REPORT_ENTRIES", "1000,100000").split(",") if n.strip()
+)
+REPORT_RUNS = int(os.environ.get("BENCH_REPORT_RUNS", "15"))
 
 
 # -- DynamoDB item size, as DynamoDB counts it ---------------------------------------------------
@@ -70,11 +82,13 @@ class Meter:
 
     calls: int = 0
     db_seconds: float = 0.0
-    wru_reported: float = 0.0
+    wru_reported: float = 0.0  # every call's ConsumedCapacity (read units for reads)
+    items_read: int = 0  # items the responses returned (GetItem, Query, BatchGetItem)
     started: float = 0.0
 
     def reset(self) -> None:
         self.calls, self.db_seconds, self.wru_reported = 0, 0.0, 0.0
+        self.items_read = 0
 
 
 _local = threading.local()
@@ -100,6 +114,10 @@ def _after(http_response: Any, parsed: dict[str, Any], **_: Any) -> None:
     consumed = parsed.get("ConsumedCapacity")
     for entry in consumed if isinstance(consumed, list) else [consumed] if consumed else []:
         m.wru_reported += float(entry.get("CapacityUnits", 0) or 0)
+    m.items_read += len(parsed.get("Items") or []) + (1 if parsed.get("Item") else 0)
+    responses = parsed.get("Responses")
+    if isinstance(responses, dict):  # BatchGetItem: table -> items
+        m.items_read += sum(len(found) for found in responses.values())
 
 
 def instrument(client: Any) -> None:
@@ -205,7 +223,14 @@ def main() -> int:
     result["import_ms"] = round(import_median, 1)
     result["import_ms_min"] = round(import_min, 1)
     print(json.dumps(result))
-    return 0 if result["ledger_entries"] == result["ledger_seq"] else 1
+    seeded = all(
+        result[f"report_rollups_equal_fold_{size}"]
+        and result[f"report_ledger_entries_{size}"] == entries
+        for size, entries in report_sizes().items()
+    )
+    if not seeded:
+        print("report wallets: rollups or entries not as seeded", file=sys.stderr)
+    return 0 if result["ledger_entries"] == result["ledger_seq"] and seeded else 1
 
 
 def run() -> dict[str, Any]:
@@ -352,6 +377,7 @@ def run() -> dict[str, Any]:
 
         resets = reset_cost(table_name)
         topups = topup_cost()
+        reports = report_cost()
 
     result = {
         "round_trips_per_event": round(plain["round_trips"], 3),
@@ -374,6 +400,7 @@ def run() -> dict[str, Any]:
         "cycles": CYCLES,
         **resets,
         **topups,
+        **reports,
     }
     if entries != seq:
         print(f"ledger projection incomplete: {entries} entries for seq {seq}", file=sys.stderr)
@@ -498,6 +525,301 @@ def topup_cost() -> dict[str, Any]:
         "topup_ms_refund": round(refunds[2], 2),
         "topup_payments": TOPUPS,
     }
+
+
+# -- the report path -------------------------------------------------------------------------
+
+ZERO, ONE = Decimal(0), Decimal(1)
+REPORT_DAYS = 60
+REPORT_ANCHOR_DAY = 1
+POSTS_PER_RECORD = 100  # postings per synthetic wallet write (one UTC day each)
+SEED_THREADS = 6
+_MODELS = ("gpt-4o-mini", "claude-haiku", "gpt-4o", "claude-sonnet", "o3", "claude-opus")
+_FEATURES = ("chat", "search", "agent", "image", "voice")
+_MEMBERS = (None, "ana", "bo", "cy", "dee", "eli", "fay", "gus")
+
+
+def _usage(rng: random.Random) -> list[Any]:
+    from credit_meter.catalog import UsageLine
+
+    lines = [UsageLine("input_tokens", Decimal(rng.randint(100, 20_000)), rng.choice(_MODELS))]
+    if rng.random() < 0.8:
+        lines.append(UsageLine("output_tokens", Decimal(rng.randint(50, 4_000)), lines[0].model))
+    if rng.random() < 0.1:
+        lines.append(UsageLine("image_hd" if rng.random() < 0.3 else "image_standard", ONE))
+    if rng.random() < 0.2:
+        lines.append(UsageLine("app_call", Decimal(rng.randint(1, 5))))
+    return lines
+
+
+def synthetic_writes(
+    wallet_id: str, entries: int, now: datetime
+) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(old image, new image) of a wallet's writes as the stream carries them: ``entries``
+    postings spread evenly over the last ``REPORT_DAYS`` UTC days (today up to ``now``), up to
+    ``POSTS_PER_RECORD`` of one day per write. Half are charges costed by usage, a tenth in
+    plain credits, the rest reservations (committed with usage or with what they held, or
+    released); the first posting is a large grant, and a promo grant comes every ~250."""
+    from credit_meter import domain, items
+    from credit_meter.catalog import catalog
+    from credit_meter.usage import encode_line
+
+    cat = catalog()
+    rng = random.Random(entries)
+    pk = items.wallet_pk(wallet_id)
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    per_day = [entries // REPORT_DAYS + (d < entries % REPORT_DAYS) for d in range(REPORT_DAYS)]
+    seq, balance = 0, ZERO
+    for back, count in zip(range(REPORT_DAYS - 1, -1, -1), per_day, strict=True):
+        day = today - timedelta(days=back)
+        start_ms = int(day.timestamp() * 1000)
+        span = max(1, int((now - day).total_seconds() * 1000)) if back == 0 else 86_400_000
+        times = sorted(start_ms + rng.randrange(span) for _ in range(count))
+        period_start = int(domain.first_period(day, REPORT_ANCHOR_DAY)[0].timestamp())
+        for first in range(0, count, POSTS_PER_RECORD):
+            old_seq, posts, holds = seq, [], {}
+            for at in times[first : first + POSTS_PER_RECORD]:
+                seq += 1
+                feature, member = rng.choice(_FEATURES), rng.choice(_MEMBERS)
+                kind = rng.random()
+                if seq == 1 or kind < 0.004:
+                    amount = Decimal(10**9) if seq == 1 else Decimal(100)
+                    gid = f"grt_{at:011x}{seq:012x}"
+                    source = "purchase" if seq == 1 else "promo"
+                    post = items.posting(
+                        gid, "grant", amount, "posted", at, source=source, bucket_id=gid
+                    )
+                elif kind < 0.6:  # a charge: by usage, or in plain credits
+                    lines = cat.itemise(_usage(rng)) if kind < 0.5 else []
+                    cost = sum((x.cost for x in lines), ZERO) or Decimal(rng.randint(1, 500)) / 100
+                    post = items.posting(
+                        f"chg_bench{seq}",
+                        "charge",
+                        -cost,
+                        "posted",
+                        at,
+                        feature=feature,
+                        member_id=member,
+                        usage=[encode_line(x) for x in lines] or None,
+                    )
+                else:  # a reservation ending: committed by usage, at what it held, released
+                    lines = cat.itemise(_usage(rng)) if kind < 0.85 else []
+                    held = Decimal(rng.randint(100, 1500)) / 100
+                    charged = sum((x.cost for x in lines), ZERO) if lines else held
+                    status = "committed"
+                    if kind >= 0.95:
+                        charged, status = ZERO, "released"
+                    key = f"bench{seq:011d}"
+                    hold: dict[str, Any] = {"c": held, "x": at // 1000 + 300, "f": feature}
+                    if member is not None:
+                        hold["m"] = member
+                    holds[key] = hold
+                    post = items.posting(
+                        f"rsv_{key}",
+                        "reservation",
+                        -charged,
+                        status,
+                        at,
+                        hold_key=key,
+                        usage=[encode_line(x) for x in lines] or None,
+                    )
+                balance += post["d"]
+                posts.append(post)
+            old = {"pk": pk, "sk": items.WALLET_SK, "seq": old_seq, "hd": holds}
+            new = {"pk": pk, "sk": items.WALLET_SK, "seq": seq, "posts": posts, "bal": balance}
+            new["ps"] = period_start
+            yield old, new
+
+
+def seed_wallet(store: Any, wallet_id: str, entries: int, now: datetime) -> list[dict[str, Any]]:
+    """The wallet's ledger entries, grants-list lines and rollups as the projector writes
+    them for the synthetic writes: ``project_change`` of each, entries by BatchWriteItem (on
+    ``SEED_THREADS`` threads), rollups by the projector's conditional updates, in stream order
+    per rollup item (different items side by side). Returns the entries."""
+    from credit_meter import items
+    from credit_meter.billing import Billing
+    from credit_meter.projector import project_change
+    from credit_meter.store import Update
+
+    Billing(store).put_wallet(wallet_id, "enterprise", Decimal(1_000_000), REPORT_ANCHOR_DAY)
+    projections = [
+        project_change(old, new) for old, new in synthetic_writes(wallet_id, entries, now)
+    ]
+    written = [e for p in projections for e in p.entries]
+    rollups: dict[str, list[Update]] = {}
+    for projection in projections:
+        for update in projection.rollups:
+            rollups.setdefault(update.key["sk"], []).append(update)
+
+    def apply(updates: list[Update]) -> None:
+        for update in updates:
+            store.update(update)
+
+    with ThreadPoolExecutor(SEED_THREADS) as pool:
+        list(pool.map(store.put_entries, [written[i : i + 25] for i in range(0, len(written), 25)]))
+        lines = [line for p in projections for line in p.grant_lines]
+        list(pool.map(lambda line: store.set_fields(*line), lines))
+        list(pool.map(apply, rollups.values()))
+    # The wallet's seq as the synthetic writes left it (the entries count against it).
+    store.update(
+        Update(items.wallet_key(wallet_id), "SET seq = :n", None, values={":n": len(written)})
+    )
+    return written
+
+
+def stored_rollups(client: Any, table_name: str, pk: str) -> dict[str, dict[str, Any]]:
+    """A wallet's rollups as :func:`credit_meter.usage.fold` gives them (no key, no kind)."""
+    from credit_meter.store import from_item
+    from credit_meter.usage import ROLLUP_PREFIX
+
+    found = {}
+    for page in client.get_paginator("query").paginate(
+        TableName=table_name,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :u)",
+        ExpressionAttributeValues={":pk": {"S": pk}, ":u": {"S": ROLLUP_PREFIX}},
+    ):
+        for raw in page["Items"]:
+            item = from_item(raw)
+            found[item["sk"]] = {k: v for k, v in item.items() if k not in ("pk", "sk", "kind")}
+    return found
+
+
+def count_entries(client: Any, table_name: str, pk: str) -> int:
+    from credit_meter.items import ENTRY_PREFIX
+
+    return sum(
+        page["Count"]
+        for page in client.get_paginator("query").paginate(
+            TableName=table_name,
+            Select="COUNT",
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :t)",
+            ExpressionAttributeValues={":pk": {"S": pk}, ":t": {"S": ENTRY_PREFIX}},
+        )
+    )
+
+
+def report_error(path: str, query: dict[str, str] | None) -> Exception | None:
+    """What the report behind an error answer raises when called directly (the handler logs
+    it to stdout, which the bench silences)."""
+    from credit_meter.reports import Reports
+
+    wallet_id = path.split("/")[3]
+    try:
+        if query is None:
+            Reports().summary(wallet_id)
+        else:
+            Reports().series(wallet_id, query["granularity"], query["from"], query["to"], None)
+    except Exception as error:
+        return error
+    return None
+
+
+def report_sizes() -> dict[str, int]:
+    """The report wallets' sizes by label: ``1k``, ``100k``."""
+    return {f"{n // 1000}k" if n % 1000 == 0 else str(n): n for n in REPORT_ENTRIES}
+
+
+def report_cost() -> dict[str, Any]:
+    """Usage reports through the real handler on wallets of ``REPORT_ENTRIES`` ledger entries:
+    per report, DynamoDB round trips, items returned, read units reported and median time.
+
+    The wallets live in a second table of the template's definition without its stream:
+    DynamoDB Local writes a stream record per item, which would make seeding 100,000 entries
+    take minutes, and a report's reads do not touch the stream."""
+    from botocore.config import Config
+
+    from credit_meter import items, usage
+    from credit_meter.store import Store
+    from devtools import ddb_local, table
+    from devtools.apigw import FakeContext, http_event
+    from metering_api.app import handler
+
+    if not REPORT_ENTRIES:
+        return {}
+    seeder = ddb_local.client(
+        os.environ["AWS_ENDPOINT_URL_DYNAMODB"],
+        config=Config(
+            read_timeout=120,
+            max_pool_connections=SEED_THREADS * 2,
+            retries={"mode": "standard", "max_attempts": 5},
+            parameter_validation=False,
+        ),
+    )
+    bench_table = os.environ["TABLE_NAME"]
+    report_table = f"{bench_table}-reports"
+    definition = table.table_definition_from_template()
+    definition.pop("StreamSpecification", None)
+    seeder.create_table(TableName=report_table, **definition)
+    seeder.get_waiter("table_exists").wait(TableName=report_table)
+
+    now = datetime.now(UTC)
+    today = now.date()
+    months_ago_23 = today.year * 12 + today.month - 1 - 23
+    reports = {
+        "series_30d": {
+            "granularity": "day",
+            "from": (today - timedelta(days=29)).isoformat(),
+            "to": today.isoformat(),
+        },
+        "series_24m": {
+            "granularity": "month",
+            "from": f"{months_ago_23 // 12:04d}-{months_ago_23 % 12 + 1:02d}",
+            "to": today.strftime("%Y-%m"),
+        },
+        "summary": None,
+    }
+    ctx = FakeContext()
+    result: dict[str, Any] = {
+        "report_seeding": (
+            f"synthetic stream records (<= {POSTS_PER_RECORD} postings of one UTC day each) "
+            "through credit_meter.projector.project_change; entries by BatchWriteItem, rollups "
+            "by the projector's conditional UpdateItems; in a table of the template's "
+            "definition without its stream"
+        ),
+        "report_days": REPORT_DAYS,
+    }
+    os.environ["TABLE_NAME"] = report_table
+    try:
+        for size, entries in report_sizes().items():
+            wallet_id = f"bench-report-{size}"
+            pk = items.wallet_pk(wallet_id)
+            start = time.perf_counter()
+            written = seed_wallet(Store(report_table, seeder), wallet_id, entries, now)
+            result[f"report_seed_s_{size}"] = round(time.perf_counter() - start, 1)
+            # The seeded table is what the projector makes of those writes.
+            stored = stored_rollups(seeder, report_table, pk)
+            result[f"report_ledger_entries_{size}"] = count_entries(seeder, report_table, pk)
+            result[f"report_rollups_{size}"] = len(stored)
+            result[f"report_rollups_equal_fold_{size}"] = stored == usage.fold(written)
+
+            for name, query in reports.items():
+                path = f"/v1/wallets/{wallet_id}/usage" + ("/summary" if query is None else "")
+
+                def get(path: str = path, query: dict[str, str] | None = query) -> float:
+                    begin = time.perf_counter()
+                    response = handler(http_event("GET", path, query=query), ctx)
+                    elapsed = time.perf_counter() - begin
+                    if response["statusCode"] != 200:
+                        raise RuntimeError(
+                            f"GET {path}: {response['statusCode']} {response['body']}"
+                        ) from report_error(path, query)
+                    return elapsed
+
+                get()  # warm-up
+                m = meter()
+                m.reset()
+                times = [get() for _ in range(REPORT_RUNS)]
+                per_run = {
+                    "round_trips": m.calls / REPORT_RUNS,
+                    "items": m.items_read / REPORT_RUNS,
+                    "rcu_reported": m.wru_reported / REPORT_RUNS,
+                }
+                for figure, value in per_run.items():
+                    result[f"report_{name}_{figure}_{size}"] = round(value, 3)
+                result[f"report_{name}_ms_{size}"] = round(statistics.median(times) * 1000, 2)
+    finally:
+        os.environ["TABLE_NAME"] = bench_table
+    return result
 
 
 if __name__ == "__main__":
