@@ -167,45 +167,61 @@ def table_items(aws: Any) -> Callable[..., list[dict[str, Any]]]:
     return items
 
 
+def _read_stream(aws: Any, streams: Any) -> tuple[str, list[dict[str, Any]]]:
+    """The current table's stream ARN and all its records from ``TRIM_HORIZON``, in order."""
+    arn = aws.describe_table(TableName=os.environ["TABLE_NAME"])["Table"]["LatestStreamArn"]
+    records: list[dict[str, Any]] = []
+    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while iterator:
+            page = streams.get_records(ShardIterator=iterator)
+            if not page["Records"]:
+                break
+            records.extend(page["Records"])
+            iterator = page.get("NextShardIterator")
+    return arn, records
+
+
+def _lambda_record(arn: str, record: dict[str, Any], event_id: str) -> dict[str, Any]:
+    """A stream record shaped as Lambda's DynamoDB stream event delivers it."""
+    return {
+        "eventID": event_id,
+        "eventName": record["eventName"],
+        "eventSource": "aws:dynamodb",
+        "eventSourceARN": arn,
+        "dynamodb": {
+            k: v for k, v in record["dynamodb"].items() if k != "ApproximateCreationDateTime"
+        },
+    }
+
+
 @pytest.fixture(scope="module")
-def project_ledger(aws: Any) -> Callable[[], None]:
+def stream_event(aws: Any) -> Callable[[], dict[str, Any]]:
+    """The table's whole stream, from ``TRIM_HORIZON``, as the Lambda event a stream consumer
+    gets (every shard, in order)."""
+    streams = boto3.client("dynamodbstreams", region_name="us-east-1")
+
+    def event() -> dict[str, Any]:
+        arn, records = _read_stream(aws, streams)
+        return {"Records": [_lambda_record(arn, r, str(n)) for n, r in enumerate(records)]}
+
+    return event
+
+
+@pytest.fixture(scope="module")
+def project_ledger(stream_event: Callable[[], dict[str, Any]]) -> Callable[[], None]:
     """Feed the table's stream to the ledger projector's handler, as Lambda would.
 
     Each call reads every shard from ``TRIM_HORIZON``: replaying records already projected
-    rewrites identical entries (they are keyed by ``seq``), so that is harmless.
+    rewrites identical entries (they are keyed by ``seq``) and adds to no rollup twice.
     """
     handler = _handler_module("ledger_projector.app").handler
-    streams = boto3.client("dynamodbstreams", region_name="us-east-1")
 
     def project() -> None:
-        arn = aws.describe_table(TableName=os.environ["TABLE_NAME"])["Table"]["LatestStreamArn"]
-        records = []
-        for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-            iterator = streams.get_shard_iterator(
-                StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-            )["ShardIterator"]
-            while iterator:
-                page = streams.get_records(ShardIterator=iterator)
-                if not page["Records"]:
-                    break
-                records.extend(page["Records"])
-                iterator = page.get("NextShardIterator")
-        event = {
-            "Records": [
-                {
-                    "eventID": str(n),
-                    "eventName": r["eventName"],
-                    "eventSource": "aws:dynamodb",
-                    "eventSourceARN": arn,
-                    "dynamodb": {
-                        k: v for k, v in r["dynamodb"].items() if k != "ApproximateCreationDateTime"
-                    },
-                }
-                for n, r in enumerate(records)
-            ]
-        }
         with _quiet():
-            result = handler(event, FakeContext())
+            result = handler(stream_event(), FakeContext())
         assert result == {"batchItemFailures": []}, result
 
     return project
@@ -337,36 +353,14 @@ def stream_records(aws: Any) -> Callable[[], list[dict[str, Any]]]:
     seen: dict[str, set[str]] = {}
 
     def records() -> list[dict[str, Any]]:
-        arn = aws.describe_table(TableName=os.environ["TABLE_NAME"])["Table"]["LatestStreamArn"]
+        arn, found = _read_stream(aws, streams)
         done = seen.setdefault(arn, set())
-        found = []
-        for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-            iterator = streams.get_shard_iterator(
-                StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-            )["ShardIterator"]
-            while iterator:
-                page = streams.get_records(ShardIterator=iterator)
-                if not page["Records"]:
-                    break
-                for r in page["Records"]:
-                    number = r["dynamodb"]["SequenceNumber"]
-                    if number in done:
-                        continue
-                    done.add(number)
-                    found.append(
-                        {
-                            "eventID": number,
-                            "eventName": r["eventName"],
-                            "eventSource": "aws:dynamodb",
-                            "eventSourceARN": arn,
-                            "dynamodb": {
-                                k: v
-                                for k, v in r["dynamodb"].items()
-                                if k != "ApproximateCreationDateTime"
-                            },
-                        }
-                    )
-                iterator = page.get("NextShardIterator")
-        return found
+        fresh = []
+        for r in found:
+            number = r["dynamodb"]["SequenceNumber"]
+            if number not in done:
+                done.add(number)
+                fresh.append(_lambda_record(arn, r, number))
+        return fresh
 
     return records

@@ -8,12 +8,10 @@ record fails; the retry (Lambda resumes from the first failure) applies everythi
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-import boto3
 import pytest
 
 from credit_meter import items, usage
@@ -21,36 +19,6 @@ from credit_meter.store import Store, Update
 from devtools.apigw import FakeContext
 
 USAGE = [{"meter": "input_tokens", "quantity": 2000, "model": "gpt-4o"}]
-
-
-def _stream_event(aws: Any) -> dict[str, Any]:
-    arn = aws.describe_table(TableName=os.environ["TABLE_NAME"])["Table"]["LatestStreamArn"]
-    streams = boto3.client("dynamodbstreams", region_name="us-east-1")
-    records = []
-    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-        iterator = streams.get_shard_iterator(
-            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        while iterator:
-            page = streams.get_records(ShardIterator=iterator)
-            if not page["Records"]:
-                break
-            records.extend(page["Records"])
-            iterator = page.get("NextShardIterator")
-    return {
-        "Records": [
-            {
-                "eventID": str(n),
-                "eventName": r["eventName"],
-                "eventSource": "aws:dynamodb",
-                "eventSourceARN": arn,
-                "dynamodb": {
-                    k: v for k, v in r["dynamodb"].items() if k != "ApproximateCreationDateTime"
-                },
-            }
-            for n, r in enumerate(records)
-        ]
-    }
 
 
 def _rollups_and_fold(wallet_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -66,14 +34,14 @@ def _rollups_and_fold(wallet_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def test_a_failed_record_stops_the_batch_and_its_retry_counts_once(
     fresh_table: str,
-    aws: Any,
+    stream_event: Callable[[], dict[str, Any]],
     api: Callable[..., tuple[int, dict[str, str], Any]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     assert api("PUT", "/v1/wallets/w1", {"plan": "pro"})[0] == 201
     for feature in ("chat", "search", "chat"):
         assert api("POST", "/v1/wallets/w1/charges", {"feature": feature, "usage": USAGE})[0] == 201
-    event = _stream_event(aws)
+    event = stream_event()
     wallet_records = [r for r in event["Records"] if r["dynamodb"]["Keys"]["sk"]["S"] == "W"]
     assert len(wallet_records) == 4  # the creation and three charges
     event = {"Records": wallet_records}

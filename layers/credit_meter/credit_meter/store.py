@@ -233,10 +233,9 @@ class Store:
         if names:
             params["ExpressionAttributeNames"] = dict(names)
         response = self.client.query(**params)
+        found = [from_item(i) for i in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
-        return [from_item(i) for i in response.get("Items", [])], from_item(last)[
-            "sk"
-        ] if last else None
+        return found, from_item(last)["sk"] if last else None
 
     def batch_get(self, keys: list[dict[str, str]]) -> list[dict[str, Any]]:
         """The items found for these keys, in no particular order (100 keys per request,
