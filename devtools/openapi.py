@@ -111,7 +111,7 @@ RESPONSE_MODELS: list[type[m.BaseModel]] = [
 # them). It is not imported here: Powertools reads its settings when the handler is imported.
 # The handler matches the whole text (``fullmatch``); a JSON Schema pattern matches anywhere,
 # so here the same expressions are anchored.
-WALLET_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
+WALLET_ID_PATTERN = f"^{m.ID_PATTERN}$"
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 MEMBER_ID_PATTERN = r"^[A-Za-z0-9][\w.:@-]{0,63}$"
 # Organisation ids are checked like wallet ids (``_org`` in the handler).

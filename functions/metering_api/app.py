@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from credit_meter import http_errors
 from credit_meter.api_models import (
+    ID_PATTERN,
     AdjustmentIn,
     AdjustmentOut,
     ChargeIn,
@@ -86,7 +87,7 @@ logger = Logger()
 metrics = Metrics()
 app = APIGatewayHttpResolver()
 
-_WALLET_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}")
+_WALLET_ID = re.compile(ID_PATTERN)  # organisation ids follow the same rule
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
 _PAYMENT_ID = re.compile(r"pi_[A-Za-z0-9_]{1,250}")
 # A member id in a path: as in bodies, less "/" (a path cannot carry it).

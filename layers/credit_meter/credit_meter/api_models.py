@@ -94,8 +94,9 @@ Day = Annotated[
     BeforeValidator(_day),
     WithJsonSchema({"type": "string", "format": "date", "description": "YYYY-MM-DD (UTC)."}),
 ]
-# Organisation ids, like wallet ids (they appear in paths).
-OrgId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")]
+# Wallet and organisation ids (they appear in paths): the one rule for both.
+ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}"
+OrgId = Annotated[str, Field(pattern=f"^{ID_PATTERN}$")]
 Timestamp = Annotated[
     int,
     PlainSerializer(lambda ts: clock.iso(ts), return_type=str),
