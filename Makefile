@@ -31,8 +31,8 @@ PYTEST_ARGS ?=
 # Import roots, as in pytest's pythonpath (pyproject.toml) and the Lambda runtime.
 DEV_PYTHONPATH := layers/credit_meter:functions:.
 
-.PHONY: help venv ddb-local lint format typecheck template unit integration test run bench webhook \
-	clean distclean
+.PHONY: help venv ddb-local lint format typecheck template unit integration test run token bench \
+	webhook clean distclean
 
 help:
 	@echo "Targets:"
@@ -46,6 +46,8 @@ help:
 	@echo "  integration  integration tests against DynamoDB Local"
 	@echo "  test         all of the above"
 	@echo "  run          local HTTP API on 127.0.0.1:3000 (PORT), Stripe stand-in on :12111"
+	@echo "  token        print a development token for make run: ROLE=admin ORG=o1, or"
+	@echo "               SCOPE=credits:meter ORG=o1 (optional: SUB=..., TTL=seconds)"
 	@echo "  bench        benchmarks"
 	@echo "  webhook      play Stripe against the local server: ARGS=\"pay CS [--unpaid]\","
 	@echo "               \"settle CS [--failed]\", \"refund PI [--amount N]\", \"send FILE.json\""
@@ -113,6 +115,15 @@ test: venv ddb-local lint typecheck template unit integration
 
 run: venv ddb-local
 	PYTHONPATH=$(DEV_PYTHONPATH) $(PY) -m devtools.local_server
+
+# A development token for make run, and nothing else on stdout, so that
+#   ADMIN=$(make -s token ROLE=admin ORG=o1)   METER=$(make -s token SCOPE=credits:meter ORG=o1)
+# work (SUB=, TTL= optional). The venv is made first if need be, its output sent to stderr.
+token:
+	@$(MAKE) --no-print-directory -s venv >&2
+	@PYTHONPATH=$(DEV_PYTHONPATH) $(PY) -m devtools.dev_tokens --org '$(ORG)' \
+	  $(if $(ROLE),--role '$(ROLE)') $(if $(SCOPE),--scope '$(SCOPE)') \
+	  $(if $(SUB),--sub '$(SUB)') $(if $(TTL),--ttl '$(TTL)')
 
 bench: venv ddb-local
 	PYTHONPATH=$(DEV_PYTHONPATH) $(PY) -m devtools.bench

@@ -17,6 +17,12 @@
 * Alerts: a second stream consumer runs ``alerts.app.handler`` (alerts and auto top-up, as
   in the template). With no event bus or topic, alerts go to the log and, one JSON line
   each, to ``ALERTS_FILE`` (default ``.cache/alerts.jsonl``, emptied at start-up).
+* Auth: every route but those the template opens (``Auth: Authorizer: NONE``: Stripe's webhook)
+  wants ``Authorization: Bearer <token>``, verified as API Gateway's JWT authorizer does, with
+  the local development key, issuer and audience of :mod:`devtools.dev_tokens` (``make token``
+  mints one). A valid token's claims reach the handler in
+  ``requestContext.authorizer.jwt``; any other request gets API Gateway's
+  ``401 {"message":"Unauthorized"}`` and the handler is not invoked.
 * Stripe: ``POST /v1/webhooks/stripe`` goes to ``stripe_webhook.app.handler`` (its own
   function, as in the template).
   Unless ``STRIPE_API_BASE`` is set, a local stand-in for Stripe's API
@@ -48,14 +54,14 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from devtools import ddb_local, table
+from devtools import ddb_local, dev_tokens, table
 from devtools.lambda_context import FAKE_ACCOUNT_ID, FakeLambdaContext
 
 log = logging.getLogger("devtools.local_server")
@@ -64,10 +70,14 @@ Handler = Callable[[dict[str, Any], Any], Any]
 
 API_FUNCTION_ID = "MeteringApiFunction"
 WEBHOOK_FUNCTION_ID = "StripeWebhookFunction"
+BYOK_FUNCTION_ID = "ByokApiFunction"
 LOCAL_STRIPE_KEY = "sk_test_local_fake"  # not secrets: the local stand-in's test values
 LOCAL_WEBHOOK_SECRET = "whsec_local_fake"
 DEFAULT_TABLE_NAME = "credit-meter-local"
 DEFAULT_ALERTS_FILE = Path(__file__).resolve().parents[1] / ".cache" / "alerts.jsonl"
+# BYOK keys are envelope-encrypted; locally, without KMS, under this development master key
+# (credit_meter.envelope.LocalKeys makes it on first use).
+DEFAULT_BYOK_KEY_FILE = Path(__file__).resolve().parents[1] / ".cache" / "byok-local.key"
 FAKE_ENV = {
     "AWS_ACCESS_KEY_ID": ddb_local.FAKE_ACCESS_KEY_ID,
     "AWS_SECRET_ACCESS_KEY": ddb_local.FAKE_SECRET_ACCESS_KEY,
@@ -87,13 +97,14 @@ class Route:
     method: str
     path: str
     pattern: re.Pattern[str]
+    open: bool = False  # no authorizer: the request reaches the function without a token
 
     @property
     def key(self) -> str:
         return f"{self.method} {self.path}"
 
     @classmethod
-    def parse(cls, method: str, path: str) -> Route:
+    def parse(cls, method: str, path: str, *, open: bool = False) -> Route:
         regex = ""
         for part in re.split(r"(\{[^}]+\})", path):
             if part.startswith("{") and part.endswith("}"):
@@ -104,20 +115,48 @@ class Route:
                     regex += f"(?P<{name}>[^/]+)"
             else:
                 regex += re.escape(part)
-        return cls(method.upper(), path, re.compile(f"^{regex}$"))
+        return cls(method.upper(), path, re.compile(f"^{regex}$"), open)
+
+
+# Open while the template names no authorizer at all: Stripe signs its webhook, it sends no token.
+OPEN_WITHOUT_AUTHORIZERS = frozenset({"POST /v1/webhooks/stripe"})
 
 
 def routes_from_template(
     path: Path | str = table.DEFAULT_TEMPLATE, function_id: str = API_FUNCTION_ID
 ) -> list[Route]:
-    """The HttpApi routes of ``function_id`` in the template."""
-    resource = table.load_template(path)["Resources"][function_id]
+    """The HttpApi routes of ``function_id`` in the template, each open or not as API Gateway
+    would make it: a route's ``Auth: Authorizer`` (``NONE``: open), else its API's
+    ``DefaultAuthorizer``. A template that declares no authorizer yet leaves open only
+    :data:`OPEN_WITHOUT_AUTHORIZERS`."""
+    template = table.load_template(path)
+    resources = template.get("Resources") or {}
     routes = []
-    for event in (resource.get("Properties", {}).get("Events") or {}).values():
+    for event in (resources[function_id].get("Properties", {}).get("Events") or {}).values():
         if event.get("Type") == "HttpApi":
             props = event.get("Properties") or {}
-            routes.append(Route.parse(props.get("Method", "ANY"), props.get("Path", "/")))
+            method, route_path = str(props.get("Method", "ANY")).upper(), props.get("Path", "/")
+            api_auth = _api_auth(template, props.get("ApiId"))
+            authorizer = (props.get("Auth") or {}).get("Authorizer")
+            if authorizer is None:
+                authorizer = api_auth.get("DefaultAuthorizer")
+            if authorizer is None and not api_auth.get("Authorizers"):
+                is_open = f"{method} {route_path}" in OPEN_WITHOUT_AUTHORIZERS
+            else:
+                is_open = authorizer in (None, "NONE")
+            routes.append(Route.parse(method, route_path, open=is_open))
     return routes
+
+
+def _api_auth(template: dict[str, Any], api_id: Any) -> dict[str, Any]:
+    """The ``Auth`` of the HttpApi an event names (``ApiId: !Ref X``), or of SAM's implicit API
+    (``Globals.HttpApi``) when it names none."""
+    if isinstance(api_id, dict) and isinstance(api_id.get("Ref"), str):
+        api = (template.get("Resources") or {}).get(api_id["Ref"]) or {}
+        auth = (api.get("Properties") or {}).get("Auth")
+    else:
+        auth = (template.get("Globals") or {}).get("HttpApi", {}).get("Auth")
+    return auth if isinstance(auth, dict) else {}
 
 
 def function_environment_from_template(path: Path | str = table.DEFAULT_TEMPLATE) -> dict[str, str]:
@@ -254,18 +293,99 @@ def _json_response(status: int, message: str) -> HttpResponse:
     return HttpResponse(status, [("content-type", "application/json")], body)
 
 
+class Unauthorized(Exception):
+    """The authorizer refused a request: ``challenge`` is its ``www-authenticate`` header,
+    ``reason`` what the server logs."""
+
+    def __init__(self, reason: str, challenge: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.challenge = challenge
+
+    def response(self) -> HttpResponse:
+        """API Gateway's answer: the function is not invoked."""
+        body = json.dumps({"message": "Unauthorized"}, separators=(",", ":")).encode()
+        headers = [("content-type", "application/json"), ("www-authenticate", self.challenge)]
+        return HttpResponse(401, headers, body)
+
+
+class JwtAuthorizer:
+    """API Gateway's JWT authorizer (identity source ``$request.header.Authorization``) with
+    :func:`devtools.dev_tokens.verify` for the issuer's keys, issuer and audience."""
+
+    def __init__(self, verify: Callable[[str], dict[str, Any]] = dev_tokens.verify) -> None:
+        self.verify = verify
+
+    def __call__(self, headers: dict[str, str]) -> dict[str, Any]:
+        """The event's ``requestContext.authorizer`` for a request with these (lower-cased)
+        headers; :class:`Unauthorized` when there is no valid token."""
+        value = headers.get("authorization")
+        if value is None or not value.strip():
+            raise Unauthorized("no Authorization header", "Bearer")
+        token = value.strip()
+        scheme, _, rest = token.partition(" ")
+        if scheme.lower() == "bearer":  # the token alone is accepted too, as API Gateway does
+            token = rest.strip()
+        try:
+            claims = self.verify(token)
+        except dev_tokens.TokenError as err:
+            # API Gateway's challenge; the description is its wording where AWS documents one
+            # ("the token does not have a valid audience"), dev_tokens' otherwise.
+            description = err.reason.replace('"', "'")
+            challenge = f'Bearer scope="" error="invalid_token" error_description="{description}"'
+            raise Unauthorized(err.reason, challenge) from None
+        return authorizer_context(claims)
+
+
+def authorizer_context(claims: Mapping[str, Any]) -> dict[str, Any]:
+    """``requestContext.authorizer`` as API Gateway's JWT authorizer fills it from a verified
+    token's claims: every claim value a string (``"1700000000"``, ``"true"``, a list as
+    ``"[a b]"``), and ``scopes`` the ``scope`` claim split (None without one)."""
+    strings = {name: _claim_text(value) for name, value in claims.items()}
+    return {"jwt": {"claims": strings, "scopes": _scopes(claims)}}
+
+
+def _claim_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + " ".join(_claim_text(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{_claim_text(v)}" for k, v in sorted(value.items())) + "]"
+    return json.dumps(value)
+
+
+def _scopes(claims: Mapping[str, Any]) -> list[str] | None:
+    """The token's scopes, from ``scope`` (space-separated) or ``scp``; None without either."""
+    raw = claims.get("scope", claims.get("scp"))
+    if isinstance(raw, str):
+        return raw.split()
+    if isinstance(raw, list):
+        return [str(s) for s in raw]
+    return None
+
+
 class ApiGatewayEmulator:
-    """Dispatch HTTP requests to a Lambda handler as API Gateway HTTP API would."""
+    """Dispatch HTTP requests to a Lambda handler as API Gateway HTTP API would. With an
+    ``authorizer``, a route that is not open gets the handler only with a valid token."""
 
     def __init__(
         self,
         handler: Handler,
         routes: list[Route] | None = None,
         others: Sequence[tuple[list[Route], Handler]] = (),
+        authorizer: Callable[[dict[str, str]], dict[str, Any]] | None = None,
     ) -> None:
         self.handler = handler
         self.routes = routes
         self.others = list(others)  # more functions behind the same API, by their routes
+        self.authorizer = authorizer
         # One invocation at a time, as in one Lambda execution environment: the handler keeps
         # per-request state in module globals (Powertools' resolver holds the current event).
         self._invoke = threading.Lock()
@@ -280,6 +400,7 @@ class ApiGatewayEmulator:
     ) -> HttpResponse:
         route_key, path_parameters = "$default", None
         handler = self.handler
+        route: Route | None = None
         if self.routes is not None:
             path = urlsplit(target).path or "/"
             matched = match_route(self.routes, method, path)
@@ -299,6 +420,12 @@ class ApiGatewayEmulator:
             route_key=route_key,
             path_parameters=path_parameters,
         )
+        if self.authorizer is not None and not (route is not None and route.open):
+            try:
+                event["requestContext"]["authorizer"] = self.authorizer(event["headers"])
+            except Unauthorized as refused:
+                log.info("401 %s %s: %s", method.upper(), event["rawPath"], refused.reason)
+                return refused.response()
         context = FakeLambdaContext(
             function_name="credit-meter-metering-api",
             aws_request_id=event["requestContext"]["requestId"],
@@ -399,6 +526,8 @@ def configure_environment(endpoint: str, table_name: str) -> None:
     # Alerts go to the local sink (credit_meter.notify), never to a real bus or topic.
     os.environ.pop("EVENT_BUS_NAME", None)
     os.environ.pop("ALERTS_TOPIC_ARN", None)
+    os.environ.pop("BYOK_KEY_ID", None)  # no KMS locally
+    os.environ.setdefault("BYOK_LOCAL_KEY_FILE", str(DEFAULT_BYOK_KEY_FILE))
     if not os.environ.get("ALERTS_FILE"):
         DEFAULT_ALERTS_FILE.parent.mkdir(parents=True, exist_ok=True)
         DEFAULT_ALERTS_FILE.write_text("")  # the data is in memory: so are last run's alerts
@@ -536,11 +665,13 @@ def local_stack(
     pump: bool = True,
     sweep_seconds: float | None = None,
     reset_seconds: float | None = None,
+    authorize: bool = True,
 ) -> Iterator[tuple[ThreadingHTTPServer, Backend]]:
     """Backend + table + stream pump + schedules + (not yet serving) HTTP server; tears all
     down. ``sweep_seconds`` / ``reset_seconds`` (default ``$LOCAL_SWEEP_SECONDS`` /
     ``$LOCAL_RESET_SECONDS`` or 60; 0 turns one off) are how often the hold sweeper and the
-    reset dispatcher run.
+    reset dispatcher run. ``authorize`` (default on): routes want a development token
+    (:class:`JwtAuthorizer`), as API Gateway's JWT authorizer does in the cloud.
 
     Handlers default to ``metering_api.app.handler`` / ``ledger_projector.app.handler``,
     imported after the environment is configured.
@@ -612,7 +743,14 @@ def local_stack(
             routes_from_template(function_id=WEBHOOK_FUNCTION_ID),
             _load_handler("stripe_webhook.app"),
         )
-        emulator = ApiGatewayEmulator(api_handler, routes_from_template(), [webhook])
+        byok = (routes_from_template(function_id=BYOK_FUNCTION_ID), _load_handler("byok_api.app"))
+        authorizer = None
+        if authorize:
+            dev_tokens.load_key()  # made now, if new, rather than on the first request
+            authorizer = JwtAuthorizer()
+        emulator = ApiGatewayEmulator(
+            api_handler, routes_from_template(), [webhook, byok], authorizer
+        )
         server = make_http_server(emulator, host, port)
         yield server, store
     finally:
@@ -671,6 +809,11 @@ def main(argv: list[str] | None = None) -> int:
         print("Resets:  monthly_reset.app.dispatch -> handler on their schedule", flush=True)
         print(
             f"Stripe:  API at {os.environ['STRIPE_API_BASE']}; webhook POST /v1/webhooks/stripe",
+            flush=True,
+        )
+        print(
+            f"Auth:    bearer tokens of the local issuer {dev_tokens.ISSUER} "
+            f"(key {dev_tokens.key_file()}): make -s token ROLE=admin ORG=o1",
             flush=True,
         )
         print(f"Credit Meter API listening on http://{host}:{port}  (Ctrl-C to stop)", flush=True)

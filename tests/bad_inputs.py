@@ -31,14 +31,24 @@ def case(
     query: str | None = None,
     code: str | tuple[str, ...] | None = None,
     marks: Any = (),
+    as_: dict[str, str] | None = None,
 ) -> Any:
     """One bad request and what must come back: ``field`` names a 422's offending field (any
-    of a tuple), ``code`` the problem type (any of a tuple; else the status's usual one)."""
+    of a tuple), ``code`` the problem type (any of a tuple; else the status's usual one).
+    ``as_``: the caller's claims, when not the test's usual caller (see :func:`sent_as`)."""
     codes = code if isinstance(code, tuple) else (code or DEFAULT_CODE[status],)
     fields = field if isinstance(field, tuple) else (field,)
     expect = {"status": status, "fields": fields, "codes": codes}
     request = {"method": method, "path": path, "body": body, "headers": headers, "query": query}
+    if as_ is not None:
+        request["as_"] = as_
     return pytest.param(request, expect, id=name, marks=marks)
+
+
+def sent_as(request: dict[str, Any]) -> dict[str, Any]:
+    """The ``api`` keywords of a case's caller: ``{"as_": claims}`` when the case names one,
+    else none (the fixture's default caller)."""
+    return {"as_": request["as_"]} if "as_" in request else {}
 
 
 def names(problem: dict[str, Any], field: str) -> bool:

@@ -1,6 +1,10 @@
 """The metering HTTP API (API Gateway HTTP API, payload v2). Each route: parse, one call into
 :mod:`credit_meter.service`, respond. Errors become problem+json in :mod:`http_errors`.
 
+Every route is behind one middleware (:func:`_authorized`): the caller comes from the JWT
+authorizer's claims, :data:`credit_meter.access.RULES` says whether it may use the route, and
+the wallet or organisation in the path must be its own (docs/access.md).
+
 This is the hot path, so it loads no X-Ray SDK (≈370 ms to import): the function is traced by
 Lambda's active tracing; the off-path ledger projector uses Powertools' Tracer.
 """
@@ -16,16 +20,18 @@ from urllib.parse import urlencode
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
 
-from credit_meter import http_errors
+from credit_meter import access, http_errors
 from credit_meter.api_models import (
     ID_PATTERN,
     AdjustmentIn,
     AdjustmentOut,
+    BypassIn,
     ChargeIn,
     ChargeOut,
     CommitIn,
@@ -71,6 +77,7 @@ from credit_meter.errors import (
     MalformedRequest,
     PaymentNotFound,
     SpendingLimitReached,
+    WalletNotFound,
 )
 from credit_meter.http_input import json_object
 from credit_meter.ids import GRANT_ID
@@ -199,16 +206,76 @@ def _charged(credits: Decimal, replayed: bool) -> None:
         metrics.add_metric(name="CreditsCharged", unit=MetricUnit.Count, value=float(credits))
 
 
+# -- who may call what ------------------------------------------------------------------------
+
+_PUT_WALLET = "PUT /v1/wallets/{wallet_id}"  # may name a wallet that does not exist yet
+_PATH_IDS = {"wallet_id": _wallet, "org_id": _org, "member_id": _member}
+
+
+def _route_key(app: APIGatewayHttpResolver) -> str | None:
+    """The API Gateway route key ("GET /v1/wallets/{wallet_id}") of the route Powertools
+    matched, from the registered route itself (its path in OpenAPI form, ``{wallet_id}``),
+    not from anything the client sent (the event's ``routeKey`` included). None when no
+    route matched: Powertools then runs the middleware for a not-found route it makes on the
+    spot, whose path is the request's own, so only a route registered on the resolver
+    (compared by identity) counts."""
+    route = app.context.get("_route")
+    if route is None or not any(route is r for r in (*app._static_routes, *app._dynamic_routes)):
+        return None
+    return f"{route.method} {route.openapi_path}"
+
+
+def _authorized(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """Every route: who calls (401 without valid claims), whether RULES let them use the route
+    (403), and whether the wallet or organisation in the path is theirs (otherwise it does
+    not exist for them: 404, word for word as a missing one). Raised errors reach the
+    exception handlers below like a handler's own."""
+    key = _route_key(app)
+    if key is None:  # no such route: the 404 says nothing about anyone's data
+        return next_middleware(app)
+    principal = access.principal_of(app.current_event.raw_event)
+    params = app.request.path_parameters
+    grant = access.authorize(principal, key, params)
+    for name, well_formed in _PATH_IDS.items():  # a malformed id is 422 whether or not it exists
+        if name in params:
+            well_formed(params[name])
+    tenancy = access.Tenancy()
+    if "wallet_id" in params:
+        tenancy.wallet(principal, params["wallet_id"], creating=key == _PUT_WALLET)
+    if "org_id" in params:
+        tenancy.org(principal, params["org_id"])
+    app.append_context(grant=grant)
+    return next_middleware(app)
+
+
+app.use(middlewares=[_authorized])
+
+
+def _grant() -> access.Grant:
+    """What the middleware allowed this request."""
+    grant: access.Grant = app.context["grant"]
+    return grant
+
+
 # -- routes -----------------------------------------------------------------------------------
 
 
 @app.put("/v1/wallets/<wallet_id>")
 def put_wallet(wallet_id: str) -> Response[Any]:
     body = _body(WalletIn)
+    org = _grant().principal.org  # a wallet is created in (or adopted by) the caller's org
+    if body.org_id is not None and body.org_id != org:
+        raise InvalidRequest([FieldProblem("org_id", "must be the organisation of your token")])
     created, view = _billing().put_wallet(
-        _wallet(wallet_id), body.plan, body.allowance, body.anchor_day, body.org_id
+        _wallet(wallet_id), body.plan, body.allowance, body.anchor_day, org
     )
     return _json(201 if created else 200, WalletOut.of(view))
+
+
+@app.put("/v1/wallets/<wallet_id>/bypass")
+def put_bypass(wallet_id: str) -> Response[Any]:
+    body = _body(BypassIn)
+    return _json(200, WalletOut.of(_billing().set_bypass(_wallet(wallet_id), body.enabled)))
 
 
 @app.get("/v1/wallets/<wallet_id>")
@@ -304,6 +371,12 @@ def adjust(wallet_id: str) -> Response[Any]:
 @app.post("/v1/wallets/<wallet_id>/transfers")
 def transfer(wallet_id: str) -> Response[Any]:
     body = _body(TransferIn)
+    try:
+        access.Tenancy().wallet(_grant().principal, body.to_wallet_id)
+    except WalletNotFound:  # another organisation's wallet: worded as billing words a missing one
+        raise WalletNotFound(
+            f"wallet {body.to_wallet_id!r} (to_wallet_id) does not exist"
+        ) from None
     done = _billing().transfer(
         _wallet(wallet_id),
         body.to_wallet_id,
@@ -337,7 +410,8 @@ def referral(wallet_id: str) -> Response[Any]:
 def _activity(wallet_id: str, query: TransactionsQuery) -> tuple[list[Entry], str | None]:
     from credit_meter.reports import ActivityFilter
 
-    where = ActivityFilter(query.day, query.type, query.member_id, query.feature)
+    member = _grant().member_filter(query.member_id)  # a member: their own activity only
+    where = ActivityFilter(query.day, query.type, member, query.feature)
     return _reports().activity(_wallet(wallet_id), where, query.limit, query.cursor)
 
 

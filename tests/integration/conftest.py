@@ -6,7 +6,10 @@ from ``tests/conftest.py``).
   DynamoDB Local endpoints, Powertools settings) and a fresh store client.
 * ``metering`` — :class:`credit_meter.billing.Billing` (the whole service) on that table.
 * ``api`` — calls ``metering_api.app.handler`` in this process: ``api(method, path, body,
-  headers, query) -> (status, json)``.
+  headers, query, *, as_=DEFAULT) -> (status, json)`` (``as_``: the token's claims, by default
+  an owner of ``org-test`` with both scopes; ``None``: no token — see ``tests/principals.py``).
+  Wallets the tests make through the service directly go in ``org-test`` too (``TEST_ORG``),
+  or the API does not show them to that caller.
 * ``ledger`` — a :class:`Ledger`: drains the table's stream through
   ``ledger_projector.app.handler`` and checks a wallet against the invariants of DESIGN §2.
 * ``lambdas`` — the metering handler in separate worker processes, for requests that must run
@@ -21,7 +24,7 @@ import copy
 import json
 import multiprocessing
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -36,6 +39,7 @@ from credit_meter.catalog import catalog
 from devtools import table
 from devtools.apigw import FakeContext, http_event
 from devtools.stream_pump import StreamPump
+from tests.principals import DEFAULT
 
 LAMBDA_WORKERS = 8
 
@@ -85,11 +89,15 @@ def call_handler(
     body: Any = None,
     headers: dict[str, str] | None = None,
     query: str | dict[str, str] | None = None,
+    *,
+    as_: Mapping[str, Any] | None = DEFAULT,
 ) -> tuple[int, Any]:
-    """One invocation of the metering handler: ``(status, parsed JSON body)``."""
+    """One invocation of the metering handler as ``as_`` (the token's claims; None: no token):
+    ``(status, parsed JSON body)``."""
     from metering_api.app import handler
 
-    response = handler(http_event(method, path, body, headers, query), FakeContext())
+    event = http_event(method, path, body, headers, query, claims=as_)
+    response = handler(event, FakeContext())
     return _parsed(response)
 
 
@@ -263,11 +271,13 @@ class Lambdas:
         return call_handler(*args, **kwargs)
 
     def call_all(self, requests: list[dict[str, Any]]) -> list[tuple[int, Any]]:
-        """Run ``http_event`` keyword sets concurrently; results in request order."""
+        """Run ``http_event`` keyword sets concurrently (as :data:`DEFAULT` unless one gives
+        ``claims``); results in request order."""
         from metering_api.app import handler
 
         futures = [
-            self.pool.submit(handler, http_event(**request), FakeContext()) for request in requests
+            self.pool.submit(handler, http_event(**{"claims": DEFAULT, **request}), FakeContext())
+            for request in requests
         ]
         return [_parsed(f.result(timeout=60)) for f in futures]
 
@@ -283,7 +293,7 @@ def lambda_pool(ddb_local_endpoint: str, shared_table: str) -> Iterator[ProcessP
         # Start every worker now, while the environment is set, and import the handler.
         from metering_api.app import handler
 
-        warm = http_event("GET", "/v1/wallets/warm-up")
+        warm = http_event("GET", "/v1/wallets/warm-up", claims=DEFAULT)
         with ThreadPoolExecutor(LAMBDA_WORKERS) as threads:
             list(
                 threads.map(

@@ -136,15 +136,23 @@ def test_background_pump(ddb_local_endpoint: str, ddb_client: Any, ddb_table: st
     assert seen == ["INSERT"]
 
 
-def test_local_stack_end_to_end(ddb_local_endpoint: str) -> None:
-    """HTTP request -> API handler writes to DynamoDB Local -> stream -> projector."""
+def test_local_stack_end_to_end(
+    ddb_local_endpoint: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP request with a development token -> API handler writes to DynamoDB Local ->
+    stream -> projector."""
     import threading
 
+    from devtools import dev_tokens
+
+    monkeypatch.setenv("DEV_JWT_KEY_FILE", str(tmp_path / "dev-jwt-key.pem"))
     projected: list[dict[str, Any]] = []
+    seen_claims: list[dict[str, Any]] = []
 
     def api_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         import os
 
+        seen_claims.append(event["requestContext"]["authorizer"]["jwt"]["claims"])
         client = boto3.client("dynamodb")  # endpoint and creds come from the environment
         wallet_id = event["pathParameters"]["wallet_id"]
         client.put_item(
@@ -168,9 +176,18 @@ def test_local_stack_end_to_end(ddb_local_endpoint: str) -> None:
         thread.start()
         try:
             conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
-            conn.request("PUT", "/v1/wallets/w-42", body=b"{}")
+            conn.request("PUT", "/v1/wallets/w-42", body=b"{}")  # no token: refused first
+            response = conn.getresponse()
+            assert response.status == 401 and not seen_claims
+            response.read()
+            token = dev_tokens.mint("admin@o1", "o1", "admin")
+            headers = {"Authorization": f"Bearer {token}"}
+            conn.request("PUT", "/v1/wallets/w-42", body=b"{}", headers=headers)
             response = conn.getresponse()
             assert (response.status, json.loads(response.read())) == (201, {"wallet_id": "w-42"})
+            assert [(c["sub"], c["org_id"], c["role"]) for c in seen_claims] == [
+                ("admin@o1", "o1", "admin")
+            ]
             conn.close()
             deadline = time.monotonic() + 10
             while not projected and time.monotonic() < deadline:

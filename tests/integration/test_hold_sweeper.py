@@ -29,6 +29,7 @@ from credit_meter.domain import Ended
 from credit_meter.errors import Conflict
 from credit_meter.service import SWEEP_REVISIT_SECONDS, Cost, Metering, Request
 from devtools.apigw import FakeContext
+from tests.principals import TEST_ORG
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +67,8 @@ def run_handler(meter_table: str) -> Callable[[], dict[str, Any]]:
 
 def new_wallet(metering: Billing, credits: str = "1000") -> str:
     wallet_id = f"sweep-{uuid.uuid4().hex[:10]}"
-    metering.put_wallet(wallet_id, "enterprise", Decimal(credits))
+    # in the test caller's organisation: some tests go on through the API
+    metering.put_wallet(wallet_id, "enterprise", Decimal(credits), org_id=TEST_ORG)
     return wallet_id
 
 

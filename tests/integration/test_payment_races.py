@@ -34,6 +34,7 @@ from credit_meter.service import Cost, Request
 from credit_meter.stripe_webhooks import observe
 from devtools import stripe_events as se
 from devtools.fake_stripe import TEST_API_KEY, FakeStripe
+from tests.principals import TEST_ORG
 from tests.storms import storm
 
 pytestmark = pytest.mark.integration
@@ -172,7 +173,8 @@ def deliveries(payments: Payments) -> Deliveries:
 
 def _wallet(service: Payments, allowance: str = "0") -> str:
     wid = f"pay-{uuid.uuid4().hex[:10]}"
-    service.put_wallet(wid, "enterprise", Decimal(allowance))
+    # in the test caller's organisation: some tests go on through the API
+    service.put_wallet(wid, "enterprise", Decimal(allowance), org_id=TEST_ORG)
     return wid
 
 

@@ -42,6 +42,7 @@ from credit_meter.service import Cost, Request
 from devtools import table
 from devtools.stream_pump import StreamPump
 from tests.integration.conftest import Ledger, _as_lambda_sends, call_handler, function_env
+from tests.principals import TEST_ORG
 from tests.storms import storm
 
 pytestmark = pytest.mark.integration
@@ -225,7 +226,7 @@ def make_wallets(metering: Billing, n: int) -> list[str]:
     for i in range(n):
         wid = f"rollup-{i}-{uuid.uuid4().hex[:8]}"
         plan, allowance = plans[i % len(plans)]
-        metering.put_wallet(wid, plan, allowance)
+        metering.put_wallet(wid, plan, allowance, org_id=TEST_ORG)  # read through the API too
         wallets.append(wid)
     Controls().set_member_budget(wallets[0], "ana", Decimal(50_000))
     _days_back(0)
@@ -584,7 +585,7 @@ def test_the_summary_of_a_wallet_that_lasts_for_millennia_forecasts_no_end(
     """A million credits and one credit used this week: 7 million days at that rate, long
     after the period renews (and past the last date a datetime can hold)."""
     wid = f"rollup-forecast-{uuid.uuid4().hex[:8]}"
-    metering.put_wallet(wid, "enterprise", Decimal(1_000_000))
+    metering.put_wallet(wid, "enterprise", Decimal(1_000_000), org_id=TEST_ORG)
     metering.charge(wid, Cost(Decimal(1)), Request("one"), "chat")
     ledger.drain()
     status, body = api("GET", f"/v1/wallets/{wid}/usage/summary")

@@ -21,6 +21,7 @@ from credit_meter.billing import Billing
 from credit_meter.errors import Contention, InsufficientCredits
 from credit_meter.service import Cost, Request
 from credit_meter.store import Store
+from tests.principals import DEFAULT
 
 pytestmark = pytest.mark.integration
 
@@ -237,7 +238,12 @@ def test_http_contention_is_a_503_with_retry_after_and_writes_nothing(
     from metering_api.app import handler
 
     response = handler(
-        http_event("POST", f"/v1/wallets/{wid}/charges", {"feature": "chat", "credits": "1"}),
+        http_event(
+            "POST",
+            f"/v1/wallets/{wid}/charges",
+            {"feature": "chat", "credits": "1"},
+            claims=DEFAULT,
+        ),
         FakeContext(),
     )
 

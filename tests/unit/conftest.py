@@ -6,9 +6,11 @@ schema comes from ``template.yaml``). moto copies a whole table on every transac
 tables keep the tests fast. A module whose tests share one read-only setup uses
 ``module_table`` instead. (``moto_table`` of ``tests/conftest.py`` starts moto per test.)
 
-* ``api``: ``api(method, path, body=None, headers=None, query=None, *, base64=False) ->
-  (status, headers, json)`` through the metering Lambda handler with an API Gateway HTTP API v2
-  event (``base64``: the body is sent base64-encoded, ``isBase64Encoded: true``);
+* ``api``: ``api(method, path, body=None, headers=None, query=None, *, base64=False,
+  as_=DEFAULT) -> (status, headers, json)`` through the metering Lambda handler with an API
+  Gateway HTTP API v2 event (``base64``: the body is sent base64-encoded,
+  ``isBase64Encoded: true``; ``as_``: the token's claims, by default an owner of ``org-test``
+  with both scopes, ``None`` for a request without a token — see ``tests/principals.py``);
 * ``table_items``: the items of a wallet (or the table), to show that a request wrote nothing;
 * ``project_ledger``: runs the ledger projector's handler over the table's stream.
 
@@ -22,7 +24,7 @@ import importlib
 import json
 import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -34,6 +36,7 @@ from credit_meter import items as stored
 from credit_meter import notify, store
 from devtools import table
 from devtools.apigw import FakeContext, http_event
+from tests.principals import DEFAULT
 
 Api = Callable[..., tuple[int, dict[str, str], Any]]
 
@@ -112,7 +115,8 @@ def api(metering_app: Any) -> Api:
     ``application/json`` unless a content-type header is given, ``None`` to send none); a
     list or number goes as its JSON text. With ``base64=True`` the body is sent base64-encoded
     (``isBase64Encoded``), as API Gateway sends a binary body; a body that is not UTF-8 always
-    is."""
+    is. ``as_``: the caller's claims (default: an owner of ``org-test`` with both scopes;
+    None: no token)."""
     handler = metering_app.handler
 
     def call(
@@ -123,6 +127,7 @@ def api(metering_app: Any) -> Api:
         query: str | dict[str, str] | None = None,
         *,
         base64: bool = False,
+        as_: Mapping[str, Any] | None = DEFAULT,
     ) -> tuple[int, dict[str, str], Any]:
         hdrs = {k.lower(): v for k, v in (headers or {}).items()}
         if body is not None and not isinstance(body, dict):
@@ -130,7 +135,7 @@ def api(metering_app: Any) -> Api:
                 body = json.dumps(body)
             hdrs.setdefault("content-type", "application/json")
         sent = {k: v for k, v in hdrs.items() if v is not None}  # None: leave the header out
-        event = http_event(method, path, body, sent, query)
+        event = http_event(method, path, body, sent, query, claims=as_)
         if base64 and event.get("body") is not None and not event["isBase64Encoded"]:
             event["body"] = b64.b64encode(event["body"].encode()).decode("ascii")
             event["isBase64Encoded"] = True

@@ -119,7 +119,8 @@ def test_get_wallet_shape(api: Api, wallet: dict[str, Any]) -> None:
     assert body == wallet
     assert body == {
         "wallet_id": "w1",
-        "org_id": None,
+        "org_id": "org-test",  # the caller's organisation (tests/principals.py)
+        "bypass": False,
         "plan": "free",
         "pending_plan": None,
         "anchor_day": 31,
@@ -614,6 +615,7 @@ def test_transactions_newest_first_with_released_holds_at_zero(
             "held": None if kind != "reservation" else body["items"][i]["held"],
             "lines": [],
             "tokens": None,
+            "billing": "credits",
         }
         for i, (tid, kind, credits, after, feature, member, status, seconds) in enumerate(expected)
     ]

@@ -798,13 +798,13 @@ def billing_state_cases() -> list[Any]:
             404,
             code="promo-code-not-found",
         ),
-        case(
+        case(  # the wallet is looked up first: for another organisation's it is the same
             "redeem-unknown-code-unknown-wallet",
             "POST",
             f"{NOWHERE}/redeem",
             {"code": "NOSUCHCODE"},
             404,
-            code="promo-code-not-found",
+            code="wallet-not-found",
         ),
         case(
             "redeem-again",

@@ -1633,14 +1633,23 @@ class LedgerMirror:
         from moto.core import DEFAULT_ACCOUNT_ID
         from moto.dynamodb.models import dynamodb_backends
 
-        backend = dynamodb_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
-        self.shard = backend.get_table(table_name).stream_shard
+        self._table = lambda: dynamodb_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].get_table(
+            table_name
+        )
         self.records: list[dict[str, Any]] = []  # as the stream delivers them
         self.entries: dict[tuple[str, int], dict[str, Any]] = {}  # (pk, seq) -> entry
         self.lines: dict[tuple[str, str], dict[str, Any]] = {}  # (pk, sk) -> grant line
 
+    @property
+    def shard(self) -> Any:
+        """The table's stream shard, looked up each time: a transaction that moto refuses
+        puts back its deep copy of the table, stream included (the wallet's creation is one,
+        and an upgrade tries it first)."""
+        return self._table().stream_shard
+
     def catch_up(self) -> None:
-        for stream_record in self.shard.items:
+        shard = self.shard
+        for stream_record in shard.items:
             record = copy.deepcopy(stream_record.to_json())
             record["dynamodb"].pop("ApproximateCreationDateTime", None)
             self.records.append(record)
@@ -1649,8 +1658,8 @@ class LedgerMirror:
                 self.entries[(entry["pk"], entry["seq"])] = entry
             for key, values in projection.grant_lines:
                 self.lines.setdefault((key["pk"], key["sk"]), {}).update(values)
-        self.shard.starting_sequence_number += len(self.shard.items)
-        self.shard.items.clear()
+        shard.starting_sequence_number += len(shard.items)
+        shard.items.clear()
 
     def project(self, handler: Callable[[dict[str, Any], Any], Any]) -> None:
         """Every record so far through the ledger projector's handler, in one batch."""

@@ -35,11 +35,14 @@ seq   at                   what                                                 
 16    04-10 00:02:00       the 8 kept credits expire
 ====  ===================  ==========================================================  =====
 
-``acme-lab`` (pro; created alone, joins ``acme`` with a second PUT): 03-11 10:00 chat/ana
-claude-haiku 50,000 in + 25,000 out (3); 03-12 09:00 batch/eve 40 credits; 04-02 09:00
-search/dee 10 web_search (free) + gemini-flash 100,000 in (2).
-``solo`` (free, no organisation): 03-11 11:00 chat/ana 7 credits.
+``acme-lab`` (pro; created alone, without an organisation, then adopted by ``acme`` with a
+PUT): 03-11 10:00 chat/ana claude-haiku 50,000 in + 25,000 out (3); 03-12 09:00 batch/eve 40
+credits; 04-02 09:00 search/dee 10 web_search (free) + gemini-flash 100,000 in (2).
+``solo`` (free, organisation ``solo-co``, alone in it): 03-11 11:00 chat/ana 7 credits.
 ``globex-1`` (free, organisation ``globex``): 03-11 12:00 chat/zed 1.5 credits.
+
+Requests come from an owner of ``acme`` with both scopes (``tests/principals.py``); the other
+organisations' wallets are read and written as their own owners (``SOLO``, ``GLOBEX``).
 
 The reports are read at 2026-04-12 12:00 unless a test says otherwise.
 """
@@ -48,6 +51,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import io
 import json
 import warnings
@@ -66,10 +70,12 @@ from hypothesis import strategies as st
 from credit_meter import clock, usage
 from credit_meter.billing import Billing
 from credit_meter.catalog import UsageLine, catalog
+from credit_meter.errors import Conflict
 from credit_meter.service import Metering
 from credit_meter.store import from_item
 from devtools import table
 from devtools.apigw import FakeContext, http_event
+from tests.principals import org_token, token
 
 Api = Callable[..., tuple[int, dict[str, str], Any]]
 Json = dict[str, Any]
@@ -78,6 +84,17 @@ A = "/v1/wallets/acme-main"
 B = "/v1/wallets/acme-lab"
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 NOW = datetime(2026, 4, 12, 12, 0, tzinfo=UTC)
+ACME = org_token("acme")
+SOLO = org_token("solo-co")
+GLOBEX = org_token("globex")
+
+
+@pytest.fixture(scope="module")
+def api(api: Api) -> Api:
+    """The conftest's caller, as an owner of acme unless told otherwise (``as_=``)."""
+    return functools.partial(api, as_=ACME)
+
+
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -216,13 +233,18 @@ def build_world(api: Api, project_ledger: Callable[[], None]) -> Json:
     with clock_at(T0) as t:
         ok(api("PUT", A, {"plan": "starter", "org_id": "acme"}), 201)
         t.set(T0 + timedelta(minutes=10))
-        created = ok(api("PUT", B, {"plan": "pro"}), 201)
-        assert created["org_id"] is None
+        # made before organisations were required: the API shows it to nobody until the
+        # platform (credits:admin) adopts it into an organisation
+        created, view = Billing().put_wallet("acme-lab", "pro")
+        assert (created, view.org_id) == (True, None)
         t.set(T0 + timedelta(minutes=20))
         joined = ok(api("PUT", B, {"plan": "pro", "org_id": "acme"}), 200)
         assert joined["org_id"] == "acme"
-        ok(api("PUT", "/v1/wallets/solo", {"plan": "free"}), 201)
-        ok(api("PUT", "/v1/wallets/globex-1", {"plan": "free", "org_id": "globex"}), 201)
+        assert ok(api("PUT", "/v1/wallets/solo", {"plan": "free"}, as_=SOLO), 201)["org_id"] == (
+            "solo-co"
+        )
+        globex = {"plan": "free", "org_id": "globex"}
+        ok(api("PUT", "/v1/wallets/globex-1", globex, as_=GLOBEX), 201)
 
         def at(month: int, day: int, h: int, m: int = 0, s: int = 0) -> None:
             t.set(datetime(2026, month, day, h, m, s, tzinfo=UTC))
@@ -278,9 +300,10 @@ def build_world(api: Api, project_ledger: Callable[[], None]) -> Json:
         ]
         assert charge(api, B, "chat", "ana", usage=haiku)["charged"] == "3"
         at(3, 11, 11)
-        charge(api, "/v1/wallets/solo", "chat", "ana", credits="7")
+        charge(functools.partial(api, as_=SOLO), "/v1/wallets/solo", "chat", "ana", credits="7")
         at(3, 11, 12)
-        charge(api, "/v1/wallets/globex-1", "chat", "zed", credits="1.5")
+        globex_api = functools.partial(api, as_=GLOBEX)
+        charge(globex_api, "/v1/wallets/globex-1", "chat", "zed", credits="1.5")
         at(3, 12, 9)
         charge(api, B, "batch", "eve", credits="40")
 
@@ -756,7 +779,8 @@ def test_series_maxima(api: Api, world: Json, now: Clock) -> None:
 
 
 def test_series_of_a_wallet_without_usage_and_of_none(api: Api, world: Json, now: Clock) -> None:
-    body = series(api, "/v1/wallets/solo", "from=2026-04-01&to=2026-04-03&group_by=feature")
+    solo = functools.partial(api, as_=SOLO)
+    body = series(solo, "/v1/wallets/solo", "from=2026-04-01&to=2026-04-03&group_by=feature")
     assert [(p["date"], p["credits"], p["groups"]) for p in body["points"]] == [
         ("2026-04-01", "0", []),
         ("2026-04-02", "0", []),
@@ -948,7 +972,8 @@ def test_activity_log_of_an_unknown_wallet_is_404(api: Api, world: Json, now: Cl
     for query in ("", "day=2026-03-11", "type=charge", "feature=chat&member_id=ana"):
         refused(api("GET", "/v1/wallets/nobody/transactions", query=query), 404, "wallet-not-found")
     # a wallet with no activity that day is not unknown
-    assert log(api, "/v1/wallets/solo", "day=2026-04-01") == {"items": [], "next_cursor": None}
+    solo = functools.partial(api, as_=SOLO)
+    assert log(solo, "/v1/wallets/solo", "day=2026-04-01") == {"items": [], "next_cursor": None}
 
 
 # -- the CSV export -------------------------------------------------------------------------
@@ -970,6 +995,7 @@ CSV_HEADER = [
     "reasoning_tokens",
     "source",
     "reason",
+    "billing",
 ]
 
 Csv = Callable[..., tuple[int, dict[str, str], str]]
@@ -981,7 +1007,7 @@ def get_csv(metering_app: Any) -> Csv:
     ``api`` fixture would decode the body as JSON)."""
 
     def call(path: str, query: str = "") -> tuple[int, dict[str, str], str]:
-        event = http_event("GET", path, None, {}, query)
+        event = http_event("GET", path, None, {}, query, claims=ACME)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "No application metrics to publish")
             response = metering_app.handler(event, FakeContext())
@@ -1027,6 +1053,7 @@ def as_row(entry: Json) -> dict[str, str]:
         "reasoning_tokens": tokens.get("reasoning", ""),
         "source": entry["source"] or "",
         "reason": "'" + reason if reason and reason[0] in "=+-@" else (reason or ""),
+        "billing": entry["billing"],
     }
 
 
@@ -1156,7 +1183,7 @@ def test_org_usage_by_month_wallet_and_member(api: Api, world: Json, now: Clock)
             {"month": "2026-03", "credits": "96.1"},  # 53.1 + 43
             {"month": "2026-04", "credits": "11"},  # 9 + 2
         ],
-        # solo (no organisation) and globex-1 (another) are not in it
+        # solo and globex-1 (other organisations) are not in it
         "wallets": [
             {"wallet_id": "acme-main", "credits": "62.1", "actions": 9},
             {"wallet_id": "acme-lab", "credits": "45", "actions": 3},
@@ -1216,7 +1243,8 @@ def test_org_usage_defaults_to_this_month(api: Api, world: Json, now: Clock) -> 
 
 
 def test_org_usage_other_orgs_ranges_and_unknown(api: Api, world: Json, now: Clock) -> None:
-    globex = ok(api("GET", "/v1/orgs/globex/usage", query="from=2026-03&to=2026-03"))
+    as_globex = functools.partial(api, as_=GLOBEX)
+    globex = ok(as_globex("GET", "/v1/orgs/globex/usage", query="from=2026-03&to=2026-03"))
     assert (globex["credits"], globex["actions"], globex["wallets"], globex["top_consumers"]) == (
         "1.5",
         1,
@@ -1224,7 +1252,7 @@ def test_org_usage_other_orgs_ranges_and_unknown(api: Api, world: Json, now: Clo
         [{"member_id": "zed", "credits": "1.5"}],
     )
     # a wallet with nothing in the range is listed with zero
-    quiet = ok(api("GET", "/v1/orgs/globex/usage", query="from=2026-01&to=2026-02"))
+    quiet = ok(as_globex("GET", "/v1/orgs/globex/usage", query="from=2026-01&to=2026-02"))
     assert quiet["wallets"] == [{"wallet_id": "globex-1", "credits": "0", "actions": 0}]
     assert (quiet["members"], quiet["top_consumers"]) == ([], [])
     twelve = ok(api("GET", "/v1/orgs/acme/usage", query="from=2025-05&to=2026-04"))
@@ -1232,9 +1260,16 @@ def test_org_usage_other_orgs_ranges_and_unknown(api: Api, world: Json, now: Clo
     for query in ("from=2025-04&to=2026-04", "from=2026-04&to=2026-03"):
         problem = refused(api("GET", "/v1/orgs/acme/usage", query=query), 422, "invalid-request")
         assert [e["field"] for e in problem["errors"]] == ["from"]
-    refused(api("GET", "/v1/orgs/nobody/usage"), 404, "organisation-not-found")
+    # an organisation with no wallets (asked by its own member: others are refused before)
+    nobody = refused(
+        api("GET", "/v1/orgs/nobody/usage", as_=org_token("nobody")), 404, "organisation-not-found"
+    )
+    # another organisation reads exactly as one without wallets
+    assert api("GET", "/v1/orgs/nobody/usage")[2] == nobody
+    other = refused(api("GET", "/v1/orgs/globex/usage"), 404, "organisation-not-found")
+    assert other == {**nobody, "detail": "organisation globex has no wallets"}
     # an organisation id is not a wallet id: a wallet alone is no organisation
-    refused(api("GET", "/v1/orgs/solo/usage"), 404, "organisation-not-found")
+    refused(api("GET", "/v1/orgs/solo/usage", as_=org_token("solo")), 404, "organisation-not-found")
 
 
 def test_a_wallet_does_not_move_to_another_org(
@@ -1245,8 +1280,17 @@ def test_a_wallet_does_not_move_to_another_org(
         before = table_items()
         for org in ("globex", "acme2"):
             body = {"plan": "pro", "org_id": org}
-            problem = refused(api("PUT", B, body), 409, "organisation-set")
-            assert "acme" in problem["detail"]
+            # acme may only name itself ...
+            problem = refused(api("PUT", B, body), 422, "invalid-request")
+            assert [e["field"] for e in problem["errors"]] == ["org_id"]
+            # ... and for anyone else acme's wallet does not exist
+            refused(api("PUT", B, body, as_=org_token(org)), 404, "wallet-not-found")
+            refused(api("PUT", B, {"plan": "pro"}, as_=org_token(org)), 404, "wallet-not-found")
+        assert table_items() == before
+        # the service itself refuses a move (a request that raced the API's check)
+        with pytest.raises(Conflict) as refusal:
+            Billing().put_wallet("acme-lab", "pro", org_id="globex")
+        assert (refusal.value.code, "acme" in refusal.value.detail) == ("organisation-set", True)
         assert table_items() == before
         assert ok(api("GET", B))["org_id"] == "acme"
 
@@ -1255,47 +1299,59 @@ def test_a_wallet_does_not_move_to_another_org(
 def test_wallets_join_an_org_at_creation_or_later_once(
     api: Api, table_items: Callable[..., list[Json]], project_ledger: Callable[[], None]
 ) -> None:
+    o1, o2 = (
+        functools.partial(api, as_=org_token("o1")),
+        functools.partial(api, as_=org_token("o2")),
+    )
     with clock_at(datetime(2026, 6, 1, 8, 0, tzinfo=UTC)) as t:
-        assert (
-            ok(api("PUT", "/v1/wallets/w1", {"plan": "free", "org_id": "o1"}), 201)["org_id"]
-            == "o1"
+        assert ok(o1("PUT", "/v1/wallets/w1", {"plan": "free", "org_id": "o1"}), 201)["org_id"] == (
+            "o1"
         )
-        assert ok(api("PUT", "/v1/wallets/w2", {"plan": "free"}), 201)["org_id"] is None
-        assert (
-            ok(api("PUT", "/v1/wallets/w3", {"plan": "free", "org_id": "o2"}), 201)["org_id"]
-            == "o2"
-        )
-        refused(api("GET", "/v1/orgs/o3/usage"), 404, "organisation-not-found")
+        # made before organisations were required (the API always puts a wallet in one)
+        assert Billing().put_wallet("w2", "free")[1].org_id is None
+        # the caller's organisation, named or not
+        assert ok(o2("PUT", "/v1/wallets/w3", {"plan": "free"}), 201)["org_id"] == "o2"
+        refused(api("GET", "/v1/orgs/o3/usage", as_=org_token("o3")), 404, "organisation-not-found")
         t.advance(60)
-        # later, with the same plan, then again (no change), then another org: refused
-        assert ok(api("PUT", "/v1/wallets/w2", {"plan": "free", "org_id": "o1"}))["org_id"] == "o1"
-        assert ok(api("PUT", "/v1/wallets/w2", {"plan": "free", "org_id": "o1"}))["org_id"] == "o1"
-        assert ok(api("PUT", "/v1/wallets/w2", {"plan": "free"}))["org_id"] == "o1"
+        # the org-less w2 is nobody's: only the platform (credits:admin) may adopt it
         before = table_items()
-        refused(
-            api("PUT", "/v1/wallets/w2", {"plan": "free", "org_id": "o2"}), 409, "organisation-set"
-        )
-        refused(
-            api("PUT", "/v1/wallets/w3", {"plan": "free", "org_id": "o1"}), 409, "organisation-set"
-        )
-        # a create of an existing wallet with another org is the same refusal
-        refused(
-            api("PUT", "/v1/wallets/w1", {"plan": "starter", "org_id": "o2"}),
-            409,
-            "organisation-set",
-        )
+        owner = token("owner", org="o1", scopes=["credits:meter"])
+        refused(api("PUT", "/v1/wallets/w2", {"plan": "free"}, as_=owner), 404, "wallet-not-found")
+        refused(o1("GET", "/v1/wallets/w2"), 404, "wallet-not-found")
         assert table_items() == before
-        assert ok(api("GET", "/v1/wallets/w1"))["plan"] == "free"
+        # adopted, then again (no change), then without naming it
+        assert ok(o1("PUT", "/v1/wallets/w2", {"plan": "free", "org_id": "o1"}))["org_id"] == "o1"
+        assert ok(o1("PUT", "/v1/wallets/w2", {"plan": "free", "org_id": "o1"}))["org_id"] == "o1"
+        assert ok(o1("PUT", "/v1/wallets/w2", {"plan": "free"}))["org_id"] == "o1"
+        before = table_items()
+        # another organisation's wallets do not exist for o1 or o2, whatever the body says
+        refused(
+            o2("PUT", "/v1/wallets/w2", {"plan": "free", "org_id": "o2"}), 404, "wallet-not-found"
+        )
+        refused(
+            o1("PUT", "/v1/wallets/w3", {"plan": "free", "org_id": "o1"}), 404, "wallet-not-found"
+        )
+        refused(o2("PUT", "/v1/wallets/w1", {"plan": "starter"}), 404, "wallet-not-found")
+        # and a body may only name the caller's own
+        problem = refused(
+            o1("PUT", "/v1/wallets/w1", {"plan": "starter", "org_id": "o2"}), 422, "invalid-request"
+        )
+        assert [e["field"] for e in problem["errors"]] == ["org_id"]
+        assert table_items() == before
+        assert ok(o1("GET", "/v1/wallets/w1"))["plan"] == "free"
         t.advance(60)
-        charge(api, "/v1/wallets/w1", "chat", "ana", credits="1")
-        charge(api, "/v1/wallets/w2", "chat", "ana", credits="2")
-        charge(api, "/v1/wallets/w3", "chat", "ana", credits="4")
+        charge(o1, "/v1/wallets/w1", "chat", "ana", credits="1")
+        charge(o1, "/v1/wallets/w2", "chat", "ana", credits="2")
+        charge(o2, "/v1/wallets/w3", "chat", "ana", credits="4")
         project_ledger()
-        o1 = ok(api("GET", "/v1/orgs/o1/usage"))
-        o2 = ok(api("GET", "/v1/orgs/o2/usage"))
-    assert (o1["credits"], [w["wallet_id"] for w in o1["wallets"]]) == ("3", ["w2", "w1"])
-    assert o1["top_consumers"] == [{"member_id": "ana", "credits": "3"}]
-    assert (o2["credits"], [w["wallet_id"] for w in o2["wallets"]]) == ("4", ["w3"])
+        o1_usage = ok(o1("GET", "/v1/orgs/o1/usage"))
+        o2_usage = ok(o2("GET", "/v1/orgs/o2/usage"))
+    assert (o1_usage["credits"], [w["wallet_id"] for w in o1_usage["wallets"]]) == (
+        "3",
+        ["w2", "w1"],
+    )
+    assert o1_usage["top_consumers"] == [{"member_id": "ana", "credits": "3"}]
+    assert (o2_usage["credits"], [w["wallet_id"] for w in o2_usage["wallets"]]) == ("4", ["w3"])
 
 
 @pytest.mark.usefixtures("fresh_table")
@@ -1303,6 +1359,7 @@ def test_org_usage_over_many_wallets_keeps_the_top_ten_members(
     api: Api, project_ledger: Callable[[], None]
 ) -> None:
     # 9 wallets x 12 months: more rollup keys than one BatchGetItem takes (100)
+    api = functools.partial(api, as_=org_token("big"))
     with clock_at(datetime(2025, 6, 1, tzinfo=UTC)) as t:
         for n in range(9):
             ok(api("PUT", f"/v1/wallets/m{n}", {"plan": "pro", "org_id": "big"}), 201)

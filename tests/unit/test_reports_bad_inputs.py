@@ -8,7 +8,10 @@ UTC:
 * ``w1`` (free, organisation ``acme``, created 2026-04-01, so its period runs to May 1) with a
   priced charge by ``ana``, a credits-only charge, a released reservation and an adjustment,
   all projected into its ledger and rollups;
-* ``w2`` (free, no organisation), untouched.
+* ``w2`` (free, ``acme`` too), untouched.
+
+Every request comes from an owner of ``acme`` with both scopes (``tests/principals.py``), unless
+a case names another caller.
 
 After its request each case compares a scan of the whole table with what it held after the
 setup, byte for byte: a refused request writes nothing, so the cases cannot disturb one another
@@ -18,6 +21,7 @@ setup, byte for byte: a refused request writes nothing, so the cases cannot dist
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +30,8 @@ from urllib.parse import quote
 import pytest
 
 from credit_meter import clock
-from tests.bad_inputs import case, check_problem
+from tests.bad_inputs import case, check_problem, sent_as
+from tests.principals import org_token, token
 
 Api = Callable[..., tuple[int, dict[str, str], Any]]
 
@@ -37,6 +42,8 @@ SERIES = f"{W}/usage"
 LOG = f"{W}/transactions"
 CSV = f"{W}/transactions.csv"
 ORG = "/v1/orgs/acme/usage"
+ACME = org_token("acme")
+GLOBEX = org_token("globex")  # another tenant
 NOW = datetime(2026, 4, 12, 12, 0, tzinfo=UTC)
 
 
@@ -129,7 +136,29 @@ def id_cases() -> list[Any]:
     )
     cases.append(
         case(
-            "org-named-like-a-wallet-without-org",
+            "org-of-another-tenant",
+            "GET",
+            ORG,
+            None,
+            404,
+            code="organisation-not-found",
+            as_=GLOBEX,
+        )
+    )
+    cases.append(
+        case(
+            "org-of-another-tenant-for-a-viewer",
+            "GET",
+            ORG,
+            None,
+            404,
+            code="organisation-not-found",
+            as_=token("viewer", org="globex"),
+        )
+    )
+    cases.append(
+        case(
+            "org-named-like-a-wallet",
             "GET",
             "/v1/orgs/w2/usage",
             None,
@@ -178,7 +207,8 @@ def put_org_cases() -> list[Any]:
                     "org_id",
                 )
             )
-    # a wallet does not move to another organisation
+    # a wallet does not move to another organisation: the body may only name the caller's own,
+    # and for a caller of another organisation acme's wallet does not exist
     for org in ("globex", "ACME", "acme2"):
         cases.append(
             case(
@@ -186,8 +216,8 @@ def put_org_cases() -> list[Any]:
                 "PUT",
                 W,
                 {"plan": "free", "org_id": org},
-                409,
-                code="organisation-set",
+                422,
+                "org_id",
             )
         )
     cases.append(
@@ -196,10 +226,21 @@ def put_org_cases() -> list[Any]:
             "PUT",
             W,
             {"plan": "starter", "org_id": "globex"},
-            409,
-            code="organisation-set",
+            422,
+            "org_id",
         )
     )
+    for body in ({"plan": "starter"}, {"plan": "starter", "org_id": "globex"}):
+        cases.append(
+            case(
+                f"put-w1-as-another-org-{len(body)}",
+                "PUT",
+                W,
+                body,
+                404,
+                as_=GLOBEX,
+            )
+        )
     cases.append(
         case(
             "put-w2-org-with-an-unknown-plan",
@@ -673,6 +714,12 @@ CASES = [
 # -- the test ---------------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def api(api: Api) -> Api:
+    """The conftest's caller, as an owner of acme (w1's organisation) unless told otherwise."""
+    return functools.partial(api, as_=ACME)
+
+
 @pytest.fixture
 def now() -> Iterator[None]:
     clock.set_clock(lambda: NOW.timestamp())
@@ -740,6 +787,7 @@ def test_bad_input_is_refused_and_writes_nothing(
         request_["body"],
         request_["headers"] or {},
         request_["query"],
+        **sent_as(request_),
     )
     check_problem(response, expect)
     # Nothing written: the table holds the same items, byte for byte.

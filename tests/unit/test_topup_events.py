@@ -1,7 +1,8 @@
 """The top-up functions invoked with the sample events of ``events/`` (the shapes
 ``sam local invoke`` would send): the API routes for a checkout, the payments list and auto
 top-up, and the alerts function (which runs the auto top-up) fed a wallet write from the
-table's stream."""
+table's stream. The API events carry the JWT authorizer's claims of callers in the
+organisation ``acme-corp``."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from devtools.apigw import FakeContext, http_event
+from tests.principals import token
 
 EVENTS = Path(__file__).parents[2] / "events"
 pytestmark = pytest.mark.usefixtures("fresh_table")
@@ -82,8 +84,9 @@ def test_auto_topup_function_with_the_stream_event(
     Payments().set_auto_topup("acme", True, Decimal(100), "pack_2500", **card)
     # Spend 420 of 500: the wallet is really at 80, as the sample record shows it.
     charge = {"feature": "chat", "credits": "420"}
+    backend = token(org="acme-corp", scopes=["credits:meter"])  # as the sample events' org
     response = metering_app.handler(
-        http_event("POST", "/v1/wallets/acme/charges", charge), FakeContext()
+        http_event("POST", "/v1/wallets/acme/charges", charge, claims=backend), FakeContext()
     )
     assert response["statusCode"] == 201
     auto_topup = importlib.import_module("alerts.app")

@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    StrictBool,
     WithJsonSchema,
     model_validator,
 )
@@ -168,6 +169,12 @@ class WalletIn(RequestBody):
         description="The organisation the wallet belongs to (its usage counts in the org's "
         "report). Set once: a wallet does not move to another organisation.",
     )
+
+
+class BypassIn(RequestBody):
+    """Bypass mode on or off (a self-hosted wallet: its usage is metered, and costs nothing)."""
+
+    enabled: StrictBool
 
 
 class ReserveIn(_Required):
@@ -384,12 +391,18 @@ class WalletOut(_Out):
         "alerting: an alert threshold is crossed."
     )
     limits: SpendingOut
+    bypass: bool = Field(
+        default=False,
+        description="Bypass mode (self-hosted installs): every action is recorded, nothing is "
+        "charged, no alert or limit fires.",
+    )
 
     @classmethod
     def of(cls, w: WalletView) -> WalletOut:
         return cls(
             wallet_id=w.wallet_id,
             org_id=w.org_id,
+            bypass=w.bypass,
             plan=w.plan,
             pending_plan=w.pending_plan,
             anchor_day=w.anchor_day,
@@ -513,6 +526,13 @@ class TokensOut(_Out):
     reasoning: AmountOut
 
 
+_BILLED: dict[str | None, Literal["credits", "byok", "bypass"]] = {
+    None: "credits",
+    "byok": "byok",
+    "bypass": "bypass",
+}
+
+
 class TransactionOut(_Out):
     transaction_id: str
     type: str
@@ -536,6 +556,12 @@ class TransactionOut(_Out):
     )
     tokens: TokensOut | None = Field(
         default=None, description="Token counts of the lines, when any line meters tokens."
+    )
+    billing: Literal["credits", "byok", "bypass"] = Field(
+        default="credits",
+        description="How the action was priced: in credits; byok (the member's own provider "
+        "key paid the AI tokens, which cost 0 credits here; other meters still charge); "
+        "bypass (a self-hosted wallet: recorded, not charged).",
     )
 
     @classmethod
@@ -566,6 +592,7 @@ class TransactionOut(_Out):
             )
             if has_tokens
             else None,
+            billing=_BILLED[e.mode],
         )
 
 

@@ -1,5 +1,5 @@
 """DynamoDB attribute values <-> Python values (``str``, ``Decimal``, ``bool``, ``None``,
-``dict``, ``list``).
+``dict``, ``list``, ``bytes``, and sets of strings).
 
 Written by hand rather than importing ``boto3.dynamodb.types``: importing that module loads all
 of boto3 and s3transfer (about 130 ms), a third of the metering function's cold-import budget,
@@ -26,6 +26,10 @@ def serialize(value: Any) -> dict[str, Any]:
         return {"M": {k: serialize(v) for k, v in value.items()}}
     if isinstance(value, (list, tuple)):
         return {"L": [serialize(v) for v in value]}
+    if isinstance(value, (bytes, bytearray)):
+        return {"B": bytes(value)}
+    if isinstance(value, (set, frozenset)) and value and all(isinstance(v, str) for v in value):
+        return {"SS": sorted(value)}  # DynamoDB has no empty set: remove the attribute instead
     raise TypeError(f"cannot store a {type(value).__name__} (floats are never stored)")
 
 
@@ -47,4 +51,8 @@ def deserialize(attr: Mapping[str, Any]) -> Any:
         return {k: deserialize(v) for k, v in value.items()}
     if kind == "L":
         return [deserialize(v) for v in value]
+    if kind == "SS":
+        return set(value)
+    if kind == "B":
+        return value
     raise TypeError(f"unsupported attribute type {kind}")

@@ -299,6 +299,8 @@ class Billing(Metering):
             else:
                 item["org"] = org_id
                 self.store.transact(Put(item), Put(items.membership(org_id, wallet_id), None))
+                if self._byok_flags(org_id, wallet_id):
+                    return True, self.get_wallet(wallet_id)
             return True, items.wallet_view(item)
         except WriteRejected:
             pass
@@ -336,14 +338,40 @@ class Billing(Metering):
                     ),
                     Put(items.membership(org_id, wallet_id), None),
                 )
+                self._byok_flags(org_id, wallet_id)
                 return
             except WriteRejected as rejected:  # another request set it first
                 current = (rejected.old[0] or {}).get("org")
         if current != org_id:
-            raise Conflict(
-                f"wallet {wallet_id} belongs to organisation {current}; it does not move",
+            raise Conflict(  # never names the other organisation
+                f"wallet {wallet_id} belongs to another organisation; it does not move",
                 code="organisation-set",
             )
+
+    def _byok_flags(self, org_id: str, wallet_id: str) -> int:
+        """A wallet that joins an organisation learns which of its members bring their own
+        provider key (after its membership line is written: see :mod:`credit_meter.byok` for
+        why that order cannot miss a key set meanwhile). Returns how many it learnt."""
+        from credit_meter.byok import flags_for_new_member
+
+        return flags_for_new_member(self.store, org_id, wallet_id)
+
+    def set_bypass(self, wallet_id: str, enabled: bool) -> WalletView:
+        """Bypass mode, for self-hosted installs: from now on every debit is recorded (with
+        its usage lines) at 0 credits, so no balance, limit, budget or alert moves. A
+        reservation keeps the mode it was made in until it ends."""
+        try:
+            self.store.update(
+                Update(
+                    key=items.wallet_key(wallet_id),
+                    expression="SET bp = :on" if enabled else "REMOVE bp",
+                    condition="attribute_exists(pk)",
+                    values={":on": True} if enabled else {},
+                )
+            )
+        except WriteRejected:
+            raise no_wallet(wallet_id) from None
+        return self.get_wallet(wallet_id)
 
     def _change_plan(
         self, wallet_id: str, wallet: dict[str, Any], terms: Plan, allow: Decimal

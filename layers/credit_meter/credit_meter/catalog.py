@@ -101,16 +101,21 @@ class Catalog:
 
         return parse_topups(self.topups_json)
 
-    def price(self, usage: list[UsageLine]) -> Decimal:
+    def price(self, usage: list[UsageLine], mode: str | None = None) -> Decimal:
         """The cost of a usage list in credits; unknown meters or models are field problems."""
-        return sum((line.cost for line in self.itemise(usage)), Decimal(0))
+        return sum((line.cost for line in self.itemise(usage, mode)), Decimal(0))
 
-    def itemise(self, usage: list[UsageLine]) -> list[PricedLine]:
+    def itemise(self, usage: list[UsageLine], mode: str | None = None) -> list[PricedLine]:
         """Each usage line priced: what the activity log shows and the usage reports add up.
 
         The lines' costs add up exactly to the request's price (the unrounded total rounded
         once): rounding each line alone could miss it by a millionth, so the difference goes
         to the costliest lines.
+
+        ``mode``: ``byok`` (the member's own provider key pays for the AI tokens: the token
+        meters, priced by model, cost nothing; other meters still charge) or ``bypass`` (a
+        self-hosted wallet: nothing costs anything). Free lines keep their quantities, with a
+        unit price and cost of 0, so the activity log still shows them.
         """
         problems: list[FieldProblem] = []
         priced: list[tuple[UsageLine, Meter, str | None, Decimal, Decimal]] = []
@@ -132,6 +137,8 @@ class Catalog:
                     )
                     continue
                 unit_price = self.tiers[tier][meter.name]
+                if mode is not None:  # BYOK or bypass: the provider bills the tokens
+                    unit_price = Decimal(0)
                 raw = line.quantity * unit_price / TOKENS_PER_PRICE_UNIT
                 priced.append((line, meter, tier, unit_price, raw))
             else:
@@ -143,7 +150,7 @@ class Catalog:
                     )
                     continue
                 assert meter.credits_per_unit is not None
-                unit_price = meter.credits_per_unit
+                unit_price = meter.credits_per_unit if mode != BYPASS else Decimal(0)
                 priced.append((line, meter, None, unit_price, line.quantity * unit_price))
         if problems:
             raise InvalidRequest(problems)
@@ -169,6 +176,10 @@ class Catalog:
             )
             for (line, m, tier, unit_price, _), cost in zip(priced, costs, strict=True)
         ]
+
+
+BYOK, BYPASS = "byok", "bypass"  # pricing modes (see Catalog.itemise)
+MODES = (BYOK, BYPASS)
 
 
 def _decimal(value: object) -> Decimal:

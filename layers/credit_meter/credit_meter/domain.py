@@ -67,6 +67,7 @@ class WalletView:
     allowed_limit: Decimal | None = None
     limit_remaining: Decimal | None = None  # may still be reserved or charged this period
     org_id: str | None = None  # the organisation the wallet belongs to
+    bypass: bool = False  # a self-hosted install: everything recorded, nothing charged
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +118,7 @@ class Entry:
     source: str | None = None
     reason: str | None = None
     held: Decimal | None = None  # reservations: what was held
+    mode: str | None = None  # byok or bypass: priced so rather than in credits
     lines: tuple[PricedLine, ...] = ()  # the priced usage lines (actions costed by usage)
 
 

@@ -47,6 +47,20 @@ class PayloadTooLarge(DomainError):
     code = "payload-too-large"
 
 
+class Unauthenticated(DomainError):
+    """No valid credentials came with the request (the JWT authorizer's claims are missing or
+    incomplete)."""
+
+    code = "unauthenticated"
+
+
+class Forbidden(DomainError):
+    """The caller is known, but its role or scopes do not allow this route (or this member's
+    data). Never used to say that another tenant's wallet exists: that is a not-found."""
+
+    code = "forbidden"
+
+
 class WalletNotFound(DomainError):
     code = "wallet-not-found"
 
@@ -73,6 +87,12 @@ class MemberBudgetNotFound(DomainError):
 
 class OrgNotFound(DomainError):
     code = "organisation-not-found"
+
+
+class ByokNotFound(DomainError):
+    """The user has no provider key stored."""
+
+    code = "byok-not-found"
 
 
 class PaymentProviderError(DomainError):

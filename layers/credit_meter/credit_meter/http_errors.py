@@ -10,9 +10,11 @@ from pydantic import ValidationError
 
 from credit_meter.api_models import ProblemOut, dump
 from credit_meter.errors import (
+    ByokNotFound,
     Conflict,
     Contention,
     DomainError,
+    Forbidden,
     GrantNotFound,
     InsufficientCredits,
     InvalidRequest,
@@ -26,6 +28,7 @@ from credit_meter.errors import (
     PromoCodeNotFound,
     ReservationNotFound,
     SpendingLimitReached,
+    Unauthenticated,
     UnsupportedMediaType,
     WalletNotFound,
 )
@@ -34,6 +37,8 @@ PROBLEM_JSON = "application/problem+json"
 
 _STATUS: list[tuple[type[DomainError], int, str]] = [
     (MalformedRequest, 400, "Malformed request"),
+    (Unauthenticated, 401, "Unauthenticated"),
+    (Forbidden, 403, "Forbidden"),
     (InsufficientCredits, 402, "Insufficient credits"),
     (MemberBudgetReached, 403, "Member budget reached"),
     (SpendingLimitReached, 403, "Spending limit reached"),
@@ -44,6 +49,7 @@ _STATUS: list[tuple[type[DomainError], int, str]] = [
     (PaymentNotFound, 404, "Payment not found"),
     (MemberBudgetNotFound, 404, "Member budget not found"),
     (OrgNotFound, 404, "Organisation not found"),
+    (ByokNotFound, 404, "Provider key not found"),
     (Conflict, 409, "Conflict"),
     (PayloadTooLarge, 413, "Payload too large"),
     (UnsupportedMediaType, 415, "Unsupported media type"),
@@ -55,7 +61,11 @@ _STATUS: list[tuple[type[DomainError], int, str]] = [
 
 def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> Response[str]:
     body = ProblemOut(type=f"/problems/{code}", title=title, status=status, detail=detail, **extra)
-    headers = {"Retry-After": "1"} if status == 503 else None
+    headers: dict[str, str] | None = None
+    if status == 503:
+        headers = {"Retry-After": "1"}
+    elif status == 401:  # RFC 6750: how to authenticate
+        headers = {"WWW-Authenticate": 'Bearer realm="credit-meter"'}
     return Response(
         status_code=status,
         content_type=PROBLEM_JSON,

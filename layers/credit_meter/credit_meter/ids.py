@@ -9,6 +9,10 @@ result; without one it is random.
 A hold counted against a member's budget adds that member's tag (``…_<12 hex>``): commit and
 release must give the member's room back in the same write, and the tag names where it lives
 (``mb.<tag>`` in the wallet) without a read. The condition checks the hold carries that tag.
+
+A hold priced in a mode other than credits (``byok``: the member's own provider key pays the
+tokens; ``bypass``: a self-hosted wallet) ends in ``…_k`` or ``…_x``: the commit prices its
+usage the same way without a read, and its condition checks the hold was made so.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ _KEY_HEX = 20  # 80 bits: collisions inside one wallet are not a practical conce
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 _TAG_HEX = 12  # 48 bits: two members of one wallet will not share a tag
 _RESERVATION = re.compile(
-    rf"rsv_([0-9a-f]{{{_KEY_HEX}}})_([0-9a-z]{{1,16}})(?:_([0-9a-f]{{{_TAG_HEX}}}))?"
+    rf"rsv_([0-9a-f]{{{_KEY_HEX}}})_([0-9a-z]{{1,16}})(?:_([0-9a-f]{{{_TAG_HEX}}}))?(?:_([kx]))?"
 )
+MODE_MARKS = {"byok": "k", "bypass": "x"}
+_MARK_MODES = {mark: mode for mode, mark in MODE_MARKS.items()}
 
 
 def op_key(wallet_id: str, op: str, idempotency_key: str | None) -> str:
@@ -57,17 +63,25 @@ class ReservationId:
     key: str
     credits: Decimal
     member_tag: str | None = None  # set when the hold counts against a member's budget
+    mode: str | None = None  # byok or bypass: how the hold was priced (None: credits)
 
     def __str__(self) -> str:
         tag = "" if self.member_tag is None else f"_{self.member_tag}"
-        return f"rsv_{self.key}_{_b36(to_micros(self.credits))}{tag}"
+        mark = "" if self.mode is None else f"_{MODE_MARKS[self.mode]}"
+        return f"rsv_{self.key}_{_b36(to_micros(self.credits))}{tag}{mark}"
 
     @classmethod
     def parse(cls, text: str) -> ReservationId | None:
         match = _RESERVATION.fullmatch(text)
         if match is None:
             return None
-        return cls(match.group(1), from_micros(int(match.group(2), 36)), match.group(3))
+        mark = match.group(4)
+        return cls(
+            match.group(1),
+            from_micros(int(match.group(2), 36)),
+            match.group(3),
+            None if mark is None else _MARK_MODES[mark],
+        )
 
 
 def charge_id(key: str) -> str:

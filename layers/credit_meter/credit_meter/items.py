@@ -152,6 +152,7 @@ def posting(
     reason: str | None = None,
     partial: bool = False,
     usage: list[str] | None = None,
+    mode: str | None = None,
 ) -> dict[str, Any]:
     """One ledger posting as the wallet write leaves it for the projector (``posts``).
 
@@ -173,6 +174,8 @@ def posting(
         post["pt"] = True
     if usage:  # the priced usage lines (charges and commits costed by usage)
         post["u"] = usage
+    if mode is not None:  # priced as BYOK or bypass rather than in credits
+        post["mo"] = mode
     return post
 
 
@@ -197,6 +200,7 @@ def wallet_view(item: dict[str, Any]) -> WalletView:
         allowed_limit=None if lim is None else Decimal(lim),
         limit_remaining=None if lim is None else max(Decimal(0), Decimal(item["lrem"])),
         org_id=item.get("org"),
+        bypass=bool(item.get("bp", False)),
     )
 
 
@@ -213,6 +217,7 @@ def entry(item: dict[str, Any]) -> Entry:
         source=item.get("source"),
         reason=item.get("reason"),
         held=None if item.get("held") is None else Decimal(item["held"]),
+        mode=item.get("mode"),
         lines=tuple(
             PricedLine(
                 meter=x["meter"],

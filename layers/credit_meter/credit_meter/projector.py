@@ -137,6 +137,7 @@ def entries_for_change(
             "b": "bucket_id",
             "x": "grant_expires_at",
             "pt": "partial",
+            "mo": "mode",
         }
         entry.update({name: post[short] for short, name in optional.items() if short in post})
         if post.get("u"):

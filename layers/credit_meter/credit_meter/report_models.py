@@ -288,6 +288,7 @@ CSV_COLUMNS = (
     "reasoning_tokens",
     "source",
     "reason",
+    "billing",
 )
 
 
@@ -348,6 +349,7 @@ def transactions_csv(entries: list[Entry]) -> str:
                     None if tokens is None else fmt(tokens.reasoning),
                     e.source,
                     e.reason,
+                    row.billing,
                 )
             ]
         )

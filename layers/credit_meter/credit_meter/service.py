@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from credit_meter import clock, items
-from credit_meter.catalog import Catalog, UsageLine, catalog
+from credit_meter.catalog import BYOK, BYPASS, Catalog, UsageLine, catalog
 from credit_meter.common import Request
 from credit_meter.common import key_reused as _key_reused
 from credit_meter.common import no_wallet as _no_wallet
@@ -67,20 +67,21 @@ class Cost:
     credits: Decimal | None = None
     usage: tuple[UsageLine, ...] | None = None
 
-    def resolve(self, cat: Catalog) -> Decimal | None:
-        if self.credits is not None:
-            return self.credits
-        if self.usage is not None:
-            return cat.price(list(self.usage))
-        return None
+    def resolve(self, cat: Catalog, mode: str | None = None) -> Decimal | None:
+        return self.itemise(cat, mode)[0]
 
-    def itemise(self, cat: Catalog) -> tuple[Decimal | None, list[str] | None]:
+    def itemise(
+        self, cat: Catalog, mode: str | None = None
+    ) -> tuple[Decimal | None, list[str] | None]:
         """The cost, and the priced usage lines as the posting carries them to the ledger
-        (:func:`credit_meter.usage.encode_line`); no lines for a cost given in credits."""
+        (:func:`credit_meter.usage.encode_line`); no lines for a cost given in credits.
+        ``mode`` (:meth:`Catalog.itemise`): under ``bypass`` nothing costs anything, credits
+        given outright included; under ``byok`` credits given outright are charged as given
+        (they do not say which part was AI tokens)."""
         if self.credits is not None:
-            return self.credits, None
+            return (ZERO if mode == BYPASS else self.credits), None
         if self.usage is not None:
-            lines = cat.itemise(list(self.usage))
+            lines = cat.itemise(list(self.usage), mode)
             return sum((x.cost for x in lines), ZERO), encode_lines(lines)
         return None, None
 
@@ -101,10 +102,17 @@ def _insufficient(requested: Decimal, wallet: dict[str, Any]) -> InsufficientCre
     )
 
 
-def _can_debit(amount: str) -> str:
+def _can_debit(
+    amount: str, values: dict[str, Any], mode: str | None = None, credits: Decimal | None = None
+) -> str:
     """The part of a debit's condition that protects the wallet: enough available (or overage
     allowed) and room under the spending limit (``lrem``, absent only on wallets older than
-    limits). ``amount`` is the value name of the credits asked for."""
+    limits). ``amount`` is the value name of the credits asked for. A debit that costs
+    nothing because of its mode (BYOK tokens, bypass) is never refused for lack of credits
+    or room: nothing is taken."""
+    if mode is not None and credits == ZERO:
+        return "attribute_exists(pk)"
+    values[":overage"] = True
     return (
         f"(avail >= {amount} OR ovr = :overage) "
         f"AND (lrem >= {amount} OR attribute_not_exists(lrem))"
@@ -112,40 +120,105 @@ def _can_debit(amount: str) -> str:
 
 
 def _budget_debit(
-    tag: str | None, budgeted: bool, names: dict[str, str], amount: str = ":c"
+    tag: str | None,
+    budgeted: bool,
+    names: dict[str, str],
+    amount: str = ":c",
+    free: bool = False,
 ) -> tuple[str, str]:
     """The SET clause and condition a member's debit adds: with a budget, its room goes down
     in the same write and must suffice (``mb.<tag>.c`` absent: no cap, usage still counted);
     without one, the condition makes sure there is still none (else the write is refused and
-    made again the other way)."""
+    made again the other way). ``free``: the debit costs nothing because of its mode (BYOK
+    tokens, bypass): the room is not tested (an overspent budget refuses nothing free)."""
     if tag is None:
         return "", ""
     names["#m"] = tag
     if not budgeted:
         return "", " AND attribute_not_exists(mb.#m)"
+    if free:
+        return f", mb.#m.r = mb.#m.r - {amount}", " AND attribute_exists(mb.#m)"
     return (
         f", mb.#m.r = mb.#m.r - {amount}",
         f" AND attribute_exists(mb.#m) AND (attribute_not_exists(mb.#m.c) OR mb.#m.r >= {amount})",
     )
 
 
-def _budget_guess_wrong(rejected: WriteRejected, key: str, tag: str, budgeted: bool) -> bool:
-    """Was a member's debit refused only because it assumed the wrong thing about a budget?"""
+class _Prices:
+    """A cost priced in each mode a debit tries (usually one), each once."""
+
+    def __init__(self, cost: Cost, cat: Catalog) -> None:
+        self._cost, self._catalog = cost, cat
+        self._priced: dict[str | None, tuple[Decimal | None, list[str] | None]] = {}
+
+    def __call__(self, mode: str | None) -> tuple[Decimal, list[str] | None]:
+        if mode not in self._priced:
+            self._priced[mode] = self._cost.itemise(self._catalog, mode)
+        amount, lines = self._priced[mode]
+        if amount is None:
+            raise InvalidRequest([FieldProblem("credits", "give credits or usage")])
+        return amount, lines
+
+
+@dataclass(frozen=True, slots=True)
+class _Guess:
+    """What a debit's write assumes about its wallet without reading it: whether the member
+    has a budget, and how the debit is priced (``mode``: None for credits, ``byok`` when the
+    member's own provider key pays the AI tokens, ``bypass`` for a self-hosted wallet). The
+    write's condition checks both; a wrong guess is refused and made again the right way."""
+
+    budgeted: bool = False
+    mode: str | None = None
+
+
+def wallet_mode(wallet: dict[str, Any], member_id: str | None) -> str | None:
+    """How a wallet prices a member's debits: bypass (``bp``) for everyone, BYOK for the
+    members whose own key is active (``ky``, kept by :mod:`credit_meter.byok`), else credits."""
+    if wallet.get("bp"):
+        return BYPASS
+    if member_id is not None and member_id in wallet.get("ky", ()):
+        return BYOK
+    return None
+
+
+def _mode_condition(mode: str | None, member_id: str | None, values: dict[str, Any]) -> str:
+    """The part of a debit's condition that checks its pricing mode is still the wallet's."""
+    if mode == BYPASS:
+        return " AND attribute_exists(bp)"
+    clause = " AND attribute_not_exists(bp)"
+    if member_id is None:
+        return clause
+    values[":mid"] = member_id
+    if mode == BYOK:
+        return f"{clause} AND contains(ky, :mid)"
+    return f"{clause} AND NOT contains(ky, :mid)"
+
+
+def _actual(
+    rejected: WriteRejected, key: str, tag: str | None, member_id: str | None
+) -> _Guess | None:
+    """What a refused debit should have assumed, from the old wallet the refusal returned;
+    None when the refusal is not about a guess (no wallet, or a replay: the record answers)."""
     wallet = rejected.old[0]
     if wallet is None or any(old is not None for old in rejected.old[1:]):
-        return False  # no wallet, or a replay: the record answers
+        return None  # no wallet, or a replay: the record answers
     if key in wallet.get("hd", {}):
-        return False  # a replay of an open hold
-    return (tag in wallet.get("mb", {})) != budgeted
+        return None  # a replay of an open hold
+    budgeted = tag is not None and tag in wallet.get("mb", {})
+    return _Guess(budgeted, wallet_mode(wallet, member_id))
 
 
-def _keep_tag(tag: str | None, values: dict[str, Any]) -> str:
-    """The SET clause that keeps a budgeted hold's member tag on its ended record (so a later
-    replay needs the same reservation id); adds its value to ``values``."""
-    if tag is None:
-        return ""
-    values[":tag"] = tag
-    return ", b = :tag"
+def _keep_tag(tag: str | None, values: dict[str, Any], mode: str | None = None) -> str:
+    """The SET clause that keeps a hold's member tag (budgeted) and pricing mode on its ended
+    record, so a later replay needs the same reservation id; adds their values to ``values``."""
+    clause = ""
+    if tag is not None:
+        values[":tag"] = tag
+        clause += ", b = :tag"
+    if mode is not None:
+        values[":mode"] = mode
+        clause += ", p = :mode"
+    return clause
 
 
 class _BudgetHints:
@@ -170,6 +243,30 @@ class _BudgetHints:
 
 
 budget_hints = _BudgetHints()
+
+
+class _ModeHints:
+    """Which (wallet, member) pairs are priced in another mode than credits (BYOK, bypass), as
+    far as this process has seen. Like :class:`_BudgetHints`, only saves a round trip."""
+
+    _MAX = 50_000
+
+    def __init__(self) -> None:
+        self._modes: dict[tuple[str, str | None], str] = {}
+
+    def guess(self, wallet_id: str, member_id: str | None) -> str | None:
+        return self._modes.get((wallet_id, member_id))
+
+    def learn(self, wallet_id: str, member_id: str | None, mode: str | None) -> None:
+        if mode is None:
+            self._modes.pop((wallet_id, member_id), None)
+            return
+        if len(self._modes) >= self._MAX:
+            self._modes.clear()
+        self._modes[(wallet_id, member_id)] = mode
+
+
+mode_hints = _ModeHints()
 
 
 def _refusal(credits: Decimal, wallet: dict[str, Any], tag: str | None) -> DomainError:
@@ -234,9 +331,8 @@ class Metering:
         member_id: str | None = None,
         expires_in_seconds: int | None = None,
     ) -> Reservation:
-        credits = cost.resolve(self.catalog)
-        if credits is None:
-            raise InvalidRequest([FieldProblem("credits", "give credits or usage")])
+        price = _Prices(cost, self.catalog)
+        price(None)  # checks the cost before anything else
         ttl = expires_in_seconds or self.catalog.default_hold_seconds
         if ttl > self.catalog.max_hold_seconds:
             raise InvalidRequest(
@@ -246,9 +342,10 @@ class Metering:
         expires_at = int(clock.now_ts()) + ttl
         tag = None if member_id is None else member_tag(member_id)
 
-        def write(budgeted: bool) -> None:
+        def write(guess: _Guess) -> None:
+            credits = price(guess.mode)[0]
             update, record = self._reserve_writes(
-                wallet_id, key, credits, expires_at, feature, member_id, tag, budgeted, request
+                wallet_id, key, credits, expires_at, feature, member_id, tag, guess, request
             )
             if record is None:
                 # The random key makes an SDK-level retry of this very request fail its
@@ -258,32 +355,47 @@ class Metering:
                 self.store.transact(update, record)
 
         try:
-            budgeted = self._debit(wallet_id, key, tag, write)
+            guess = self._debit(wallet_id, key, tag, member_id, write)
         except WriteRejected as rejected:
+            credits = price(wallet_mode(rejected.old[0] or {}, member_id))[0]
             try:
                 return self._explain_reserve(wallet_id, key, credits, request, rejected, tag)
             except SpendingLimitReached as refused:
                 self._mark_refusal(wallet_id, rejected.old[0], tag, refused)
                 raise
-        rid = ReservationId(key, credits, tag if budgeted else None)
+        credits = price(guess.mode)[0]
+        rid = ReservationId(key, credits, tag if guess.budgeted else None, guess.mode)
         return Reservation(str(rid), "held", credits, expires_at)
 
     @staticmethod
-    def _debit(wallet_id: str, key: str, tag: str | None, write: Callable[[bool], None]) -> bool:
-        """Make a debit's write, for a member (``tag``) guessing whether it has a budget from
-        what this process has seen; returns the guess the write succeeded with. A refusal
-        whose old item shows the guess was wrong is made again the other way (a budget set
-        or first seen meanwhile); any other refusal is raised, as is a second one."""
-        budgeted = tag is not None and budget_hints.known(wallet_id, tag)
+    def _debit(
+        wallet_id: str,
+        key: str,
+        tag: str | None,
+        member_id: str | None,
+        write: Callable[[_Guess], None],
+    ) -> _Guess:
+        """Make a debit's write guessing, from what this process has seen, whether the member
+        (``tag``) has a budget and how the wallet prices the debit; returns the guess the write
+        succeeded with. A refusal whose old item shows the guess was wrong is made again the
+        right way (a budget, a BYOK key or bypass mode set or first seen meanwhile); any
+        other refusal is raised, as is a second one."""
+        guess = _Guess(
+            tag is not None and budget_hints.known(wallet_id, tag),
+            mode_hints.guess(wallet_id, member_id),
+        )
         try:
-            write(budgeted)
-            return budgeted
+            write(guess)
+            return guess
         except WriteRejected as rejected:
-            if tag is None or not _budget_guess_wrong(rejected, key, tag, budgeted):
+            actual = _actual(rejected, key, tag, member_id)
+            if actual is None or actual == guess:
                 raise
-        budget_hints.learn(wallet_id, tag, not budgeted)
-        write(not budgeted)
-        return not budgeted
+        if tag is not None:
+            budget_hints.learn(wallet_id, tag, actual.budgeted)
+        mode_hints.learn(wallet_id, member_id, actual.mode)
+        write(actual)
+        return actual
 
     def _reserve_writes(
         self,
@@ -294,7 +406,7 @@ class Metering:
         feature: str,
         member_id: str | None,
         tag: str | None,
-        budgeted: bool,
+        guess: _Guess,
         request: Request,
     ) -> tuple[Update, Put | None]:
         """The hold's write: one UpdateItem, or with an Idempotency-Key a transaction that also
@@ -308,6 +420,8 @@ class Metering:
         }
         if member_id is not None:
             hold["m"] = member_id
+        if guess.mode is not None:
+            hold["p"] = guess.mode
         # The sweeper's next look: kept if one is already due (it may be late by at most
         # SWEEP_REVISIT_SECONDS for a hold shorter than those already open).
         sweep_at = min(expires_at, int(clock.now_ts()) + SWEEP_REVISIT_SECONDS)
@@ -315,15 +429,16 @@ class Metering:
         values: dict[str, Any] = {
             ":c": credits,
             ":max_open": self.catalog.max_open_holds,
-            ":overage": True,
             ":sweep": sweep_at,
             ":shard": items.sweep_shard(wallet_id),
             ":unl": items.NO_LIMIT_ROOM,
         }
-        budget_set, budget_condition = _budget_debit(tag, budgeted, names)
-        if budgeted:
+        free = guess.mode is not None and credits == ZERO
+        budget_set, budget_condition = _budget_debit(tag, guess.budgeted, names, free=free)
+        if guess.budgeted:
             hold["b"] = tag
         values[":hold"] = hold
+        mode_condition = _mode_condition(guess.mode, member_id, values)
         update = Update(
             key=items.wallet_key(wallet_id),
             expression=(
@@ -333,7 +448,8 @@ class Metering:
                 "sweep_shard = if_not_exists(sweep_shard, :shard) REMOVE posts"
             ),
             condition=(
-                f"attribute_exists(pk) AND {_can_debit(':c')}{budget_condition} "
+                f"attribute_exists(pk) AND {_can_debit(':c', values, guess.mode, credits)}"
+                f"{budget_condition}{mode_condition} "
                 "AND attribute_not_exists(hd.#k) AND size(hd) < :max_open"
             ),
             names=names,
@@ -352,8 +468,10 @@ class Metering:
             "at": _now_ms(),
             "ttl": _record_ttl(),
         }
-        if budgeted:
+        if guess.budgeted:
             record["b"] = tag
+        if guess.mode is not None:
+            record["p"] = guess.mode
         return update, Put(record)
 
     def _explain_reserve(
@@ -385,12 +503,12 @@ class Metering:
         if not same:
             raise _key_reused()
         held = Decimal(first["c"])
-        rid = ReservationId(key, held, first.get("b"))
+        rid = ReservationId(key, held, first.get("b"), first.get("p"))
         return Reservation(str(rid), "held", held, int(first["x"]))
 
     def commit(self, wallet_id: str, reservation_id: str, cost: Cost, request: Request) -> Ended:
         rid = self._parse_rid(reservation_id)
-        charged, lines = cost.itemise(self.catalog)
+        charged, lines = cost.itemise(self.catalog, rid.mode)
         if charged is None:
             charged = rid.credits
         return self._end(wallet_id, rid, charged, "committed", request, lines)
@@ -423,7 +541,14 @@ class Metering:
         released = max(ZERO, held - charged)
         at = _now_ms()
         post = items.posting(
-            str(rid), "reservation", -charged, status, at, hold_key=rid.key, usage=lines
+            str(rid),
+            "reservation",
+            -charged,
+            status,
+            at,
+            hold_key=rid.key,
+            usage=lines,
+            mode=rid.mode,
         )
         names = {"#k": rid.key}
         values: dict[str, Any] = {
@@ -441,6 +566,11 @@ class Metering:
             values[":tag"] = rid.member_tag
             budget_set = ", mb.#m.r = mb.#m.r + :r, mb.#m.u = mb.#m.u + :a"
             condition = "hd.#k.c = :h AND hd.#k.b = :tag"
+        if rid.mode is None:  # the id's mode must be the hold's: a forged mark is refused
+            condition += " AND attribute_not_exists(hd.#k.p)"
+        else:
+            values[":mode"] = rid.mode
+            condition += " AND hd.#k.p = :mode"
         wallet_update = Update(
             key=items.wallet_key(wallet_id),
             expression=(
@@ -463,7 +593,7 @@ class Metering:
             ":held": "held",
             ":ttl": _record_ttl(),
         }
-        tagged = _keep_tag(rid.member_tag, record_values)
+        tagged = _keep_tag(rid.member_tag, record_values, rid.mode)
         record_update = Update(
             key=items.record_key(wallet_id, HOLD_RECORD, rid.key),
             expression=(
@@ -489,6 +619,7 @@ class Metering:
             or record.get("st") == "held"
             or Decimal(record["c"]) != rid.credits
             or record.get("b") != rid.member_tag
+            or record.get("p") != rid.mode
         ):
             self._wallet_item(wallet_id)  # 404 for the wallet first
             raise ReservationNotFound(f"reservation {rid} does not exist")
@@ -512,30 +643,48 @@ class Metering:
         feature: str,
         member_id: str | None = None,
     ) -> Charge:
-        amount, lines = cost.itemise(self.catalog)
-        if amount is None:
-            raise InvalidRequest([FieldProblem("credits", "give credits or usage")])
+        price = _Prices(cost, self.catalog)
+        price(None)  # checks the cost before anything else
         key = op_key(wallet_id, "charge", request.idempotency_key)
         cid = charge_id(key)
         tag = None if member_id is None else member_tag(member_id)
         at = _now_ms()
-        post = items.posting(
-            cid, "charge", -amount, "posted", at, feature=feature, member_id=member_id, usage=lines
-        )
-        record = {
-            **items.record_key(wallet_id, CHARGE_RECORD, key),
-            "kind": "charge",
-            "rh": request.request_hash,
-            "charged": amount,
-            "at": at,
-            "ttl": _record_ttl(),
-        }
 
-        def write(budgeted: bool) -> None:
+        def write(guess: _Guess) -> None:
+            amount, lines = price(guess.mode)
+            post = items.posting(
+                cid,
+                "charge",
+                -amount,
+                "posted",
+                at,
+                feature=feature,
+                member_id=member_id,
+                usage=lines,
+                mode=guess.mode,
+            )
+            record = {
+                **items.record_key(wallet_id, CHARGE_RECORD, key),
+                "kind": "charge",
+                "rh": request.request_hash,
+                "charged": amount,
+                "at": at,
+                "ttl": _record_ttl(),
+            }
             names: dict[str, str] = {}
-            budget_set, budget_condition = _budget_debit(tag, budgeted, names, ":a")
-            if budgeted:
+            free = guess.mode is not None and amount == ZERO
+            budget_set, budget_condition = _budget_debit(
+                tag, guess.budgeted, names, ":a", free=free
+            )
+            if guess.budgeted:
                 budget_set += ", mb.#m.u = mb.#m.u + :a"
+            values: dict[str, Any] = {
+                ":a": amount,
+                ":one": 1,
+                ":posts": [post],
+                ":unl": items.NO_LIMIT_ROOM,
+            }
+            mode_condition = _mode_condition(guess.mode, member_id, values)
             wallet_update = Update(
                 key=items.wallet_key(wallet_id),
                 expression=(
@@ -543,20 +692,17 @@ class Metering:
                     "used = used + :a, seq = seq + :one, posts = :posts, "
                     f"lrem = if_not_exists(lrem, :unl) - :a{budget_set}"
                 ),
-                condition=f"attribute_exists(pk) AND {_can_debit(':a')}{budget_condition}",
+                condition=(
+                    f"attribute_exists(pk) AND {_can_debit(':a', values, guess.mode, amount)}"
+                    f"{budget_condition}{mode_condition}"
+                ),
                 names=names,
-                values={
-                    ":a": amount,
-                    ":one": 1,
-                    ":posts": [post],
-                    ":overage": True,
-                    ":unl": items.NO_LIMIT_ROOM,
-                },
+                values=values,
             )
             self.store.transact(wallet_update, Put(record))
 
         try:
-            self._debit(wallet_id, key, tag, write)
+            guess = self._debit(wallet_id, key, tag, member_id, write)
         except WriteRejected as rejected:
             wallet, first = rejected.old
             if first is not None:
@@ -565,11 +711,12 @@ class Metering:
                 return Charge(cid, Decimal(first["charged"]), replayed=True)
             if wallet is None:
                 raise _no_wallet(wallet_id) from None
+            amount = price(wallet_mode(wallet, member_id))[0]
             refusal = _refusal(amount, wallet, tag)
             if isinstance(refusal, SpendingLimitReached):
                 self._mark_refusal(wallet_id, wallet, tag, refusal)
             raise refusal from None
-        return Charge(cid, amount)
+        return Charge(cid, price(guess.mode)[0])
 
     def _mark_refusal(
         self,
@@ -702,12 +849,13 @@ class Metering:
         at = _now_ms()
         posts = [
             items.posting(
-                str(ReservationId(key, Decimal(hold["c"]), hold.get("b"))),
+                str(ReservationId(key, Decimal(hold["c"]), hold.get("b"), hold.get("p"))),
                 "reservation",
                 ZERO,
                 "expired",
                 at,
                 hold_key=key,
+                mode=hold.get("p"),
             )
             for key, hold in batch
         ]
@@ -752,7 +900,7 @@ class Metering:
                 ":held": "held",
                 ":ttl": _record_ttl(),
             }
-            tagged = _keep_tag(hold.get("b"), record_values)
+            tagged = _keep_tag(hold.get("b"), record_values, hold.get("p"))
             records.append(
                 Update(
                     key=items.record_key(wallet_id, HOLD_RECORD, key),
