@@ -127,6 +127,18 @@ class Put:
         return params
 
 
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A ConditionCheck inside a transaction: the transaction writes only while ``condition``
+    holds on this item, which it does not change."""
+
+    key: dict[str, Any]
+    condition: str
+
+    def params(self, table: str) -> dict[str, Any]:
+        return {"TableName": table, "Key": to_item(self.key), "ConditionExpression": self.condition}
+
+
 class WriteRejected(Exception):
     """A condition failed. ``old`` has, per written item, what was there (None if nothing,
     or if that item's own condition held)."""
@@ -297,11 +309,19 @@ class Store:
             1,
         )
 
-    def transact(self, *writes: Update | Put) -> None:
-        """All the writes or none."""
-        items = [
-            {"Update" if isinstance(w, Update) else "Put": w.params(self.table)} for w in writes
-        ]
+    def delete(self, key: dict[str, Any]) -> None:
+        """Delete an item, whether or not it is there (idempotent: no condition)."""
+        self._write(
+            lambda: self.client.delete_item(
+                TableName=self.table, Key=to_item(key), ReturnConsumedCapacity="TOTAL"
+            ),
+            1,
+        )
+
+    def transact(self, *writes: Update | Put | Check) -> None:
+        """All the writes or none (a :class:`Check` only guards them)."""
+        kinds = {Update: "Update", Put: "Put", Check: "ConditionCheck"}
+        items = [{kinds[type(w)]: w.params(self.table)} for w in writes]
         self._write(
             lambda: self.client.transact_write_items(
                 TransactItems=items,  # type: ignore[arg-type]

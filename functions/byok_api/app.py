@@ -1,0 +1,119 @@
+"""The BYOK HTTP API: a user sets, sees and removes their own AI provider key.
+
+``PUT|GET|DELETE /v1/users/{user_id}/byok`` — only the user themself, never a service or
+another member (:data:`credit_meter.access.RULES`); the organisation is the token's. Each
+route: who calls, parse, one call into :mod:`credit_meter.byok`, respond. The key is never in a
+response and never logged: no event logging, no resolver debug output, and the body is read
+into a model whose key is a ``SecretStr``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+from urllib.parse import unquote
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ValidationError
+
+from credit_meter import access, http_errors
+from credit_meter.api_models import dump
+from credit_meter.byok import Byok
+from credit_meter.byok_models import USER_ID, ByokIn, ByokOut
+from credit_meter.errors import DomainError, FieldProblem, InvalidRequest, MalformedRequest
+from credit_meter.http_input import json_object
+
+logger = Logger()
+# debug=False whatever the environment says: the resolver's debug mode prints whole events.
+app = APIGatewayHttpResolver(debug=False)
+
+_ROUTE = "/v1/users/{user_id}/byok"
+
+
+def _byok() -> Byok:
+    return Byok()
+
+
+def _caller(method: str, user_id: str) -> tuple[str, str]:
+    """(organisation, user) of the request: 401 without claims, 403 unless the caller is the
+    user in the path, 422 for a user id that cannot be stored."""
+    user_id = unquote(user_id)  # the raw path is percent-encoded; the token's sub is not
+    principal = access.principal_of(app.current_event.raw_event)
+    access.authorize(principal, f"{method} {_ROUTE}", {"user_id": user_id})
+    if not USER_ID.fullmatch(user_id):
+        raise InvalidRequest([FieldProblem("user_id", "use 1-128 visible ASCII characters but #")])
+    logger.append_keys(org_id=principal.org, user_id=user_id)
+    return principal.org, user_id
+
+
+def _body() -> ByokIn:
+    event = app.current_event
+    text = event.body
+    if event.is_base64_encoded and text is not None:
+        try:
+            text = base64.b64decode(text, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise MalformedRequest("the body is not UTF-8 JSON") from None
+    return ByokIn.model_validate(json_object(text, event.headers.get("content-type")))
+
+
+def _json(status: int, body: BaseModel) -> Response[Any]:
+    return Response(status_code=status, content_type="application/json", body=dump(body))
+
+
+@app.put("/v1/users/<user_id>/byok")
+def put_byok(user_id: str) -> Response[Any]:
+    org, user = _caller("PUT", user_id)
+    body = _body()
+    view = _byok().put(org, user, body.provider, body.api_key.get_secret_value())
+    logger.info("byok key stored", extra={"provider": view.provider})
+    return _json(200, ByokOut.of(view))
+
+
+@app.get("/v1/users/<user_id>/byok")
+def get_byok(user_id: str) -> Response[Any]:
+    org, user = _caller("GET", user_id)
+    return _json(200, ByokOut.of(_byok().get(org, user)))
+
+
+@app.delete("/v1/users/<user_id>/byok")
+def delete_byok(user_id: str) -> Response[Any]:
+    org, user = _caller("DELETE", user_id)
+    _byok().delete(org, user)
+    logger.info("byok key deleted")
+    return Response(status_code=204)
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+
+@app.exception_handler(DomainError)
+def domain_error(error: DomainError) -> Response[str]:
+    return http_errors.from_domain(error)
+
+
+@app.exception_handler(ValidationError)
+def invalid(error: ValidationError) -> Response[str]:
+    return http_errors.from_validation(error)  # field names and messages, never the input
+
+
+@app.not_found
+def not_found(_: Exception) -> Response[str]:
+    return http_errors.not_found(app.current_event.path)
+
+
+@app.exception_handler(Exception)
+def unexpected(error: Exception) -> Response[str]:
+    logger.exception("unhandled error")
+    return http_errors.server_error()
+
+
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False, clear_state=True
+)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
