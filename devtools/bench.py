@@ -45,6 +45,15 @@ REPORT_ENTRIES = tuple(
     int(n) for n in os.environ.get("BENCH_REPORT_ENTRIES", "1000,100000").split(",") if n.strip()
 )
 REPORT_RUNS = int(os.environ.get("BENCH_REPORT_RUNS", "15"))
+# Who the benchmark calls the API as: an owner of its organisation whose token also carries
+# both service scopes (may use every route), as API Gateway's authorizer passes the claims.
+BENCH_ORG = "bench-org"
+BENCH_CALLER = {
+    "sub": "bench-owner",
+    "org_id": BENCH_ORG,
+    "role": "owner",
+    "scope": "credits:meter credits:admin",
+}
 
 
 # -- DynamoDB item size, as DynamoDB counts it ---------------------------------------------------
@@ -247,7 +256,7 @@ def run() -> dict[str, Any]:
             method: str, path: str, body: dict[str, Any] | None = None, key: str | None = None
         ) -> tuple[dict[str, Any], float]:
             headers = {"idempotency-key": key} if key else {}
-            event = http_event(method, path, body, headers)
+            event = http_event(method, path, body, headers, claims=BENCH_CALLER)
             start = time.perf_counter()
             response = handler(event, ctx)
             elapsed = time.perf_counter() - start
@@ -314,6 +323,28 @@ def run() -> dict[str, Any]:
                 "Item"
             ]
         )
+        # A member who brings their own provider key (BYOK): the tokens cost nothing and the
+        # debit's condition checks the flag; the process learns it on the first refused guess.
+        admin_client = store.dynamodb_client()
+        admin_client.update_item(
+            TableName=table_name,
+            Key={"pk": {"S": "W#bench"}, "sk": {"S": "W"}},
+            UpdateExpression="ADD ky :u",
+            ExpressionAttributeValues={":u": {"SS": ["u3"]}},
+        )
+        byok_cycles = cycles(CYCLES // 4, keyed=False, tag="y", member="u3")
+        # The wallet's organisation is read once per process and wallet (it never changes):
+        # the first request of a cold process pays one GetItem more.
+        from credit_meter import access
+
+        access.forget_wallet_orgs()
+        m = meter()
+        m.reset()
+        call("GET", wallet)
+        cold_get = m.calls
+        m.reset()
+        call("GET", wallet)
+        warm_get = m.calls
         record_size = 200  # a reservation record: ~120-200 bytes (< 1 KB, 1 unit either way)
         per_event_plain = (
             billed_units(wallet_size, False)  # reserve: one UpdateItem
@@ -388,6 +419,9 @@ def run() -> dict[str, Any]:
         "round_trips_per_event_with_idempotency_key": round(keyed["round_trips"], 3),
         "charge_round_trips": round(charge_round_trips, 3),
         "round_trips_per_event_limit_and_member_budget": round(budgeted["round_trips"], 3),
+        "round_trips_per_event_byok_member": round(byok_cycles["round_trips"], 3),
+        "get_wallet_round_trips_cold_org_cache": cold_get,
+        "get_wallet_round_trips_warm": warm_get,
         "non_db_share": round(plain["non_db_share"], 4),
         "charge_non_db_share": round(charge_non_db, 4),
         "events_per_s": round(plain["events_per_s"], 1),
@@ -641,7 +675,9 @@ def seed_wallet(store: Any, wallet_id: str, entries: int, now: datetime) -> list
     from credit_meter.projector import project_change
     from credit_meter.store import Update
 
-    Billing(store).put_wallet(wallet_id, "enterprise", Decimal(1_000_000), REPORT_ANCHOR_DAY)
+    Billing(store).put_wallet(
+        wallet_id, "enterprise", Decimal(1_000_000), REPORT_ANCHOR_DAY, org_id=BENCH_ORG
+    )
     projections = [
         project_change(old, new) for old, new in synthetic_writes(wallet_id, entries, now)
     ]
@@ -797,7 +833,8 @@ def report_cost() -> dict[str, Any]:
 
                 def get(path: str = path, query: dict[str, str] | None = query) -> float:
                     begin = time.perf_counter()
-                    response = handler(http_event("GET", path, query=query), ctx)
+                    event = http_event("GET", path, query=query, claims=BENCH_CALLER)
+                    response = handler(event, ctx)
                     elapsed = time.perf_counter() - begin
                     if response["statusCode"] != 200:
                         raise RuntimeError(

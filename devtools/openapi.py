@@ -11,7 +11,13 @@ bodies in validation mode, responses in serialization mode — and so are the qu
 from the routes' query models, so the document cannot drift from what the handler accepts and
 returns (``tests/unit/test_openapi.py`` fails when it does). The operations below are written
 out by hand; the same test checks that they are exactly the routes registered in
-``functions/metering_api/app.py``.
+``functions/metering_api/app.py``, ``functions/byok_api/app.py`` and the Stripe webhook's.
+
+Who may call each operation is generated from :data:`credit_meter.access.RULES`: every
+operation but Stripe's webhook is behind the bearer token (``security``), documents 401, and
+403 where its rule refuses some valid token, and its description ends with a "Who may call:"
+sentence written from its rule. An operation without a rule (and not public) stops the
+generator.
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ from typing import Any
 import yaml
 
 try:
+    from credit_meter import access
     from credit_meter import api_models as m
+    from credit_meter import byok_models as b
     from credit_meter import control_models as c
     from credit_meter import report_models as r
     from credit_meter import topup_models as t
@@ -75,6 +83,8 @@ REQUEST_MODELS: list[type[m.BaseModel]] = [
     c.LimitsIn,
     c.AlertsIn,
     c.MemberBudgetIn,
+    m.BypassIn,
+    b.ByokIn,
 ]
 RESPONSE_MODELS: list[type[m.BaseModel]] = [
     m.WalletOut,
@@ -104,6 +114,7 @@ RESPONSE_MODELS: list[type[m.BaseModel]] = [
     r.SummaryOut,
     r.SeriesOut,
     r.OrgUsageOut,
+    b.ByokOut,
     m.ProblemOut,
 ]
 
@@ -116,6 +127,10 @@ IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 MEMBER_ID_PATTERN = r"^[A-Za-z0-9][\w.:@-]{0,63}$"
 # Organisation ids are checked like wallet ids (``_org`` in the handler).
 ORG_ID_PATTERN = WALLET_ID_PATTERN
+# The BYOK handler's user ids (a key part: visible ASCII but "#").
+USER_ID_PATTERN = f"^{b.USER_ID_PATTERN}$"
+# The operations open without a token: Stripe signs its webhook instead.
+PUBLIC = frozenset({"POST /v1/webhooks/stripe"})
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -150,9 +165,34 @@ def _hand_written_schemas() -> dict[str, Any]:
         "InsufficientCreditsProblem": {
             "allOf": [_ref("ProblemOut"), {"required": ["available", "requested"]}],
         },
-        # ... and `limit` and `remaining`, which a 403 always carries.
+        # ... and `limit` and `remaining`, which a spending limit's 403 always carries.
         "SpendingLimitProblem": {
-            "allOf": [_ref("ProblemOut"), {"required": ["limit", "remaining"]}],
+            "allOf": [
+                _ref("ProblemOut"),
+                {
+                    "required": ["limit", "remaining"],
+                    "properties": {"type": {"enum": [_type(code) for code in LIMIT_CODES]}},
+                },
+            ],
+        },
+        # The caller's claims are missing or incomplete (access.principal_of).
+        "UnauthenticatedProblem": {
+            "allOf": [_ref("ProblemOut"), {"properties": {"type": {"const": _type(UNAUTH)}}}],
+        },
+        # The caller's role or scopes do not allow the route (access.authorize).
+        "ForbiddenProblem": {
+            "allOf": [_ref("ProblemOut"), {"properties": {"type": {"const": _type(FORBIDDEN)}}}],
+        },
+        # A metering write's 403: either of the two (their `type`s tell them apart).
+        "ForbiddenOrLimitProblem": {
+            "oneOf": [_ref("ForbiddenProblem"), _ref("SpendingLimitProblem")],
+        },
+        # API Gateway's own answer to a token its JWT authorizer refuses: no function runs.
+        "GatewayUnauthorized": {
+            "type": "object",
+            "description": "API Gateway's answer to a missing or invalid token.",
+            "properties": {"message": {"type": "string", "examples": ["Unauthorized"]}},
+            "required": ["message"],
         },
         # The activity log as a file (report_models.transactions_csv).
         "TransactionsCsv": {
@@ -170,6 +210,37 @@ def _hand_written_schemas() -> dict[str, Any]:
 
 # -- responses ------------------------------------------------------------------------------
 
+UNAUTH, FORBIDDEN = "unauthenticated", "forbidden"
+LIMIT_CODES = ("spending-limit-reached", "member-budget-reached")
+# What the handlers answer a 401 with (http_errors.problem): how to authenticate (RFC 6750).
+WWW_AUTHENTICATE = 'Bearer realm="credit-meter"'
+
+
+def _type(code: str) -> str:
+    return f"/problems/{code}"
+
+
+def _code_list(codes: tuple[str, ...] | list[str], conjunction: str = "or") -> str:
+    quoted = [f"`{code}`" for code in codes]
+    if len(quoted) < 3:
+        return f" {conjunction} ".join(quoted)
+    return ", ".join(quoted[:-1]) + f" {conjunction} " + quoted[-1]
+
+
+SPENDING_LIMIT = (
+    "the action would pass the wallet's spending limit for the period "
+    "(`spending-limit-reached`) or the member's budget (`member-budget-reached`); open "
+    "reservations count as spent and nothing was held or charged. Only these two carry "
+    "`limit` and `remaining`"
+)
+FORBIDDEN_TEXT = (
+    "the token's role or scopes do not allow this operation (see *Who may call* in its "
+    "description), a member asked for another member's data, or (BYOK) the token is not the "
+    "user named in the path (`forbidden`). Decided from the token alone: a wallet or "
+    "organisation of another organisation is never a 403, it answers exactly as one that does "
+    "not exist (404)"
+)
+
 PROBLEMS: dict[str, tuple[int, str, str]] = {
     # name: (status, description, schema)
     "Malformed": (400, "The body is not a JSON object (`malformed-request`).", "ProblemOut"),
@@ -178,12 +249,26 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
         "Not enough credits available (`insufficient-credits`); nothing was held or charged.",
         "InsufficientCreditsProblem",
     ),
-    "SpendingLimit": (
+    "Unauthenticated": (
+        401,
+        "No usable credentials. A missing, malformed, expired or wrongly signed token (or one "
+        "of another issuer or audience) is refused by API Gateway's JWT authorizer before any "
+        'function runs: `{"message":"Unauthorized"}` as `application/json`, its '
+        '`WWW-Authenticate` header telling why (`Bearer ... error="invalid_token" '
+        'error_description="..."`). A valid token whose claims do not say who calls — no '
+        "`sub`, no `org_id` (or `custom:org_id`), a role that is not "
+        + _code_list(access.ROLES)
+        + ", or neither a role nor a scope "
+        + _code_list(access.SCOPES)
+        + " — is refused by the function: `unauthenticated` as `application/problem+json`, "
+        f"with `WWW-Authenticate: {WWW_AUTHENTICATE}`.",
+        "UnauthenticatedProblem",
+    ),
+    "Forbidden": (403, f"Forbidden: {FORBIDDEN_TEXT}.", "ForbiddenProblem"),
+    "ForbiddenOrOverLimit": (
         403,
-        "The action would pass the wallet's spending limit for the period "
-        "(`spending-limit-reached`) or the member's budget (`member-budget-reached`); open "
-        "reservations count as spent. Nothing was held or charged.",
-        "SpendingLimitProblem",
+        f"Forbidden: {FORBIDDEN_TEXT}. Or {SPENDING_LIMIT}.",
+        "ForbiddenOrLimitProblem",
     ),
     "NotFound": (
         404,
@@ -191,7 +276,13 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
         "(`wallet-not-found`, `reservation-not-found`, `grant-not-found`, "
         "`promo-code-not-found`, `payment-not-found`, `member-budget-not-found`), the "
         "organisation has no wallets (`organisation-not-found`), or no such route "
-        "(`not-found`).",
+        "(`not-found`). A wallet or organisation of another organisation than the token's "
+        "answers exactly as one that does not exist.",
+        "ProblemOut",
+    ),
+    "ByokNotFound": (
+        404,
+        "The user has no provider key stored (`byok-not-found`), or no such route (`not-found`).",
         "ProblemOut",
     ),
     "Conflict": (
@@ -258,11 +349,25 @@ def _problem_responses() -> dict[str, Any]:
             response["headers"] = {
                 "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}
             }
+        if status == 401:
+            response["headers"] = {
+                "WWW-Authenticate": {
+                    "schema": {"type": "string"},
+                    "description": f"`{WWW_AUTHENTICATE}` from the function; API Gateway's "
+                    "names the error.",
+                }
+            }
+            response["content"]["application/json"] = {"schema": _ref("GatewayUnauthorized")}
         responses[name] = response
     return responses
 
 
-def _responses(success: dict[int, tuple[str, str]], problems: list[str]) -> dict[str, Any]:
+def _responses(
+    success: dict[int, tuple[str, str]], problems: list[str], *, public: bool = False
+) -> dict[str, Any]:
+    """The success responses and the problems (by PROBLEMS name), sorted by status; every
+    response can be a 500. Unless ``public``, also 401 and a 403: :func:`_with_access` later
+    drops the 403 of an operation whose rule refuses no valid token."""
     out: dict[str, Any] = {
         str(status): {
             "description": description,
@@ -270,7 +375,15 @@ def _responses(success: dict[int, tuple[str, str]], problems: list[str]) -> dict
         }
         for status, (schema, description) in success.items()
     }
-    for name in sorted({*problems, "ServerError"}, key=lambda n: PROBLEMS[n][0]):
+    names = {*problems, "ServerError"}
+    if not public:
+        names.add("Unauthenticated")
+        if not any(PROBLEMS[name][0] == 403 for name in names):
+            names.add("Forbidden")
+    statuses = [PROBLEMS[name][0] for name in names]
+    if len(set(statuses)) != len(statuses):
+        raise ValueError(f"two problems of one status: {sorted(names)}")
+    for name in sorted(names, key=lambda n: PROBLEMS[n][0]):
         out[str(PROBLEMS[name][0])] = {"$ref": f"#/components/responses/{name}"}
     return out
 
@@ -279,6 +392,7 @@ def _responses(success: dict[int, tuple[str, str]], problems: list[str]) -> dict
 
 WALLET = "/v1/wallets/{wallet_id}"
 RESERVATION = WALLET + "/reservations/{reservation_id}"
+BYOK = "/v1/users/{user_id}/byok"
 
 
 def _param(name: str) -> dict[str, str]:
@@ -357,6 +471,83 @@ def _page_parameters(noun: str) -> list[dict[str, Any]]:
     )
 
 
+# -- who may call ------------------------------------------------------------------------------
+
+
+def _words(kind: str, names: list[str]) -> str:
+    return f"{kind}{'s' if len(names) > 1 else ''} " + ", ".join(f"`{n}`" for n in names)
+
+
+def who_may_call(rule: access.Rule) -> str:
+    """The sentence that ends an operation's description, written from its access rule:
+    ``Who may call: roles `owner`, `admin`; role `member` (members: their own data only);
+    scopes `credits:meter`, `credits:admin`.`` (roles and scopes in access's order)."""
+    if rule.self_only:
+        if rule.roles or rule.own or rule.scopes:  # authorize() would ignore them
+            raise ValueError("a self_only rule names no roles or scopes")
+        return (
+            "Who may call: only the user themself (the token's `sub` is the path's "
+            "`user_id`); no role or scope lets anyone else."
+        )
+    parts = []
+    roles = [role for role in access.ROLES if role in rule.roles]
+    if roles:
+        parts.append(_words("role", roles))
+    own = [role for role in access.ROLES if role in rule.own and role not in rule.roles]
+    if own:
+        parts.append(
+            _words("role", own) + f" ({', '.join(f'{r}s' for r in own)}: their own data only)"
+        )
+    scopes = [scope for scope in access.SCOPES if scope in rule.scopes]
+    if scopes:
+        parts.append(_words("scope", scopes))
+    if not parts:
+        return "Who may call: nobody."
+    return "Who may call: " + "; ".join(parts) + "."
+
+
+def refuses_someone(rule: access.Rule) -> bool:
+    """Whether some token that authenticates (a known role, or a credits scope) is refused
+    with 403 on a route of this rule: then, and only then, the operation documents a 403."""
+    if rule.self_only or rule.own:  # another user; a member naming another member
+        return True
+    return not (set(access.ROLES) <= rule.roles and set(access.SCOPES) <= rule.scopes)
+
+
+def _with_access(items: dict[str, Any]) -> dict[str, Any]:
+    """Each operation with who may call it: a public one opts out of the bearer token
+    (``security: []``); any other one must have a rule in access.RULES, which ends its
+    description, and documents a 403 only if that rule refuses some valid token."""
+    for path, item in items.items():
+        for method, op in item.items():
+            if method == "parameters":
+                continue
+            key = f"{method.upper()} {path}"
+            if key in PUBLIC:
+                if key in access.RULES:
+                    raise ValueError(f"{key} is public and has an access rule")
+                op["security"] = []
+                continue
+            rule = access.RULES.get(key)
+            if rule is None:
+                raise ValueError(f"{key}: no rule in credit_meter.access.RULES")
+            op["description"] = f"{op['description']} {who_may_call(rule)}"
+            responses = op["responses"]
+            if not refuses_someone(rule) and "403" in responses:
+                if responses["403"] != {"$ref": "#/components/responses/Forbidden"}:
+                    raise ValueError(f"{key}: a 403 its rule cannot give, yet not Forbidden")
+                del responses["403"]
+    return items
+
+
+# How a debit is priced besides credits (service.wallet_mode; TransactionOut.billing).
+PRICING_MODES = (
+    "A wallet in bypass mode records the action at 0 credits; for a member (`member_id`: the "
+    "user's `sub`) with their own provider key (BYOK), AI token meters cost 0 credits (other "
+    "meters still charge). The ledger's `billing` tells which; a debit that costs nothing this "
+    "way is never refused for lack of credits or over a limit or budget."
+)
+
 ACTIVITY_FILTERS = {
     "type": "Only entries of this type.",
     "member_id": "Only this member's entries.",
@@ -365,8 +556,14 @@ ACTIVITY_FILTERS = {
 
 
 def paths() -> dict[str, Any]:
+    """Every operation, with who may call it (:func:`_with_access`)."""
+    return _with_access(_paths())
+
+
+def _paths() -> dict[str, Any]:
     wallet_problems = ["NotFound", "Invalid"]
     write = [*BODY_PROBLEMS, "NotFound", "Conflict", "Busy"]
+    byok_problems = ["ByokNotFound", "Invalid"]
     return {
         WALLET: {
             "parameters": [_param("WalletId")],
@@ -381,13 +578,16 @@ def paths() -> dict[str, Any]:
                 "it changes the plan: an upgrade (a larger allowance) takes effect at once, the "
                 "difference granted for the rest of the period; a downgrade waits for the next "
                 "reset (`pending_plan`); the current plan again cancels a pending downgrade. "
-                "`allowance` is given only for a plan with a custom allowance. `org_id` puts "
-                "the wallet in an organisation (`GET /v1/orgs/{org_id}/usage`), at creation or "
-                "later, once: the same organisation again changes nothing, another one is 409 "
-                "`organisation-set`.",
+                "`allowance` is given only for a plan with a custom allowance. The wallet "
+                "belongs to the token's organisation (`GET /v1/orgs/{org_id}/usage`) and never "
+                "moves: `org_id`, if given, must be that organisation (422 otherwise), and a "
+                "wallet of another organisation answers 404 `wallet-not-found`, as one that "
+                "does not exist. A wallet made before organisations were required, which has "
+                "none, is adopted into the token's organisation by the platform "
+                "(`credits:admin`) only; to anyone else it does not exist.",
                 _responses(
                     {201: ("WalletOut", "Created."), 200: ("WalletOut", "Plan changed.")},
-                    [*BODY_PROBLEMS, "Conflict", "Busy"],
+                    [*BODY_PROBLEMS, "NotFound", "Conflict", "Busy"],
                 ),
                 body=_body("WalletIn"),
             ),
@@ -400,6 +600,21 @@ def paths() -> dict[str, Any]:
                 _responses({200: ("WalletOut", "The wallet.")}, wallet_problems),
             ),
         },
+        WALLET + "/bypass": {
+            "parameters": [_param("WalletId")],
+            "put": _operation(
+                "putBypass",
+                "wallets",
+                "Turn bypass mode on or off",
+                "For self-hosted installs: with `enabled: true`, from now on every debit is "
+                "recorded (with its usage lines, `billing: bypass`) at 0 credits, so no "
+                "balance, limit, budget or alert moves; `enabled: false` turns it off. A "
+                "reservation keeps the mode it was made in until it ends. Setting the mode it "
+                "is already in changes nothing.",
+                _responses({200: ("WalletOut", "The wallet.")}, [*BODY_PROBLEMS, "NotFound"]),
+                body=_body("BypassIn"),
+            ),
+        },
         WALLET + "/reservations": {
             "parameters": [_param("WalletId")],
             "post": _operation(
@@ -410,10 +625,10 @@ def paths() -> dict[str, Any]:
                 "or released, or until it expires (`expires_in_seconds`, default "
                 f"{catalog().default_hold_seconds}, at most {catalog().max_hold_seconds}). "
                 "Refused with 402 when fewer credits are available, with 403 when it would "
-                "pass the spending limit or the member's budget.",
+                "pass the spending limit or the member's budget. " + PRICING_MODES,
                 _responses(
                     {201: ("ReservationOut", "Held.")},
-                    [*write, "InsufficientCredits", "SpendingLimit"],
+                    [*write, "InsufficientCredits", "ForbiddenOrOverLimit"],
                 ),
                 body=_body("ReserveIn"),
                 idempotent=True,
@@ -457,10 +672,10 @@ def paths() -> dict[str, Any]:
                 "Charge credits in one step",
                 "Debits `credits`, or the price of `usage`, at once. Refused with 402 when "
                 "fewer credits are available, with 403 when it would pass the spending limit "
-                "or the member's budget.",
+                "or the member's budget. " + PRICING_MODES,
                 _responses(
                     {201: ("ChargeOut", "Charged.")},
-                    [*write, "InsufficientCredits", "SpendingLimit"],
+                    [*write, "InsufficientCredits", "ForbiddenOrOverLimit"],
                 ),
                 body=_body("ChargeIn"),
                 idempotent=True,
@@ -789,7 +1004,7 @@ def paths() -> dict[str, Any]:
                         "description": "Found: `Location` is the document.",
                         "headers": {"Location": {"schema": {"type": "string"}}},
                     },
-                    **_responses({}, ["NotFound", "PaymentProvider"]),
+                    **_responses({}, ["NotFound", "Invalid", "PaymentProvider"]),
                 },
             ),
         },
@@ -912,6 +1127,44 @@ def paths() -> dict[str, Any]:
                 _responses({200: ("MemberBudgetOut", "The budget and its use.")}, wallet_problems),
             ),
         },
+        BYOK: {
+            "parameters": [_param("UserId")],
+            "put": _operation(
+                "putByok",
+                "byok",
+                "Store your own provider key",
+                "Stores the user's API key for an AI provider (a separate function), replacing "
+                "the one stored before (`created_at` stays, `updated_at` moves). The key is "
+                "envelope-encrypted at rest and never shown again: responses give its "
+                "`last4` only. While a key is stored, the AI token meters of this user's "
+                "actions (`member_id`: the user's `sub`) cost 0 credits in every wallet of the "
+                "organisation (`billing: byok`).",
+                _responses(
+                    {200: ("ByokOut", "Stored (the key itself is never returned).")},
+                    BODY_PROBLEMS,
+                ),
+                body=_body("ByokIn"),
+            ),
+            "get": _operation(
+                "getByok",
+                "byok",
+                "Your stored provider key",
+                "The provider, the key's last four characters and when it was stored and last "
+                "replaced; never the key.",
+                _responses({200: ("ByokOut", "The stored key's description.")}, byok_problems),
+            ),
+            "delete": _operation(
+                "deleteByok",
+                "byok",
+                "Remove your provider key",
+                "Removes the stored key; this user's actions are priced in credits again. "
+                "Removing a key that is not there answers the same.",
+                {
+                    "204": {"description": "Removed (or there was none)."},
+                    **_responses({}, ["Invalid"]),
+                },
+            ),
+        },
         "/v1/webhooks/stripe": {
             "post": _operation(
                 "stripeWebhook",
@@ -923,7 +1176,9 @@ def paths() -> dict[str, Any]:
                 "A payment is credited once however often and in whatever order its events "
                 "arrive. Events of other types, and payments for unknown wallets (recorded for "
                 "an operator, never credited), are answered 200 so Stripe stops retrying.",
-                _responses({200: ("WebhookOut", "Received.")}, ["BadSignature", "Busy"]),
+                _responses(
+                    {200: ("WebhookOut", "Received.")}, ["BadSignature", "Busy"], public=True
+                ),
                 parameters=[
                     {
                         "name": "Stripe-Signature",
@@ -951,6 +1206,33 @@ def paths() -> dict[str, Any]:
     }
 
 
+def _bearer_auth() -> dict[str, Any]:
+    return {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": (
+            "`Authorization: Bearer <JWT>`. API Gateway's JWT authorizer checks the token's "
+            "signature, expiry, issuer and audience before any function runs (a token it "
+            'refuses gets its own `401 {"message":"Unauthorized"}`). The functions then read '
+            "its claims:\n\n"
+            "- `sub`: the user, or the client of a client-credentials token. A member's usage "
+            "is attributed by it: product backends pass it as `member_id`.\n"
+            "- `org_id` (or `custom:org_id`, as Cognito names custom attributes): the "
+            "organisation. Wallets are created in it, and only its wallets and report exist "
+            "for the caller.\n"
+            "- `role` (or `custom:role`): " + _code_list(access.ROLES) + ", for people.\n"
+            "- `scope` (space-separated; a resource-server prefix such as "
+            f"`credit-meter/{access.METER}` is accepted): `{access.METER}` for product "
+            f"backends that meter, `{access.PLATFORM}` for the platform's own operations "
+            "(grants, adjustments, promo codes, bypass mode).\n\n"
+            "`sub`, `org_id` and a known role or scope are required (otherwise 401 "
+            "`unauthenticated`). Each operation's description says which roles and scopes "
+            "may call it (403 `forbidden` otherwise)."
+        ),
+    }
+
+
 def document() -> dict[str, Any]:
     schemas = {**model_schemas(), **_hand_written_schemas()}
     return {
@@ -968,7 +1250,11 @@ def document() -> dict[str, Any]:
                 "and `detail`, and `errors` (one `{field, message}` per problem) for 422. Bad "
                 "input never writes. Every POST that writes honours an `Idempotency-Key`: a "
                 "retry with the same key and body returns the first result and changes "
-                "nothing; the same key with another body is a 409."
+                "nothing; the same key with another body is a 409.\n\n"
+                "Every operation but Stripe's webhook takes a bearer token (`bearerAuth`); "
+                "its description ends with who may call it (roles and scopes of the token). "
+                "A caller sees its own organisation only: a wallet or organisation of another "
+                "one answers exactly as one that does not exist (404)."
             ),
         },
         "tags": [
@@ -980,9 +1266,12 @@ def document() -> dict[str, Any]:
             {"name": "top-ups"},
             {"name": "limits"},
             {"name": "usage"},
+            {"name": "byok", "description": "A user's own AI provider key."},
         ],
+        "security": [{"bearerAuth": []}],
         "paths": paths(),
         "components": {
+            "securitySchemes": {"bearerAuth": _bearer_auth()},
             "parameters": {
                 "WalletId": {
                     "name": "wallet_id",
@@ -1011,6 +1300,13 @@ def document() -> dict[str, Any]:
                     "description": "The `member_id` the product sends with its reservations "
                     "and charges.",
                     "schema": {"type": "string", "pattern": MEMBER_ID_PATTERN},
+                },
+                "UserId": {
+                    "name": "user_id",
+                    "in": "path",
+                    "required": True,
+                    "description": "The user: the token's `sub` (percent-encoded in the path).",
+                    "schema": {"type": "string", "pattern": USER_ID_PATTERN},
                 },
                 "GrantId": {
                     "name": "grant_id",
