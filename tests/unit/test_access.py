@@ -277,6 +277,8 @@ def test_no_token_is_401(api: Api, world: Json, route: str) -> None:
         pytest.param({"sub": "u1", "role": "owner"}, id="no-org"),
         pytest.param({"org_id": ORG_A, "role": "owner"}, id="no-sub"),
         pytest.param({"sub": "u1", "org_id": "", "role": "owner"}, id="empty-org"),
+        pytest.param({"sub": "u1", "org_id": "a#b", "role": "owner"}, id="malformed-org"),
+        pytest.param({"sub": "u1", "org_id": "x" * 129, "role": "owner"}, id="long-org"),
         pytest.param({"sub": "u1", "org_id": ORG_A, "role": "superuser"}, id="unknown-role"),
         pytest.param({"sub": "u1", "org_id": ORG_A}, id="no-role-no-scope"),
         pytest.param({"sub": "u1", "org_id": ORG_A, "scope": "openid email"}, id="unknown-scopes"),

@@ -24,10 +24,12 @@ exists.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from credit_meter.api_models import ID_PATTERN
 from credit_meter.common import no_wallet
 from credit_meter.errors import Forbidden, OrgNotFound, Unauthenticated
 
@@ -40,6 +42,7 @@ METER, PLATFORM = "credits:meter", "credits:admin"
 SCOPES = (METER, PLATFORM)
 
 _ORG_CLAIMS = ("org_id", "custom:org_id")
+_ORG_ID = re.compile(ID_PATTERN)
 _ROLE_CLAIMS = ("role", "custom:role")
 
 
@@ -89,6 +92,8 @@ def principal_of(event: Mapping[str, Any]) -> Principal:
     org = _claim(claims, _ORG_CLAIMS)
     if not isinstance(subject, str) or not subject or org is None:
         raise Unauthenticated("a bearer token with sub and org_id claims is required")
+    if not _ORG_ID.fullmatch(org):  # the same rule as organisation ids everywhere else
+        raise Unauthenticated("the token's org_id is not a valid organisation id")
     role = _claim(claims, _ROLE_CLAIMS)
     scopes = _scopes(jwt, claims)
     if role is not None and role not in ROLES:
