@@ -18,13 +18,13 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from credit_meter import access, http_errors
 from credit_meter.api_models import dump
 from credit_meter.byok import Byok
 from credit_meter.byok_models import USER_ID, ByokIn, ByokOut
-from credit_meter.errors import DomainError, FieldProblem, InvalidRequest, MalformedRequest
+from credit_meter.errors import FieldProblem, InvalidRequest, MalformedRequest
 from credit_meter.http_input import json_object
 
 logger = Logger()
@@ -90,26 +90,7 @@ def delete_byok(user_id: str) -> Response[Any]:
 
 # -- errors -----------------------------------------------------------------------------------
 
-
-@app.exception_handler(DomainError)
-def domain_error(error: DomainError) -> Response[str]:
-    return http_errors.from_domain(error)
-
-
-@app.exception_handler(ValidationError)
-def invalid(error: ValidationError) -> Response[str]:
-    return http_errors.from_validation(error)  # field names and messages, never the input
-
-
-@app.not_found
-def not_found(_: Exception) -> Response[str]:
-    return http_errors.not_found(app.current_event.path)
-
-
-@app.exception_handler(Exception)
-def unexpected(error: Exception) -> Response[str]:
-    logger.exception("unhandled error")
-    return http_errors.server_error()
+http_errors.install(app, logger)
 
 
 @logger.inject_lambda_context(

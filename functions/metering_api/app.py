@@ -24,7 +24,7 @@ from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from credit_meter import access, http_errors
 from credit_meter.api_models import (
@@ -605,29 +605,14 @@ def prices() -> Response[Any]:
 # -- errors -----------------------------------------------------------------------------------
 
 
-@app.exception_handler(DomainError)
-def domain_error(error: DomainError) -> Response[str]:
+def _refused(error: DomainError) -> None:
     if isinstance(error, InsufficientCredits):
         metrics.add_metric(name="HoldsRefused", unit=MetricUnit.Count, value=1)
     elif isinstance(error, SpendingLimitReached):  # the owner's cap (or a member's budget)
         metrics.add_metric(name="LimitRefusals", unit=MetricUnit.Count, value=1)
-    return http_errors.from_domain(error)
 
 
-@app.exception_handler(ValidationError)
-def invalid(error: ValidationError) -> Response[str]:
-    return http_errors.from_validation(error)
-
-
-@app.not_found
-def not_found(_: Exception) -> Response[str]:
-    return http_errors.not_found(app.current_event.path)
-
-
-@app.exception_handler(Exception)
-def unexpected(error: Exception) -> Response[str]:
-    logger.exception("unhandled error")
-    return http_errors.server_error()
+http_errors.install(app, logger, _refused)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -383,11 +383,9 @@ def call(byok_app: Any, table: str) -> Call:
         hdrs = dict(headers or {})
         if body is not None and not isinstance(body, dict):
             hdrs.setdefault("content-type", "application/json")
-        event = http_event(method, f"/v1/users/{user_id}/byok", body, hdrs)
-        if claims is not None:
-            event["requestContext"]["authorizer"] = {
-                "jwt": {"claims": claims, "scopes": scopes or []}
-            }
+        event = http_event(
+            method, f"/v1/users/{user_id}/byok", body, hdrs, claims=claims, scopes=scopes or []
+        )
         response = byok_app.handler(event, FakeContext())
         out = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
         raw = response.get("body")

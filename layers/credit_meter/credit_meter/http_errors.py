@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import Response
 from pydantic import ValidationError
@@ -32,6 +33,10 @@ from credit_meter.errors import (
     UnsupportedMediaType,
     WalletNotFound,
 )
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -106,3 +111,33 @@ def not_found(path: str) -> Response[str]:
 
 def server_error() -> Response[str]:
     return problem(500, "internal-error", "Internal error", "something went wrong on our side")
+
+
+def install(
+    app: APIGatewayHttpResolver,
+    logger: Logger,
+    refused: Callable[[DomainError], None] | None = None,
+) -> None:
+    """Answer every error of an HTTP API function's resolver as problem+json: domain errors
+    by the table above (``refused`` sees each first, to count it), invalid fields as 422 (the
+    field names and messages, never the input), an unknown route as 404, anything else as a
+    logged 500."""
+
+    @app.exception_handler(DomainError)
+    def domain_error(error: DomainError) -> Response[str]:
+        if refused is not None:
+            refused(error)
+        return from_domain(error)
+
+    @app.exception_handler(ValidationError)
+    def invalid(error: ValidationError) -> Response[str]:
+        return from_validation(error)
+
+    @app.not_found
+    def route_not_found(_: Exception) -> Response[str]:
+        return not_found(app.current_event.path)
+
+    @app.exception_handler(Exception)
+    def unexpected(error: Exception) -> Response[str]:
+        logger.exception("unhandled error")
+        return server_error()
