@@ -9,8 +9,6 @@ into a model whose key is a ``SecretStr``.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 from urllib.parse import unquote
 
@@ -24,8 +22,8 @@ from credit_meter import access, http_errors
 from credit_meter.api_models import dump
 from credit_meter.byok import Byok
 from credit_meter.byok_models import USER_ID, ByokIn, ByokOut
-from credit_meter.errors import FieldProblem, InvalidRequest, MalformedRequest
-from credit_meter.http_input import json_object
+from credit_meter.errors import FieldProblem, InvalidRequest
+from credit_meter.http_input import body_text, json_object
 
 logger = Logger()
 # debug=False whatever the environment says: the resolver's debug mode prints whole events.
@@ -52,12 +50,7 @@ def _caller(method: str, user_id: str) -> tuple[str, str]:
 
 def _body() -> ByokIn:
     event = app.current_event
-    text = event.body
-    if event.is_base64_encoded and text is not None:
-        try:
-            text = base64.b64decode(text, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            raise MalformedRequest("the body is not UTF-8 JSON") from None
+    text = body_text(event.body, event.is_base64_encoded)
     return ByokIn.model_validate(json_object(text, event.headers.get("content-type")))
 
 

@@ -11,8 +11,6 @@ Lambda's active tracing; the off-path ledger projector uses Powertools' Tracer.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -74,12 +72,11 @@ from credit_meter.errors import (
     GrantNotFound,
     InsufficientCredits,
     InvalidRequest,
-    MalformedRequest,
     PaymentNotFound,
     SpendingLimitReached,
     WalletNotFound,
 )
-from credit_meter.http_input import json_object
+from credit_meter.http_input import body_text, json_object
 from credit_meter.ids import GRANT_ID
 from credit_meter.service import Metering, Request
 
@@ -171,20 +168,10 @@ def _member(member_id: str) -> str:
     return member_id
 
 
-def _text_body() -> str | None:
-    """The body as text; API Gateway sends bodies that are not valid UTF-8 base64-encoded."""
-    event = app.current_event
-    if not event.is_base64_encoded or event.body is None:
-        return event.body
-    try:
-        return base64.b64decode(event.body, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        raise MalformedRequest("the body is not UTF-8 JSON") from None
-
-
 def _body[Body: BaseModel](model: type[Body], optional: bool = False) -> Body:
     event = app.current_event
-    raw = json_object(_text_body(), event.headers.get("content-type"), optional=optional)
+    text = body_text(event.body, event.is_base64_encoded)
+    raw = json_object(text, event.headers.get("content-type"), optional=optional)
     return model.model_validate(raw)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from decimal import Decimal
 from typing import Any
@@ -13,6 +15,16 @@ MAX_BODY_BYTES = 16 * 1024
 
 def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
+
+
+def body_text(body: str | None, base64_encoded: bool | None) -> str | None:
+    """The body as text; API Gateway sends bodies that are not valid UTF-8 base64-encoded."""
+    if not base64_encoded or body is None:
+        return body
+    try:
+        return base64.b64decode(body, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise MalformedRequest("the body is not UTF-8 JSON") from None
 
 
 def json_object(body: str | None, content_type: str | None, optional: bool = False) -> dict:
