@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import base64
 import importlib
-import io
 import json
 import logging
 import os
 import stat
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -27,6 +25,7 @@ from credit_meter.byok_models import PROVIDERS, ByokIn
 from credit_meter.errors import ByokNotFound
 from credit_meter.store import Put, Store
 from devtools.apigw import FakeContext, http_event
+from tests.logs import captured_logs
 
 KEY_A = "sk-test-FAKE-0000-AAAA-1111"
 KEY_B = "sk-ant-test-FAKE-0000-BBBB-2222"
@@ -392,21 +391,6 @@ def call(byok_app: Any, table: str) -> Call:
         return response["statusCode"], out, json.loads(raw) if raw else None
 
     return run
-
-
-@contextmanager
-def captured_logs(logger: Any) -> Iterator[io.StringIO]:
-    """Everything the functions' Powertools logger writes (at DEBUG too) while inside."""
-    handler = logger.registered_handler
-    sink = io.StringIO()
-    old_stream, old_level = handler.stream, logger.log_level
-    handler.setStream(sink)
-    logger.setLevel(logging.DEBUG)
-    try:
-        yield sink
-    finally:
-        handler.setStream(old_stream)
-        logger.setLevel(old_level)
 
 
 def test_http_put_get_delete(call: Call) -> None:

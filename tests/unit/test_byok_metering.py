@@ -8,7 +8,6 @@ from __future__ import annotations
 import importlib
 import io
 import json
-import logging
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -18,6 +17,7 @@ import pytest
 
 from credit_meter import envelope, service
 from devtools.apigw import FakeContext, http_event
+from tests.logs import captured_logs
 from tests.principals import TEST_ORG, token
 
 API_KEY = "sk-test-FAKE-byok-metering-9876"
@@ -53,17 +53,21 @@ def setup(
     monkeypatch.setattr(service, "mode_hints", service._ModeHints())
     status, _, body = api("PUT", f"/v1/wallets/{WID}", {"plan": "pro"}, as_=ADMIN)
     assert status == 201, body
-    logs = io.StringIO()
-    handler = logging.StreamHandler(logs)
-    root = logging.getLogger()
-    root.addHandler(handler)
-    previous = root.level
-    root.setLevel(logging.DEBUG)
-    try:
-        yield logs
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(previous)
+    metering = importlib.import_module("metering_api.app")
+    byok = importlib.import_module("byok_api.app")
+    with captured_logs(metering.logger) as api_logs, captured_logs(byok.logger) as byok_logs:
+        yield _Both(api_logs, byok_logs)
+
+
+class _Both(io.StringIO):
+    """The two functions' captured logs, read as one text."""
+
+    def __init__(self, *parts: io.StringIO) -> None:
+        super().__init__()
+        self.parts = parts
+
+    def getvalue(self) -> str:
+        return "".join(p.getvalue() for p in self.parts)
 
 
 def _byok(method: str, user: str, claims: dict[str, str], body: Any = None) -> tuple[int, Any]:
@@ -134,6 +138,7 @@ def test_byok_member_pays_runtime_only_until_the_key_is_deleted(
 
     # The key never showed up anywhere: responses above were checked; now every log line.
     out = capsys.readouterr()
+    assert "byok key stored" in setup.getvalue()  # the capture does see the functions' logs
     for text in (setup.getvalue(), out.out, out.err):
         assert API_KEY not in text
         assert API_KEY[:-4] not in text
