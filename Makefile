@@ -38,7 +38,7 @@ help:
 	@echo "Targets:"
 	@echo "  venv         create .venv (Python 3.13) and install requirements-dev.txt"
 	@echo "  ddb-local    install DynamoDB Local into $(DDB_LOCAL_DIR)"
-	@echo "  lint         ruff check + ruff format --check + docs/openapi.yaml up to date"
+	@echo "  lint         ruff, ruff format --check, docs/openapi.yaml up to date, import layers"
 	@echo "  format       ruff format + ruff check --fix"
 	@echo "  typecheck    mypy"
 	@echo "  template     sam validate --lint + sam build"
@@ -91,6 +91,7 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	PYTHONPATH=$(DEV_PYTHONPATH) $(PY) -m devtools.openapi --check
+	PYTHONPATH=$(DEV_PYTHONPATH) $(VENV)/bin/lint-imports --no-cache
 
 format: venv
 	$(VENV)/bin/ruff format .
@@ -104,7 +105,7 @@ template: venv
 	$(SAM) build --template-file template.yaml --build-dir $(SAM_BUILD_DIR)
 
 unit: venv
-	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
+	$(PY) -m pytest tests/unit -q -n 2 --durations=15 $(PYTEST_ARGS)
 
 integration: venv ddb-local
 	$(PY) -m pytest tests/integration -q $(PYTEST_ARGS)

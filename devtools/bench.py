@@ -244,7 +244,7 @@ def main() -> int:
 
 def run() -> dict[str, Any]:
     with environment() as (endpoint, table_name):
-        from credit_meter import store
+        from credit_meter.storage import store
         from devtools.apigw import FakeContext, http_event
         from metering_api.app import handler
 
@@ -335,7 +335,7 @@ def run() -> dict[str, Any]:
         byok_cycles = cycles(CYCLES // 4, keyed=False, tag="y", member="u3")
         # The wallet's organisation is read once per process and wallet (it never changes):
         # the first request of a cold process pays one GetItem more.
-        from credit_meter import access
+        from credit_meter.api import access
 
         access.forget_wallet_orgs()
         m = meter()
@@ -371,8 +371,8 @@ def run() -> dict[str, Any]:
         # Throughput with several callers at once on one wallet (the hot item). The handler
         # serves one invocation per process (as Lambda does), so the threads call the service
         # the handler calls.
-        from credit_meter.catalog import UsageLine
-        from credit_meter.service import Cost, Metering, Request
+        from credit_meter.core.catalog import UsageLine
+        from credit_meter.metering.service import Cost, Metering, Request
 
         usage = (UsageLine("input_tokens", Decimal(1200), "gpt-4o"),)
 
@@ -446,9 +446,10 @@ def reset_cost(table_name: str) -> dict[str, Any]:
     trips per wallet reset and per dispatch, and the write units a reset costs."""
     from monthly_reset.app import handler as reset_worker
 
-    from credit_meter import clock, store
-    from credit_meter.billing import Billing
-    from credit_meter.common import Request
+    from credit_meter.billing.billing import Billing
+    from credit_meter.core import clock
+    from credit_meter.core.idempotency import Request
+    from credit_meter.storage import store
     from devtools.lambda_context import FakeLambdaContext
 
     service = Billing()
@@ -510,7 +511,7 @@ def topup_cost() -> dict[str, Any]:
     secret = os.environ["STRIPE_WEBHOOK_SECRET"]
     from stripe_webhook.app import handler as webhook
 
-    from credit_meter.billing import Billing
+    from credit_meter.billing.billing import Billing
 
     Billing().put_wallet("bench-topups", "free")
     ctx = FakeLambdaContext(function_name="credit-meter-stripe-webhook")
@@ -574,7 +575,7 @@ _MEMBERS = (None, "ana", "bo", "cy", "dee", "eli", "fay", "gus")
 
 
 def _usage(rng: random.Random) -> list[Any]:
-    from credit_meter.catalog import UsageLine
+    from credit_meter.core.catalog import UsageLine
 
     lines = [UsageLine("input_tokens", Decimal(rng.randint(100, 20_000)), rng.choice(_MODELS))]
     if rng.random() < 0.8:
@@ -594,9 +595,10 @@ def synthetic_writes(
     ``POSTS_PER_RECORD`` of one day per write. Half are charges costed by usage, a tenth in
     plain credits, the rest reservations (committed with usage or with what they held, or
     released); the first posting is a large grant, and a promo grant comes every ~250."""
-    from credit_meter import domain, items
-    from credit_meter.catalog import catalog
-    from credit_meter.usage import encode_line
+    from credit_meter.core import wallets
+    from credit_meter.core.catalog import catalog
+    from credit_meter.core.usage import encode_line
+    from credit_meter.storage import items
 
     cat = catalog()
     rng = random.Random(entries)
@@ -609,7 +611,7 @@ def synthetic_writes(
         start_ms = int(day.timestamp() * 1000)
         span = max(1, int((now - day).total_seconds() * 1000)) if back == 0 else 86_400_000
         times = sorted(start_ms + rng.randrange(span) for _ in range(count))
-        period_start = int(domain.first_period(day, REPORT_ANCHOR_DAY)[0].timestamp())
+        period_start = int(wallets.first_period(day, REPORT_ANCHOR_DAY)[0].timestamp())
         for first in range(0, count, POSTS_PER_RECORD):
             old_seq, posts, holds = seq, [], {}
             for at in times[first : first + POSTS_PER_RECORD]:
@@ -670,10 +672,10 @@ def seed_wallet(store: Any, wallet_id: str, entries: int, now: datetime) -> list
     them for the synthetic writes: ``project_change`` of each, entries by BatchWriteItem (on
     ``SEED_THREADS`` threads), rollups by the projector's conditional updates, in stream order
     per rollup item (different items side by side). Returns the entries."""
-    from credit_meter import items
-    from credit_meter.billing import Billing
-    from credit_meter.projector import project_change
-    from credit_meter.store import Update
+    from credit_meter.billing.billing import Billing
+    from credit_meter.reports.projector import project_change
+    from credit_meter.storage import items
+    from credit_meter.storage.store import Update
 
     Billing(store).put_wallet(
         wallet_id, "enterprise", Decimal(1_000_000), REPORT_ANCHOR_DAY, org_id=BENCH_ORG
@@ -704,9 +706,9 @@ def seed_wallet(store: Any, wallet_id: str, entries: int, now: datetime) -> list
 
 
 def stored_rollups(client: Any, table_name: str, pk: str) -> dict[str, dict[str, Any]]:
-    """A wallet's rollups as :func:`credit_meter.usage.fold` gives them (no key, no kind)."""
-    from credit_meter.store import from_item
-    from credit_meter.usage import ROLLUP_PREFIX
+    """A wallet's rollups as :func:`credit_meter.core.usage.fold` gives them (no key, no kind)."""
+    from credit_meter.core.usage import ROLLUP_PREFIX
+    from credit_meter.storage.store import from_item
 
     found = {}
     for page in client.get_paginator("query").paginate(
@@ -721,7 +723,7 @@ def stored_rollups(client: Any, table_name: str, pk: str) -> dict[str, dict[str,
 
 
 def count_entries(client: Any, table_name: str, pk: str) -> int:
-    from credit_meter.items import ENTRY_PREFIX
+    from credit_meter.storage.items import ENTRY_PREFIX
 
     return sum(
         page["Count"]
@@ -737,7 +739,7 @@ def count_entries(client: Any, table_name: str, pk: str) -> int:
 def report_error(path: str, query: dict[str, str] | None) -> Exception | None:
     """What the report behind an error answer raises when called directly (the handler logs
     it to stdout, which the bench silences)."""
-    from credit_meter.reports import Reports
+    from credit_meter.reports.reports import Reports
 
     wallet_id = path.split("/")[3]
     try:
@@ -764,8 +766,9 @@ def report_cost() -> dict[str, Any]:
     take minutes, and a report's reads do not touch the stream."""
     from botocore.config import Config
 
-    from credit_meter import items, usage
-    from credit_meter.store import Store
+    from credit_meter.core import usage
+    from credit_meter.storage import items
+    from credit_meter.storage.store import Store
     from devtools import ddb_local, table
     from devtools.apigw import FakeContext, http_event
     from metering_api.app import handler
@@ -808,8 +811,8 @@ def report_cost() -> dict[str, Any]:
     result: dict[str, Any] = {
         "report_seeding": (
             f"synthetic stream records (<= {POSTS_PER_RECORD} postings of one UTC day each) "
-            "through credit_meter.projector.project_change; entries by BatchWriteItem, rollups "
-            "by the projector's conditional UpdateItems; in a table of the template's "
+            "through credit_meter.reports.projector.project_change; entries by BatchWriteItem, "
+            "rollups by the projector's conditional UpdateItems; in a table of the template's "
             "definition without its stream"
         ),
         "report_days": REPORT_DAYS,

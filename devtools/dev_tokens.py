@@ -10,7 +10,7 @@ audience given as template parameters and hands the handlers its claims. Locally
   distclean``) makes a new key, and the tokens minted before are then refused;
 * the issuer is :data:`ISSUER` and the audience :data:`AUDIENCE`, both fixed;
 * :func:`mint` writes ``sub``, ``org_id``, ``role`` and/or ``scope`` (see
-  ``credit_meter.access``), ``iat`` and ``exp``; :func:`verify` checks them as the authorizer
+  ``credit_meter.api.access``), ``iat`` and ``exp``; :func:`verify` checks them as the authorizer
   does and raises :class:`TokenError` with a short reason.
 
 From the shell (``make token`` runs this): ``python -m devtools.dev_tokens --role admin --org o1``
@@ -41,7 +41,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from credit_meter.access import ROLES, SCOPES
+from credit_meter.api.access import ROLES, SCOPES
 
 ISSUER = "http://127.0.0.1:3000/local-issuer"
 AUDIENCE = "credit-meter-local"

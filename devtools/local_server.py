@@ -76,7 +76,7 @@ LOCAL_WEBHOOK_SECRET = "whsec_local_fake"
 DEFAULT_TABLE_NAME = "credit-meter-local"
 DEFAULT_ALERTS_FILE = Path(__file__).resolve().parents[1] / ".cache" / "alerts.jsonl"
 # BYOK keys are envelope-encrypted; locally, without KMS, under this development master key
-# (credit_meter.envelope.LocalKeys makes it on first use).
+# (credit_meter.byok.envelope.LocalKeys makes it on first use).
 DEFAULT_BYOK_KEY_FILE = Path(__file__).resolve().parents[1] / ".cache" / "byok-local.key"
 FAKE_ENV = {
     "AWS_ACCESS_KEY_ID": ddb_local.FAKE_ACCESS_KEY_ID,
@@ -523,7 +523,7 @@ def configure_environment(endpoint: str, table_name: str) -> None:
     os.environ.pop("AWS_PROFILE", None)
     os.environ.setdefault("STRIPE_API_KEY", LOCAL_STRIPE_KEY)
     os.environ.setdefault("STRIPE_WEBHOOK_SECRET", LOCAL_WEBHOOK_SECRET)
-    # Alerts go to the local sink (credit_meter.notify), never to a real bus or topic.
+    # Alerts go to the local sink (credit_meter.controls.notify), never to a real bus or topic.
     os.environ.pop("EVENT_BUS_NAME", None)
     os.environ.pop("ALERTS_TOPIC_ARN", None)
     os.environ.pop("BYOK_KEY_ID", None)  # no KMS locally

@@ -6,14 +6,14 @@
 Run from the repository root with ``PYTHONPATH=layers/credit_meter:functions:.``.
 
 The component schemas are generated from the pydantic models in
-:mod:`credit_meter.api_models` (and the top-up, control and report models beside it) — request
+:mod:`credit_meter.api.models` (and the top-up, control and report models beside it) — request
 bodies in validation mode, responses in serialization mode — and so are the query parameters,
 from the routes' query models, so the document cannot drift from what the handler accepts and
 returns (``tests/unit/test_openapi.py`` fails when it does). The operations below are written
 out by hand; the same test checks that they are exactly the routes registered in
 ``functions/metering_api/app.py``, ``functions/byok_api/app.py`` and the Stripe webhook's.
 
-Who may call each operation is generated from :data:`credit_meter.access.RULES`: every
+Who may call each operation is generated from :data:`credit_meter.api.access.RULES`: every
 operation but Stripe's webhook is behind the bearer token (``security``), documents 401, and
 403 where its rule refuses some valid token, and its description ends with a "Who may call:"
 sentence written from its rule. An operation without a rule (and not public) stops the
@@ -31,15 +31,15 @@ from typing import Any
 import yaml
 
 try:
-    from credit_meter import access
-    from credit_meter import api_models as m
-    from credit_meter import byok_models as b
-    from credit_meter import control_models as c
-    from credit_meter import report_models as r
-    from credit_meter import topup_models as t
-    from credit_meter.catalog import catalog
-    from credit_meter.http_input import MAX_BODY_BYTES
-    from credit_meter.reports import (
+    from credit_meter.api import access
+    from credit_meter.api import byok_models as b
+    from credit_meter.api import control_models as c
+    from credit_meter.api import models as m
+    from credit_meter.api import report_models as r
+    from credit_meter.api import topup_models as t
+    from credit_meter.api.body import MAX_BODY_BYTES
+    from credit_meter.core.catalog import catalog
+    from credit_meter.reports.reports import (
         ACTIVITY_READ_PAGES,
         BURN_WINDOW_DAYS,
         MAX_DAYS,
@@ -530,7 +530,7 @@ def _with_access(items: dict[str, Any]) -> dict[str, Any]:
                 continue
             rule = access.RULES.get(key)
             if rule is None:
-                raise ValueError(f"{key}: no rule in credit_meter.access.RULES")
+                raise ValueError(f"{key}: no rule in credit_meter.api.access.RULES")
             op["description"] = f"{op['description']} {who_may_call(rule)}"
             responses = op["responses"]
             if not refuses_someone(rule) and "403" in responses:

@@ -3,7 +3,7 @@
 Every request of the test suites carries :data:`DEFAULT` unless a test says otherwise: an
 ``owner`` of :data:`TEST_ORG` whose token also carries both scopes (``credits:meter`` and
 ``credits:admin``). No single real caller is both a person and a service, but a role and scopes
-both count in ``credit_meter.access.authorize``, so this token may use every route of its
+both count in ``credit_meter.api.access.authorize``, so this token may use every route of its
 organisation — what tests about metering, billing and reports need. Tests about who may do
 what (``tests/unit/test_access.py``) use narrower tokens.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from credit_meter.access import METER, PLATFORM
+from credit_meter.api.access import METER, PLATFORM
 from devtools.apigw import token_claims
 
 TEST_ORG = "org-test"

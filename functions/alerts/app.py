@@ -1,9 +1,9 @@
 """Alerts and auto top-up: the table stream's second reader (after the ledger projector; a
 shard throttles beyond two), fed every wallet write (the event source's filter: ``sk = W``).
 
-For each write it publishes the alerts the write fired (:func:`credit_meter.alerts.crossings`,
-delivered once by :func:`credit_meter.notify.publish`; docs/events.md) and runs the auto
-top-up (:meth:`credit_meter.auto_topup.AutoTopups.on_wallet_change`; docs/payments.md).
+For each write it publishes the alerts the write fired (:func:`credit_meter.core.alerts.crossings`,
+delivered once by :func:`credit_meter.controls.notify.publish`; docs/events.md) and runs the auto
+top-up (:meth:`credit_meter.payments.auto_topup.AutoTopups.on_wallet_change`; docs/payments.md).
 
 A record that fails is reported as a batch item failure and retried from there; both steps are
 safe to repeat (alerts by their ids, purchases by their crossing number).
@@ -26,12 +26,12 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from credit_meter import notify
-from credit_meter.alerts import DEPLETED, LIMIT_REACHED, RESTORED, THRESHOLD_CROSSED, crossings
-from credit_meter.items import WALLET_SK
-from credit_meter.payments import Payments
-from credit_meter.store import from_item
-from credit_meter.stripe_gateway import StripeGateway
+from credit_meter.controls import notify
+from credit_meter.core.alerts import DEPLETED, LIMIT_REACHED, RESTORED, THRESHOLD_CROSSED, crossings
+from credit_meter.payments.payments import Payments
+from credit_meter.payments.stripe_gateway import StripeGateway
+from credit_meter.storage.items import WALLET_SK
+from credit_meter.storage.store import from_item
 
 logger = Logger()
 metrics = Metrics()

@@ -1,8 +1,8 @@
 """The BYOK HTTP API: a user sets, sees and removes their own AI provider key.
 
 ``PUT|GET|DELETE /v1/users/{user_id}/byok`` — only the user themself, never a service or
-another member (:data:`credit_meter.access.RULES`); the organisation is the token's. Each
-route: who calls, parse, one call into :mod:`credit_meter.byok`, respond. The key is never in a
+another member (:data:`credit_meter.api.access.RULES`); the organisation is the token's. Each
+route: who calls, parse, one call into :mod:`credit_meter.byok.keys`, respond. The key is never in a
 response and never logged: no event logging, no resolver debug output, and the body is read
 into a model whose key is a ``SecretStr``.
 """
@@ -18,12 +18,12 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from credit_meter import access, http_errors
-from credit_meter.api_models import dump
-from credit_meter.byok import Byok
-from credit_meter.byok_models import USER_ID, ByokIn, ByokOut
-from credit_meter.errors import FieldProblem, InvalidRequest
-from credit_meter.http_input import body_text, json_object
+from credit_meter.api import access, problems
+from credit_meter.api.body import body_text, json_object
+from credit_meter.api.byok_models import USER_ID, ByokIn, ByokOut
+from credit_meter.api.models import dump
+from credit_meter.byok.keys import Byok
+from credit_meter.core.errors import FieldProblem, InvalidRequest
 
 logger = Logger()
 # debug=False whatever the environment says: the resolver's debug mode prints whole events.
@@ -83,7 +83,7 @@ def delete_byok(user_id: str) -> Response[Any]:
 
 # -- errors -----------------------------------------------------------------------------------
 
-http_errors.install(app, logger)
+problems.install(app, logger)
 
 
 @logger.inject_lambda_context(

@@ -15,9 +15,9 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from credit_meter.byok import Byok
-from credit_meter.byok_models import RevealIn
-from credit_meter.errors import ByokNotFound
+from credit_meter.api.byok_models import RevealIn
+from credit_meter.byok.keys import Byok
+from credit_meter.core.errors import ByokNotFound
 
 logger = Logger()
 

@@ -12,7 +12,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from credit_meter.service import Metering
+from credit_meter.metering.service import Metering
 
 logger = Logger()
 metrics = Metrics()

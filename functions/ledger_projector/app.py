@@ -1,5 +1,5 @@
 """Projects wallet writes from the table's stream into ledger entries and usage rollups (see
-:mod:`credit_meter.projector`). A failed record is reported as a batch item failure, so the
+:mod:`credit_meter.reports.projector`). A failed record is reported as a batch item failure, so the
 stream retries from it and nothing is skipped; a retried record adds to no rollup twice."""
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from credit_meter.projector import project_record
-from credit_meter.store import Store, Update, WriteRejected
+from credit_meter.reports.projector import project_record
+from credit_meter.storage.store import Store, Update, WriteRejected
 
 logger = Logger()
 metrics = Metrics()

@@ -1,8 +1,8 @@
 """The metering HTTP API (API Gateway HTTP API, payload v2). Each route: parse, one call into
-:mod:`credit_meter.service`, respond. Errors become problem+json in :mod:`http_errors`.
+:mod:`credit_meter.metering.service`, respond. Errors become problem+json in :mod:`http_errors`.
 
 Every route is behind one middleware (:func:`_authorized`): the caller comes from the JWT
-authorizer's claims, :data:`credit_meter.access.RULES` says whether it may use the route, and
+authorizer's claims, :data:`credit_meter.api.access.RULES` says whether it may use the route, and
 the wallet or organisation in the path must be its own (docs/access.md).
 
 This is the hot path, so it loads no X-Ray SDK (≈370 ms to import): the function is traced by
@@ -24,8 +24,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from credit_meter import access, http_errors
-from credit_meter.api_models import (
+from credit_meter.api import access, problems
+from credit_meter.api.body import body_text, json_object
+from credit_meter.api.models import (
     ID_PATTERN,
     AdjustmentIn,
     AdjustmentOut,
@@ -64,9 +65,8 @@ from credit_meter.api_models import (
     WalletOut,
     dump,
 )
-from credit_meter.catalog import catalog
-from credit_meter.domain import Entry
-from credit_meter.errors import (
+from credit_meter.core.catalog import catalog
+from credit_meter.core.errors import (
     DomainError,
     FieldProblem,
     GrantNotFound,
@@ -76,16 +76,16 @@ from credit_meter.errors import (
     SpendingLimitReached,
     WalletNotFound,
 )
-from credit_meter.http_input import body_text, json_object
-from credit_meter.ids import GRANT_ID
-from credit_meter.service import Metering, Request
+from credit_meter.core.ids import GRANT_ID
+from credit_meter.core.wallets import Entry
+from credit_meter.metering.service import Metering, Request
 
 if TYPE_CHECKING:
-    from credit_meter.billing import Billing
-    from credit_meter.controls import Controls
-    from credit_meter.payments import Payments
-    from credit_meter.reports import Reports
-    from credit_meter.topups import Gateway
+    from credit_meter.billing.billing import Billing
+    from credit_meter.controls.controls import Controls
+    from credit_meter.payments.payments import Payments
+    from credit_meter.payments.topups import Gateway
+    from credit_meter.reports.reports import Reports
 
 logger = Logger()
 metrics = Metrics()
@@ -105,32 +105,32 @@ def _service() -> Metering:
 def _billing() -> Billing:
     """Plans, periods and grants: imported on first use, so the metering routes' cold start
     does not pay for them."""
-    from credit_meter.billing import Billing
+    from credit_meter.billing.billing import Billing
 
     return Billing()
 
 
 def _reports() -> Reports:
-    from credit_meter.reports import Reports
+    from credit_meter.reports.reports import Reports
 
     return Reports()
 
 
 def _controls() -> Controls:
-    from credit_meter.controls import Controls
+    from credit_meter.controls.controls import Controls
 
     return Controls()
 
 
 def _payments() -> Payments:
-    from credit_meter.payments import Payments
+    from credit_meter.payments.payments import Payments
 
     return Payments()
 
 
 def _gateway() -> Gateway:
     """Stripe's API: the SDK loads only for the routes that call it."""
-    from credit_meter.stripe_gateway import StripeGateway
+    from credit_meter.payments.stripe_gateway import StripeGateway
 
     return StripeGateway()
 
@@ -395,7 +395,7 @@ def referral(wallet_id: str) -> Response[Any]:
 
 
 def _activity(wallet_id: str, query: TransactionsQuery) -> tuple[list[Entry], str | None]:
-    from credit_meter.reports import ActivityFilter
+    from credit_meter.reports.reports import ActivityFilter
 
     member = _grant().member_filter(query.member_id)  # a member: their own activity only
     where = ActivityFilter(query.day, query.type, member, query.feature)
@@ -412,7 +412,7 @@ def transactions(wallet_id: str) -> Response[Any]:
 
 @app.get("/v1/wallets/<wallet_id>/transactions.csv")
 def transactions_csv(wallet_id: str) -> Response[Any]:
-    from credit_meter.report_models import transactions_csv as to_csv
+    from credit_meter.api.report_models import transactions_csv as to_csv
 
     query = TransactionsCsvQuery.model_validate(app.current_event.query_string_parameters or {})
     entries, cursor = _activity(wallet_id, query)
@@ -432,7 +432,7 @@ def transactions_csv(wallet_id: str) -> Response[Any]:
 
 @app.get("/v1/wallets/<wallet_id>/usage/summary")
 def usage_summary(wallet_id: str) -> Response[Any]:
-    from credit_meter.report_models import SummaryOut
+    from credit_meter.api.report_models import SummaryOut
 
     _no_query()
     return _json(200, SummaryOut.of(_reports().summary(_wallet(wallet_id))))
@@ -440,7 +440,7 @@ def usage_summary(wallet_id: str) -> Response[Any]:
 
 @app.get("/v1/wallets/<wallet_id>/usage")
 def usage_series(wallet_id: str) -> Response[Any]:
-    from credit_meter.report_models import SeriesOut, SeriesQuery
+    from credit_meter.api.report_models import SeriesOut, SeriesQuery
 
     query = SeriesQuery.model_validate(app.current_event.query_string_parameters or {})
     series = _reports().series(
@@ -451,7 +451,7 @@ def usage_series(wallet_id: str) -> Response[Any]:
 
 @app.get("/v1/orgs/<org_id>/usage")
 def org_usage(org_id: str) -> Response[Any]:
-    from credit_meter.report_models import OrgUsageOut, OrgUsageQuery
+    from credit_meter.api.report_models import OrgUsageOut, OrgUsageQuery
 
     query = OrgUsageQuery.model_validate(app.current_event.query_string_parameters or {})
     return _json(200, OrgUsageOut.of(_reports().org_usage(_org(org_id), query.from_, query.to)))
@@ -459,14 +459,14 @@ def org_usage(org_id: str) -> Response[Any]:
 
 @app.get("/v1/topups/offers")
 def offers() -> Response[Any]:
-    from credit_meter.topup_models import OffersOut
+    from credit_meter.api.topup_models import OffersOut
 
     return _json(200, OffersOut.of(catalog().topups))
 
 
 @app.post("/v1/wallets/<wallet_id>/checkout")
 def checkout(wallet_id: str) -> Response[Any]:
-    from credit_meter.topup_models import CheckoutIn, CheckoutOut
+    from credit_meter.api.topup_models import CheckoutIn, CheckoutOut
 
     body = _body(CheckoutIn)
     request = _request(body, "checkout")
@@ -486,7 +486,7 @@ def checkout(wallet_id: str) -> Response[Any]:
 
 @app.get("/v1/wallets/<wallet_id>/payments")
 def payments(wallet_id: str) -> Response[Any]:
-    from credit_meter.topup_models import PaymentOut, PaymentsOut, PaymentsQuery
+    from credit_meter.api.topup_models import PaymentOut, PaymentsOut, PaymentsQuery
 
     query = PaymentsQuery.model_validate(app.current_event.query_string_parameters or {})
     lines, cursor = _payments().payments(_wallet(wallet_id), query.limit, query.cursor)
@@ -504,7 +504,7 @@ def invoice(wallet_id: str, payment_id: str) -> Response[Any]:
 
 @app.put("/v1/wallets/<wallet_id>/auto-topup")
 def put_auto_topup(wallet_id: str) -> Response[Any]:
-    from credit_meter.topup_models import AutoTopupIn, AutoTopupOut
+    from credit_meter.api.topup_models import AutoTopupIn, AutoTopupOut
 
     body = _body(AutoTopupIn)
     done = _payments().set_auto_topup(
@@ -520,14 +520,14 @@ def put_auto_topup(wallet_id: str) -> Response[Any]:
 
 @app.get("/v1/wallets/<wallet_id>/auto-topup")
 def get_auto_topup(wallet_id: str) -> Response[Any]:
-    from credit_meter.topup_models import AutoTopupOut
+    from credit_meter.api.topup_models import AutoTopupOut
 
     return _json(200, AutoTopupOut.of(_payments().auto_topup(_wallet(wallet_id))))
 
 
 @app.put("/v1/wallets/<wallet_id>/limits")
 def put_limits(wallet_id: str) -> Response[Any]:
-    from credit_meter.control_models import LimitsIn, LimitsOut
+    from credit_meter.api.control_models import LimitsIn, LimitsOut
 
     body = _body(LimitsIn)
     limits = _controls().set_limits(
@@ -538,14 +538,14 @@ def put_limits(wallet_id: str) -> Response[Any]:
 
 @app.get("/v1/wallets/<wallet_id>/limits")
 def get_limits(wallet_id: str) -> Response[Any]:
-    from credit_meter.control_models import LimitsOut
+    from credit_meter.api.control_models import LimitsOut
 
     return _json(200, LimitsOut.of(_controls().limits(_wallet(wallet_id)), catalog().topups.fiat))
 
 
 @app.put("/v1/wallets/<wallet_id>/alerts")
 def put_alerts(wallet_id: str) -> Response[Any]:
-    from credit_meter.control_models import AlertsIn, AlertsOut
+    from credit_meter.api.control_models import AlertsIn, AlertsOut
 
     body = _body(AlertsIn)
     thresholds = None if body.thresholds is None else [t.threshold() for t in body.thresholds]
@@ -554,14 +554,14 @@ def put_alerts(wallet_id: str) -> Response[Any]:
 
 @app.get("/v1/wallets/<wallet_id>/alerts")
 def get_alerts(wallet_id: str) -> Response[Any]:
-    from credit_meter.control_models import AlertsOut
+    from credit_meter.api.control_models import AlertsOut
 
     return _json(200, AlertsOut.of(_controls().alerts(_wallet(wallet_id))))
 
 
 @app.get("/v1/wallets/<wallet_id>/members")
 def member_budgets(wallet_id: str) -> Response[Any]:
-    from credit_meter.control_models import MemberBudgetOut, MemberBudgetsOut
+    from credit_meter.api.control_models import MemberBudgetOut, MemberBudgetsOut
 
     found = _controls().member_budgets(_wallet(wallet_id))
     return _json(200, MemberBudgetsOut(items=[MemberBudgetOut.of(b) for b in found]))
@@ -569,7 +569,7 @@ def member_budgets(wallet_id: str) -> Response[Any]:
 
 @app.put("/v1/wallets/<wallet_id>/members/<member_id>/budget")
 def put_member_budget(wallet_id: str, member_id: str) -> Response[Any]:
-    from credit_meter.control_models import MemberBudgetIn, MemberBudgetOut
+    from credit_meter.api.control_models import MemberBudgetIn, MemberBudgetOut
 
     body = _body(MemberBudgetIn)
     done = _controls().set_member_budget(_wallet(wallet_id), _member(member_id), body.budget)
@@ -578,7 +578,7 @@ def put_member_budget(wallet_id: str, member_id: str) -> Response[Any]:
 
 @app.get("/v1/wallets/<wallet_id>/members/<member_id>/budget")
 def get_member_budget(wallet_id: str, member_id: str) -> Response[Any]:
-    from credit_meter.control_models import MemberBudgetOut
+    from credit_meter.api.control_models import MemberBudgetOut
 
     found = _controls().member_budget(_wallet(wallet_id), _member(member_id))
     return _json(200, MemberBudgetOut.of(found))
@@ -599,7 +599,7 @@ def _refused(error: DomainError) -> None:
         metrics.add_metric(name="LimitRefusals", unit=MetricUnit.Count, value=1)
 
 
-http_errors.install(app, logger, _refused)
+problems.install(app, logger, _refused)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -30,7 +30,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from credit_meter.billing import Billing
+from credit_meter.billing.billing import Billing
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient

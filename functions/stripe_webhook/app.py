@@ -21,12 +21,13 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from credit_meter import http_errors, stripe_webhooks
-from credit_meter.api_models import dump
-from credit_meter.errors import DomainError
-from credit_meter.payments import Payments
-from credit_meter.secrets import secret
-from credit_meter.topup_models import WebhookOut
+from credit_meter.api import problems
+from credit_meter.api.models import dump
+from credit_meter.api.topup_models import WebhookOut
+from credit_meter.core.errors import DomainError
+from credit_meter.payments import stripe_webhooks
+from credit_meter.payments.payments import Payments
+from credit_meter.storage.secret_values import secret
 
 logger = Logger()
 metrics = Metrics()
@@ -51,7 +52,7 @@ def _payload() -> bytes | None:
 def _rejected(detail: str) -> Response[str]:
     metrics.add_metric(name="WebhookSignatureFailures", unit=MetricUnit.Count, value=1)
     logger.warning("webhook rejected", extra={"reason": detail})
-    return http_errors.problem(400, "invalid-signature", "Invalid signature", detail)
+    return problems.problem(400, "invalid-signature", "Invalid signature", detail)
 
 
 @app.post("/v1/webhooks/stripe")
@@ -117,19 +118,19 @@ def stripe_webhook() -> Response[Any]:
 def domain_error(error: DomainError) -> Response[str]:
     # Contention (503): Stripe delivers the event again later; counted, as it delays credits.
     metrics.add_metric(name="WebhookErrors", unit=MetricUnit.Count, value=1)
-    return http_errors.from_domain(error)
+    return problems.from_domain(error)
 
 
 @app.not_found
 def not_found(_: Exception) -> Response[str]:
-    return http_errors.not_found(app.current_event.path)
+    return problems.not_found(app.current_event.path)
 
 
 @app.exception_handler(Exception)
 def unexpected(error: Exception) -> Response[str]:
     metrics.add_metric(name="WebhookErrors", unit=MetricUnit.Count, value=1)
     logger.exception("unhandled error")
-    return http_errors.server_error()
+    return problems.server_error()
 
 
 @logger.inject_lambda_context

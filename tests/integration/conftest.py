@@ -4,7 +4,7 @@ from ``tests/conftest.py``).
 
 * ``meter_table`` — a fresh table with the environment the functions read (``TABLE_NAME``, the
   DynamoDB Local endpoints, Powertools settings) and a fresh store client.
-* ``metering`` — :class:`credit_meter.billing.Billing` (the whole service) on that table.
+* ``metering`` — :class:`credit_meter.billing.billing.Billing` (the whole service) on that table.
 * ``api`` — calls ``metering_api.app.handler`` in this process: ``api(method, path, body,
   headers, query, *, as_=DEFAULT) -> (status, json)`` (``as_``: the token's claims, by default
   an owner of ``org-test`` with both scopes; ``None``: no token — see ``tests/principals.py``).
@@ -32,10 +32,11 @@ from typing import Any
 
 import pytest
 
-from credit_meter import domain, store
-from credit_meter import items as stored
-from credit_meter.billing import Billing
-from credit_meter.catalog import catalog
+from credit_meter.billing.billing import Billing
+from credit_meter.core import wallets
+from credit_meter.core.catalog import catalog
+from credit_meter.storage import items as stored
+from credit_meter.storage import store
 from devtools import table
 from devtools.apigw import FakeContext, http_event
 from devtools.stream_pump import StreamPump
@@ -214,15 +215,15 @@ class Ledger:
         assert running == balance, f"Σ ledger credits {running} != balance {balance}"
 
         buckets = stored.buckets(item)
-        order = sorted(buckets, key=lambda b: domain.burn_key(b, catalog()))
+        order = sorted(buckets, key=lambda b: wallets.burn_key(b, catalog()))
         assert [b.id for b in buckets] == [b.id for b in order], "buckets not in burn order"
-        views = domain.remaining(buckets, Decimal(item["drawn"]))
+        views = wallets.remaining(buckets, Decimal(item["drawn"]))
         left = sum((v.remaining for v in views), Decimal(0))
         assert all(0 <= v.remaining <= v.bucket.amount for v in views)
         if balance >= 0:
             assert left == balance, f"bucket remainders {left} != balance {balance}"
         else:
-            assert left == 0 and domain.deficit(buckets, Decimal(item["drawn"])) == -balance
+            assert left == 0 and wallets.deficit(buckets, Decimal(item["drawn"])) == -balance
         return entries
 
 

@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
-from credit_meter import notify, stripe_gateway
-from credit_meter.common import Request
-from credit_meter.errors import InsufficientCredits
-from credit_meter.payments import Payments
-from credit_meter.service import Cost
+from credit_meter.controls import notify
+from credit_meter.core.errors import InsufficientCredits
+from credit_meter.core.idempotency import Request
+from credit_meter.metering.service import Cost
+from credit_meter.payments import stripe_gateway
+from credit_meter.payments.payments import Payments
 from devtools.apigw import FakeContext
 from devtools.fake_stripe import FakeStripe
 from devtools.stream_pump import StreamPump
@@ -115,7 +116,7 @@ def test_concurrent_debits_across_the_threshold_buy_one_pack(
 def test_a_second_crossing_after_the_credits_arrive_buys_once_more(
     meter_table: str, stripe_api: FakeStripe, auto_topup_stream: StreamPump
 ) -> None:
-    from credit_meter.payments import Observation
+    from credit_meter.payments.payments import Observation
 
     service = Payments()
     service.put_wallet("w1", "starter")
@@ -170,8 +171,8 @@ def _scoped(path: Path) -> list[tuple[str, str]]:
 def test_a_storm_to_the_limit_fires_every_alert_once(
     meter_table: str, auto_topup_stream: StreamPump, alerts_file: Path
 ) -> None:
-    from credit_meter.controls import Controls
-    from credit_meter.errors import MemberBudgetReached, SpendingLimitReached
+    from credit_meter.controls.controls import Controls
+    from credit_meter.core.errors import MemberBudgetReached, SpendingLimitReached
 
     Payments().put_wallet("w1", "starter")  # 500 credits
     service = Controls()

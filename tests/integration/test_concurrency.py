@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from credit_meter.billing import Billing
-from credit_meter.errors import Contention, InsufficientCredits
-from credit_meter.service import Cost, Request
+from credit_meter.billing.billing import Billing
+from credit_meter.core.errors import Contention, InsufficientCredits
+from credit_meter.metering.service import Cost, Request
 from tests.storms import kinds, storm
 
 pytestmark = pytest.mark.integration

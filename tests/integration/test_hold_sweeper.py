@@ -22,12 +22,12 @@ from typing import Any
 
 import pytest
 
-from credit_meter import clock
-from credit_meter import items as stored
-from credit_meter.billing import Billing
-from credit_meter.domain import Ended
-from credit_meter.errors import Conflict
-from credit_meter.service import SWEEP_REVISIT_SECONDS, Cost, Metering, Request
+from credit_meter.billing.billing import Billing
+from credit_meter.core import clock
+from credit_meter.core.errors import Conflict
+from credit_meter.core.wallets import Ended
+from credit_meter.metering.service import SWEEP_REVISIT_SECONDS, Cost, Metering, Request
+from credit_meter.storage import items as stored
 from devtools.apigw import FakeContext
 from tests.principals import TEST_ORG
 

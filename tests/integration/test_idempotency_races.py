@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from credit_meter import items as stored
+from credit_meter.storage import items as stored
 
 pytestmark = pytest.mark.integration
 

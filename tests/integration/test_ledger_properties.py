@@ -26,10 +26,10 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from credit_meter.billing import MAX_BUCKETS, Billing
-from credit_meter.catalog import UsageLine
-from credit_meter.errors import Conflict, IdempotencyConflict, InsufficientCredits
-from credit_meter.service import Cost, Request
+from credit_meter.billing.billing import MAX_BUCKETS, Billing
+from credit_meter.core.catalog import UsageLine
+from credit_meter.core.errors import Conflict, IdempotencyConflict, InsufficientCredits
+from credit_meter.metering.service import Cost, Request
 
 pytestmark = pytest.mark.integration
 

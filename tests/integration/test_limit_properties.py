@@ -35,18 +35,18 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from credit_meter.billing import Billing
-from credit_meter.controls import Controls
-from credit_meter.domain import Charge, Ended, Reservation
-from credit_meter.errors import (
+from credit_meter.billing.billing import Billing
+from credit_meter.controls.controls import Controls
+from credit_meter.core.errors import (
     DomainError,
     InsufficientCredits,
     MemberBudgetNotFound,
     MemberBudgetReached,
     SpendingLimitReached,
 )
-from credit_meter.ids import ReservationId, member_tag
-from credit_meter.service import Cost, Request
+from credit_meter.core.ids import ReservationId, member_tag
+from credit_meter.core.wallets import Charge, Ended, Reservation
+from credit_meter.metering.service import Cost, Request
 
 pytestmark = pytest.mark.integration
 

@@ -30,19 +30,19 @@ from typing import Any
 
 import pytest
 
-from credit_meter import clock
-from credit_meter import items as stored
-from credit_meter.billing import Advanced, Billing
-from credit_meter.controls import Controls
-from credit_meter.domain import Charge, Ended, Reservation
-from credit_meter.errors import (
+from credit_meter.billing.billing import Advanced, Billing
+from credit_meter.controls.controls import Controls
+from credit_meter.core import clock
+from credit_meter.core.errors import (
     Conflict,
     Contention,
     MemberBudgetReached,
     SpendingLimitReached,
 )
-from credit_meter.ids import ReservationId, member_tag
-from credit_meter.service import Cost, Request
+from credit_meter.core.ids import ReservationId, member_tag
+from credit_meter.core.wallets import Charge, Ended, Reservation
+from credit_meter.metering.service import Cost, Request
+from credit_meter.storage import items as stored
 from tests.storms import kinds, storm
 
 pytestmark = pytest.mark.integration

@@ -28,10 +28,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from credit_meter import items
-from credit_meter.errors import Contention
-from credit_meter.payments import Payments
-from credit_meter.stripe_webhooks import observe
+from credit_meter.core.errors import Contention
+from credit_meter.payments.payments import Payments
+from credit_meter.payments.stripe_webhooks import observe
+from credit_meter.storage import items
 from devtools import stripe_events as se
 
 pytestmark = pytest.mark.integration

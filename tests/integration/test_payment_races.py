@@ -27,11 +27,12 @@ from typing import Any
 import pytest
 import stripe
 
-from credit_meter import clock, items, store
-from credit_meter.errors import Contention, InsufficientCredits
-from credit_meter.payments import Payments, Recorded
-from credit_meter.service import Cost, Request
-from credit_meter.stripe_webhooks import observe
+from credit_meter.core import clock
+from credit_meter.core.errors import Contention, InsufficientCredits
+from credit_meter.metering.service import Cost, Request
+from credit_meter.payments.payments import Payments, Recorded
+from credit_meter.payments.stripe_webhooks import observe
+from credit_meter.storage import items, store
 from devtools import stripe_events as se
 from devtools.fake_stripe import TEST_API_KEY, FakeStripe
 from tests.principals import TEST_ORG
@@ -617,7 +618,7 @@ def test_many_payments_through_the_webhook_function(webhooks: Any, webhook_ledge
 def fake_stripe(meter_table: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStripe]:
     """Stripe's API on 127.0.0.1 for the metering function's checkouts, and the endpoint
     secret for the webhook function, both in this process."""
-    from credit_meter import stripe_gateway
+    from credit_meter.payments import stripe_gateway
 
     with FakeStripe() as fake:
         monkeypatch.setenv("STRIPE_API_KEY", TEST_API_KEY)
@@ -689,7 +690,7 @@ def test_top_up_request_sent_twice_at_once_is_one_checkout(
 ) -> None:
     """The same checkout request ×16 at once (same key): one session; its events ×5 at once
     credit it once. Without a key two requests are two sessions, and only a paid one counts."""
-    from credit_meter.stripe_gateway import StripeGateway
+    from credit_meter.payments.stripe_gateway import StripeGateway
 
     wid = _wallet(payments)
     # Retries as the service's own client makes them (safe: the same idempotency key); the

@@ -30,13 +30,14 @@ from typing import Any
 
 import pytest
 
-from credit_meter import clock, store
-from credit_meter import items as stored
-from credit_meter.billing import Advanced, Billing, PromoCode, Referred, Transferred, Voided
-from credit_meter.domain import Charge, Ended, Granted, Reservation
-from credit_meter.errors import Conflict, Contention, InsufficientCredits
-from credit_meter.service import Cost, Request
-from credit_meter.store import Store, Update
+from credit_meter.billing.billing import Advanced, Billing, PromoCode, Referred, Transferred, Voided
+from credit_meter.core import clock
+from credit_meter.core.errors import Conflict, Contention, InsufficientCredits
+from credit_meter.core.wallets import Charge, Ended, Granted, Reservation
+from credit_meter.metering.service import Cost, Request
+from credit_meter.storage import items as stored
+from credit_meter.storage import store
+from credit_meter.storage.store import Store, Update
 from devtools.apigw import FakeContext
 from tests.storms import kinds, storm
 

@@ -30,15 +30,15 @@ from typing import Any
 
 import pytest
 
-from credit_meter import clock, usage
-from credit_meter import items as stored
-from credit_meter import store as store_module
-from credit_meter.billing import Billing
-from credit_meter.catalog import UsageLine
-from credit_meter.controls import Controls
-from credit_meter.errors import Contention, InsufficientCredits
-from credit_meter.reports import Reports
-from credit_meter.service import Cost, Request
+from credit_meter.billing.billing import Billing
+from credit_meter.controls.controls import Controls
+from credit_meter.core import clock, usage
+from credit_meter.core.catalog import UsageLine
+from credit_meter.core.errors import Contention, InsufficientCredits
+from credit_meter.metering.service import Cost, Request
+from credit_meter.reports.reports import Reports
+from credit_meter.storage import items as stored
+from credit_meter.storage import store as store_module
 from devtools import table
 from devtools.stream_pump import StreamPump
 from tests.integration.conftest import Ledger, _as_lambda_sends, call_handler, function_env

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from credit_meter import store
-from credit_meter.billing import Billing
-from credit_meter.errors import Contention, InsufficientCredits
-from credit_meter.service import Cost, Request
-from credit_meter.store import Store
+from credit_meter.billing.billing import Billing
+from credit_meter.core.errors import Contention, InsufficientCredits
+from credit_meter.metering.service import Cost, Request
+from credit_meter.storage import store
+from credit_meter.storage.store import Store
 from tests.principals import DEFAULT
 
 pytestmark = pytest.mark.integration

@@ -32,8 +32,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from credit_meter import items as stored
-from credit_meter import notify, store
+from credit_meter.controls import notify
+from credit_meter.storage import items as stored
+from credit_meter.storage import store
 from devtools import table
 from devtools.apigw import FakeContext, http_event
 from tests.principals import DEFAULT
@@ -234,7 +235,8 @@ def project_ledger(stream_event: Callable[[], dict[str, Any]]) -> Callable[[], N
 
 # -- Stripe: the webhook function, the alerts function (auto top-up), a fake Stripe API ------
 
-# Obviously fake values: the functions read them from the environment (credit_meter.secrets).
+# Obviously fake values: the functions read them from the environment
+# (credit_meter.storage.secret_values).
 FAKE_STRIPE_ENV = {
     "STRIPE_WEBHOOK_SECRET": "whsec_unit_fake_signing_secret",
     "STRIPE_API_KEY": "sk_test_unit_fake_key_DO_NOT_LEAK_42",
@@ -247,7 +249,7 @@ Webhook = Callable[..., tuple[int, dict[str, str], Any]]
 def stripe_env(aws: Any) -> Iterator[dict[str, str]]:
     """``STRIPE_WEBHOOK_SECRET`` and ``STRIPE_API_KEY`` set to fake values (and no
     ``STRIPE_API_BASE``) for the module; the gateway's cached client is dropped around it."""
-    from credit_meter import stripe_gateway
+    from credit_meter.payments import stripe_gateway
 
     with pytest.MonkeyPatch.context() as mp:
         for key, value in FAKE_STRIPE_ENV.items():
@@ -265,7 +267,7 @@ def fake_stripe(stripe_env: dict[str, str]) -> Iterator[Any]:
     """A :class:`devtools.fake_stripe.FakeStripe` on a free port of 127.0.0.1 for the module,
     with ``STRIPE_API_BASE`` pointing the gateway at it. Its ``requests`` are cleared before
     each test by ``stripe_requests``; tests that use the fake directly see them all."""
-    from credit_meter import stripe_gateway
+    from credit_meter.payments import stripe_gateway
     from devtools.fake_stripe import FakeStripe
 
     with FakeStripe() as fake, pytest.MonkeyPatch.context() as mp:

@@ -1,6 +1,6 @@
 """Who may call what (docs/access.md), through the real metering handler and its middleware.
 
-The table :data:`EXPECTED` spells out, for every route of ``credit_meter.access.RULES``, what
+The table :data:`EXPECTED` spells out, for every route of ``credit_meter.api.access.RULES``, what
 each kind of caller may do: the four roles (user tokens) and the two scopes (client tokens).
 It is checked against ``RULES`` (a policy change must change it too), the routes against the
 handler's (a new route cannot be missed), and then every route × caller runs on its own
@@ -32,11 +32,11 @@ from typing import Any, cast
 
 import pytest
 
-from credit_meter import access
-from credit_meter.access import METER, PLATFORM, RULES, Rule, Tenancy
-from credit_meter.billing import Billing
-from credit_meter.errors import OrgNotFound, WalletNotFound
-from credit_meter.store import Store
+from credit_meter.api import access
+from credit_meter.api.access import METER, PLATFORM, RULES, Rule, Tenancy
+from credit_meter.billing.billing import Billing
+from credit_meter.core.errors import OrgNotFound, WalletNotFound
+from credit_meter.storage.store import Store
 from devtools.apigw import FakeContext, http_event
 from tests.principals import org_token, token
 
@@ -506,7 +506,7 @@ def test_bypass_is_the_platforms_switch(api: Api, world: Json) -> None:
 @pytest.fixture
 def dynamodb_calls(world: Json) -> Iterator[list[str]]:
     """The DynamoDB operations the handler makes while the test runs."""
-    from credit_meter import store
+    from credit_meter.storage import store
 
     seen: list[str] = []
     events = store.dynamodb_client().meta.events

@@ -1,5 +1,5 @@
 """Credit alerts (issue "alerts"): which wallet writes fire which alerts
-(:func:`credit_meter.alerts.crossings`), the wallet's alert state, and the published examples
+(:func:`credit_meter.core.alerts.crossings`), the wallet's alert state, and the published examples
 in ``events/eventbridge-*.json`` checked against what the code produces (docs/events.md).
 
 Wallet images are given deserialized, as the stream handler sees them; the base wallet is the
@@ -18,9 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from credit_meter import alerts
-from credit_meter.alerts import Threshold, crossings, is_crossed, wallet_state
-from credit_meter.store import from_item
+from credit_meter.core import alerts
+from credit_meter.core.alerts import Threshold, crossings, is_crossed, wallet_state
+from credit_meter.storage.store import from_item
 
 EVENTS = Path(__file__).parents[2] / "events"
 Json = dict[str, Any]

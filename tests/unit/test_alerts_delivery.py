@@ -27,9 +27,9 @@ from typing import Any
 import boto3
 import pytest
 
-from credit_meter import notify
-from credit_meter.alerts import Alert, crossings
-from credit_meter.store import from_item, to_item
+from credit_meter.controls import notify
+from credit_meter.core.alerts import Alert, crossings
+from credit_meter.storage.store import from_item, to_item
 from devtools import table
 from devtools.apigw import FakeContext
 
@@ -407,9 +407,9 @@ def test_subjects_are_printable_ascii_under_100_characters() -> None:
 def test_nothing_is_done_at_import() -> None:
     code = (
         "import sys\n"
-        "import credit_meter.alerts\n"
+        "import credit_meter.core.alerts\n"
         "assert not {'boto3', 'botocore', 'aws_lambda_powertools'} & set(sys.modules), 'alerts'\n"
-        "from credit_meter import notify\n"
+        "from credit_meter.controls import notify\n"
         "assert 'aws_lambda_powertools.utilities.idempotency' not in sys.modules\n"
         "assert not notify._clients and not notify._onces\n"
     )

@@ -1,6 +1,6 @@
 """The happy paths of the HTTP API and the shapes of its responses (DESIGN §4).
 
-Each test has a table of its own and a clock of its own (``credit_meter.clock``), starting at
+Each test has a table of its own and a clock of its own (``credit_meter.core.clock``), starting at
 2026-01-31 15:00 UTC, so periods, expiries and timestamps are exact.
 """
 
@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from credit_meter import clock
-from credit_meter.catalog import catalog
-from credit_meter.errors import InvalidRequest
-from credit_meter.service import Cost, Metering, Request
+from credit_meter.core import clock
+from credit_meter.core.catalog import catalog
+from credit_meter.core.errors import InvalidRequest
+from credit_meter.metering.service import Cost, Metering, Request
 
 Api = Callable[..., tuple[int, dict[str, str], Any]]
 

@@ -7,7 +7,7 @@ The table's real stream (moto) is fed to the real handler of the stream's second
 DynamoDB event source would (``stream_records`` gives the records not seen yet); the
 handler's Stripe calls reach a fake Stripe API on 127.0.0.1 (``fake_stripe``) through the
 real stripe-python client, and the payments are credited by signed events posted to the real
-webhook handler. Each test has a table and a service clock of its own (``credit_meter.clock``);
+webhook handler. Each test has a table and a service clock of its own (``credit_meter.core.clock``);
 wallet ``w1`` is on the free plan (50 credits).
 """
 
@@ -22,8 +22,9 @@ from typing import Any
 
 import pytest
 
-from credit_meter import clock, items
-from credit_meter.store import Store
+from credit_meter.core import clock
+from credit_meter.storage import items
+from credit_meter.storage.store import Store
 from devtools import stripe_events as se
 from devtools.apigw import FakeContext
 
@@ -483,7 +484,7 @@ def test_stripe_unreachable_fails_the_record_and_its_retry_buys_once(
     run: Run,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from credit_meter import stripe_gateway
+    from credit_meter.payments import stripe_gateway
 
     fake = stripe_requests
     create(api)

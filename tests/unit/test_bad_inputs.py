@@ -31,9 +31,10 @@ from typing import Any
 
 import pytest
 
-from credit_meter import clock, items
-from credit_meter.errors import InvalidRequest
-from credit_meter.store import Store
+from credit_meter.core import clock
+from credit_meter.core.errors import InvalidRequest
+from credit_meter.storage import items
+from credit_meter.storage.store import Store
 from tests.bad_inputs import case, check_problem, names
 
 W = "/v1/wallets/w1"

@@ -4,7 +4,7 @@ referrals, adjustments, transfers, voids, the grants list, and a wallet living t
 
 Everything runs through the real HTTP handler (``api``) except the reset itself, which is
 ``Billing().advance`` as the reset worker calls it. Each test has a table and a clock of its own
-(``credit_meter.clock``), starting at 2026-01-31 15:00 UTC unless it says otherwise: a wallet
+(``credit_meter.core.clock``), starting at 2026-01-31 15:00 UTC unless it says otherwise: a wallet
 created then has the anchor day 31 and its first period runs from Jan 31 to Feb 28. Every
 expected number is worked out by hand in the comments next to it.
 """
@@ -20,10 +20,12 @@ from typing import Any
 
 import pytest
 
-from credit_meter import clock, domain, items, lifecycle, projector
-from credit_meter.billing import Advanced, Billing
-from credit_meter.money import fmt
-from credit_meter.store import Store
+from credit_meter.billing.billing import Advanced, Billing
+from credit_meter.core import clock, periods, wallets
+from credit_meter.core.money import fmt
+from credit_meter.reports import projector
+from credit_meter.storage import items
+from credit_meter.storage.store import Store
 from devtools.apigw import FakeContext
 
 Api = Callable[..., tuple[int, dict[str, str], Any]]
@@ -369,7 +371,7 @@ def test_the_first_period(
     assert body["anchor_day"] == anchor
     # the allowance of that period is granted at once and expires with it
     assert buckets(api, "w1") == [("monthly", "50", iso(end), 10)]
-    assert domain.first_period(created, anchor_day) == (start, end)
+    assert wallets.first_period(created, anchor_day) == (start, end)
 
 
 @pytest.mark.parametrize(
@@ -416,27 +418,27 @@ def test_anchor_31_across_the_new_year(api: Api, now: Clock) -> None:
 
 
 def test_add_month_and_period_at() -> None:
-    assert domain.add_month(utc(2026, 1, 31), 31) == utc(2026, 2, 28)
-    assert domain.add_month(utc(2026, 2, 28), 31) == utc(2026, 3, 31)
-    assert domain.add_month(utc(2028, 1, 31), 31) == utc(2028, 2, 29)
-    assert domain.add_month(utc(2028, 2, 29), 30) == utc(2028, 3, 30)
-    assert domain.add_month(utc(2026, 12, 31, 7, 5), 31) == utc(2027, 1, 31, 7, 5)
-    assert domain.add_month(utc(2026, 4, 30), 31) == utc(2026, 5, 31)
+    assert wallets.add_month(utc(2026, 1, 31), 31) == utc(2026, 2, 28)
+    assert wallets.add_month(utc(2026, 2, 28), 31) == utc(2026, 3, 31)
+    assert wallets.add_month(utc(2028, 1, 31), 31) == utc(2028, 2, 29)
+    assert wallets.add_month(utc(2028, 2, 29), 30) == utc(2028, 3, 30)
+    assert wallets.add_month(utc(2026, 12, 31, 7, 5), 31) == utc(2027, 1, 31, 7, 5)
+    assert wallets.add_month(utc(2026, 4, 30), 31) == utc(2026, 5, 31)
 
     feb = ts(utc(2026, 2, 28))
     # the period after the one ending Feb 28
-    assert lifecycle.period_at(feb, 31, ts(utc(2026, 3, 1))) == (feb, ts(utc(2026, 3, 31)))
+    assert periods.period_at(feb, 31, ts(utc(2026, 3, 1))) == (feb, ts(utc(2026, 3, 31)))
     # at the very end of a period the next one has begun
-    assert lifecycle.period_at(feb, 31, ts(utc(2026, 3, 31))) == (
+    assert periods.period_at(feb, 31, ts(utc(2026, 3, 31))) == (
         ts(utc(2026, 3, 31)),
         ts(utc(2026, 4, 30)),
     )
     # periods missed entirely are skipped: the one containing now
-    assert lifecycle.period_at(feb, 31, ts(utc(2026, 5, 15))) == (
+    assert periods.period_at(feb, 31, ts(utc(2026, 5, 15))) == (
         ts(utc(2026, 4, 30)),
         ts(utc(2026, 5, 31)),
     )
-    assert lifecycle.period_at(feb, 31, ts(utc(2027, 2, 28, 0, 0, 1))) == (
+    assert periods.period_at(feb, 31, ts(utc(2027, 2, 28, 0, 0, 1))) == (
         ts(utc(2027, 2, 28)),
         ts(utc(2027, 3, 31)),
     )
@@ -1619,8 +1621,8 @@ def projector_app(aws: Any) -> Any:
 
 
 class LedgerMirror:
-    """The ledger as the projector makes it (``credit_meter.projector.project_record``), from
-    the stream records written since the last look, kept in memory; ``project`` then runs the
+    """The ledger as the projector makes it (``credit_meter.reports.projector.project_record``),
+    from the stream records written since the last look, kept in memory; ``project`` then runs the
     projector's Lambda handler over every record, as the stream would have delivered them.
 
     Why not ``project_ledger`` after every step: moto serialises stream records slowly, and it
@@ -1688,7 +1690,7 @@ class LedgerMirror:
         assert Decimal(wallet["avail"]) == balance - Decimal(wallet["held"])
         left = {
             v.bucket.id: v.remaining
-            for v in domain.remaining(items.buckets(wallet), Decimal(wallet["drawn"]))
+            for v in wallets.remaining(items.buckets(wallet), Decimal(wallet["drawn"]))
         }
         lines = {sk: line for (p, sk), line in self.lines.items() if p == pk}
         assert set(left) <= {line["grant_id"] for line in lines.values()}
@@ -1762,7 +1764,7 @@ def test_a_wallet_lives_through_a_year(
         now.set(start + 13 * DAY)
         assert commit(api, wid, rid, "30")["released"] == "10"  # from the allowance
         check()
-        end = domain.add_month(start, 31)
+        end = wallets.add_month(start, 31)
         if month in (4, 9):
             now.set(end - timedelta(hours=1))
             carried = reserve(api, wid, "50")  # still open at the reset
@@ -1828,7 +1830,7 @@ def test_a_wallet_lives_through_a_year(
 def test_a_wallet_holds_at_most_its_maximum_of_grants(api: Api, now: Clock) -> None:
     """Every open grant is part of the hot wallet item: past the maximum, new grants are
     refused with 409 (nothing written), while the allowance's reset still works."""
-    from credit_meter.billing import MAX_BUCKETS
+    from credit_meter.billing.billing import MAX_BUCKETS
 
     create(api, "w1")  # the free allowance: one grant
     for _n in range(MAX_BUCKETS - 1):

@@ -1,7 +1,7 @@
 """BYOK: a user's own provider key, envelope-encrypted (moto's KMS and DynamoDB).
 
-The domain (:mod:`credit_meter.byok`), the envelope (:mod:`credit_meter.envelope`), the wallet
-flags the hot path reads (``ky``), the HTTP handler (``functions/byok_api``) and the internal
+The domain (:mod:`credit_meter.byok.keys`), the envelope (:mod:`credit_meter.byok.envelope`), the
+wallet flags the hot path reads (``ky``), the HTTP handler (``functions/byok_api``) and the internal
 key function (``functions/byok_key``). Every secret here is an obvious fake.
 """
 
@@ -19,11 +19,13 @@ from typing import Any
 import boto3
 import pytest
 
-from credit_meter import byok, clock, envelope, items
-from credit_meter.byok import Byok
-from credit_meter.byok_models import PROVIDERS, ByokIn
-from credit_meter.errors import ByokNotFound
-from credit_meter.store import Put, Store
+from credit_meter.api.byok_models import PROVIDERS, ByokIn
+from credit_meter.byok import envelope, keys
+from credit_meter.byok.keys import Byok
+from credit_meter.core import clock
+from credit_meter.core.errors import ByokNotFound
+from credit_meter.storage import items
+from credit_meter.storage.store import Put, Store
 from devtools.apigw import FakeContext, http_event
 from tests.logs import captured_logs
 
@@ -74,7 +76,7 @@ def flags(aws: Any, wallet_id: str) -> set[str]:
     """The users a wallet is flagged with (``ky``), read raw."""
     item = raw_item(aws, items.wallet_key(wallet_id))
     assert item is not None
-    return set(item.get(byok.FLAG, {}).get("SS", []))
+    return set(item.get(keys.FLAG, {}).get("SS", []))
 
 
 def add_wallet(wallet_id: str, org_id: str | None, member: bool = True) -> None:
@@ -103,7 +105,7 @@ def leaks(key: str, *texts: str) -> list[str]:
 def test_kms_seal_and_open_round_trip(table: str) -> None:
     wrapper = envelope.keys()
     assert isinstance(wrapper, envelope.KmsKeys)
-    context = byok.context_of("o1", "u1")
+    context = keys.context_of("o1", "u1")
     sealed = envelope.seal(KEY_A, context, wrapper)
     assert KEY_A.encode() not in sealed.ciphertext + sealed.wrapped_key
     assert len(sealed.nonce) == envelope.NONCE_BYTES
@@ -116,14 +118,14 @@ def test_kms_seal_and_open_round_trip(table: str) -> None:
 )
 def test_kms_wrong_encryption_context_does_not_open(table: str, other: dict[str, str]) -> None:
     wrapper = envelope.keys()
-    sealed = envelope.seal(KEY_A, byok.context_of("o1", "u1"), wrapper)
+    sealed = envelope.seal(KEY_A, keys.context_of("o1", "u1"), wrapper)
     with pytest.raises(envelope.DecryptionFailed):
         envelope.open_sealed(sealed, other, wrapper)
 
 
 def test_tampered_ciphertext_does_not_open(table: str) -> None:
     wrapper = envelope.keys()
-    context = byok.context_of("o1", "u1")
+    context = keys.context_of("o1", "u1")
     sealed = envelope.seal(KEY_A, context, wrapper)
     flipped = bytes([sealed.ciphertext[0] ^ 1]) + sealed.ciphertext[1:]
     tampered = envelope.Sealed(sealed.wrapped_key, sealed.nonce, flipped, sealed.key_id)
@@ -137,7 +139,7 @@ def test_local_keys_round_trip(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv(envelope.LOCAL_KEY_FILE_ENV, str(path))
     wrapper = envelope.keys()
     assert isinstance(wrapper, envelope.LocalKeys)
-    context = byok.context_of("o1", "u1")
+    context = keys.context_of("o1", "u1")
     sealed = envelope.seal(KEY_A, context, wrapper)
     assert path.stat().st_size == envelope.KEY_BYTES
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -145,7 +147,7 @@ def test_local_keys_round_trip(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -
     # Another process (another wrapper on the same file) opens it; nothing else does.
     assert envelope.open_sealed(sealed, context, envelope.LocalKeys(str(path))) == KEY_A
     with pytest.raises(envelope.DecryptionFailed):
-        envelope.open_sealed(sealed, byok.context_of("o1", "u2"), wrapper)
+        envelope.open_sealed(sealed, keys.context_of("o1", "u2"), wrapper)
     with pytest.raises(envelope.DecryptionFailed):  # another master key
         envelope.open_sealed(sealed, context, envelope.LocalKeys(str(tmp_path / "other.key")))
 
@@ -172,7 +174,7 @@ def test_keys_need_a_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_put_then_get(table: str) -> None:
     view = Byok().put("o1", "u1", "openai", KEY_A)
-    assert view == byok.ByokView("openai", KEY_A[-4:], clock.iso(T0), clock.iso(T0))
+    assert view == keys.ByokView("openai", KEY_A[-4:], clock.iso(T0), clock.iso(T0))
     assert Byok().get("o1", "u1") == view
     with pytest.raises(ByokNotFound):
         Byok().get("o1", "u2")
@@ -181,14 +183,14 @@ def test_put_then_get(table: str) -> None:
 
 
 def test_rotation_replaces_the_secret_and_keeps_created_at(table: str, aws: Any) -> None:
-    key = byok.key_of("o1", "u1")
+    key = keys.key_of("o1", "u1")
     Byok().put("o1", "u1", "openai", KEY_A)
     before = raw_item(aws, key)
     clock.set_clock(lambda: T1)
     view = Byok().put("o1", "u1", "anthropic", KEY_B)
     after = raw_item(aws, key)
     assert before is not None and after is not None
-    assert view == byok.ByokView("anthropic", KEY_B[-4:], clock.iso(T0), clock.iso(T1))
+    assert view == keys.ByokView("anthropic", KEY_B[-4:], clock.iso(T0), clock.iso(T1))
     for name in ("wrapped_key", "nonce", "ciphertext"):
         assert after[name] != before[name], name
     assert Byok().reveal("o1", "u1", "test") == ("anthropic", KEY_B)
@@ -214,7 +216,7 @@ def test_the_stored_item_holds_no_plaintext(table: str, aws: Any) -> None:
             ((_kind, value),) = attr.items()
             data = value if isinstance(value, bytes) else repr(value).encode()
             assert not [e for e in encodings if e in data], (item["sk"], name)
-    item = raw_item(aws, byok.key_of("o1", "u1"))
+    item = raw_item(aws, keys.key_of("o1", "u1"))
     assert item is not None
     assert item["kind"] == {"S": "byok"} and item["last4"] == {"S": KEY_A[-4:]}
     assert {k for k, v in item.items() if "B" in v} == {"wrapped_key", "nonce", "ciphertext"}
@@ -225,7 +227,7 @@ def test_the_stored_item_holds_no_plaintext(table: str, aws: Any) -> None:
 def test_a_ciphertext_moved_to_another_user_does_not_open(table: str, aws: Any) -> None:
     Byok().put("o1", "u1", "openai", KEY_A)
     Byok().put("o1", "u2", "openai", KEY_B)
-    stolen = raw_item(aws, byok.key_of("o1", "u1"))
+    stolen = raw_item(aws, keys.key_of("o1", "u1"))
     assert stolen is not None
     stolen["sk"] = {"S": "K#u2"}
     stolen["user_id"] = {"S": "u2"}
@@ -283,7 +285,7 @@ def test_put_and_delete_flag_the_wallets_of_the_organisation(table: str, aws: An
     assert flags(aws, "w1") == flags(aws, "w2") == {"u2"}
     Byok().delete("o1", "u2")
     wallet = raw_item(aws, items.wallet_key("w1"))
-    assert wallet is not None and byok.FLAG not in wallet  # the empty set is gone
+    assert wallet is not None and keys.FLAG not in wallet  # the empty set is gone
     assert flags(aws, "w3") == set()
 
 
@@ -295,9 +297,9 @@ def test_a_wallet_joining_later_learns_the_keys(table: str, aws: Any) -> None:
     Byok().reveal("o1", "u1", "audit lines are not keys")
     add_wallet("w2", "o1")
     assert flags(aws, "w2") == set()  # the membership alone: not yet
-    assert byok.flags_for_new_member(Store(), "o1", "w2") == 2
+    assert keys.flags_for_new_member(Store(), "o1", "w2") == 2
     assert flags(aws, "w2") == {"u1", "u2"}
-    assert byok.flags_for_new_member(Store(), "o1", "w2") == 2  # again: the same set
+    assert keys.flags_for_new_member(Store(), "o1", "w2") == 2  # again: the same set
     assert flags(aws, "w2") == {"u1", "u2"}
     Byok().delete("o1", "u1")
     assert flags(aws, "w1") == flags(aws, "w2") == {"u2"}
@@ -308,10 +310,10 @@ def test_a_flag_write_that_contradicts_the_key_item_is_skipped(table: str, aws: 
     and a late DELETE's remove after a PUT, each find the key item changed and write nothing."""
     add_wallet("w1", "o1")
     store = Store()
-    assert byok._flag(store, "o1", "u1", "w1", present=True) is False  # no key: no add
+    assert keys._flag(store, "o1", "u1", "w1", present=True) is False  # no key: no add
     assert flags(aws, "w1") == set()
     Byok().put("o1", "u1", "openai", KEY_A)
-    assert byok._flag(store, "o1", "u1", "w1", present=False) is False  # a key: no remove
+    assert keys._flag(store, "o1", "u1", "w1", present=False) is False  # a key: no remove
     assert flags(aws, "w1") == {"u1"}
 
 
@@ -319,7 +321,7 @@ def test_a_flag_never_creates_a_wallet(table: str, aws: Any) -> None:
     Store().put_new(Put(items.membership("o1", "ghost"), None))  # a line without its wallet
     Byok().put("o1", "u1", "openai", KEY_A)
     assert raw_item(aws, items.wallet_key("ghost")) is None
-    assert byok.flags_for_new_member(Store(), "o1", "ghost") == 0
+    assert keys.flags_for_new_member(Store(), "o1", "ghost") == 0
 
 
 def test_the_hot_path_reads_the_flags(table: str) -> None:
@@ -327,7 +329,7 @@ def test_the_hot_path_reads_the_flags(table: str) -> None:
     add_wallet("w1", "o1")
     Byok().put("o1", "u1", "openai", KEY_A)
     wallet = Store().get(items.wallet_key("w1"))
-    assert wallet is not None and wallet[byok.FLAG] == {"u1"}
+    assert wallet is not None and wallet[keys.FLAG] == {"u1"}
 
 
 # -- the models -------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ from typing import Any
 import boto3
 import pytest
 
-from credit_meter import envelope, service
+from credit_meter.byok import envelope
+from credit_meter.metering import service
 from devtools.apigw import FakeContext, http_event
 from tests.logs import captured_logs
 from tests.principals import TEST_ORG, token

@@ -23,11 +23,13 @@ from typing import Any
 
 import pytest
 
-from credit_meter import clock, items, service
-from credit_meter.billing import Billing
-from credit_meter.errors import Conflict
-from credit_meter.service import SWEEP_REVISIT_SECONDS, Cost, Metering, Request
-from credit_meter.store import Store, from_item
+from credit_meter.billing.billing import Billing
+from credit_meter.core import clock
+from credit_meter.core.errors import Conflict
+from credit_meter.metering import service
+from credit_meter.metering.service import SWEEP_REVISIT_SECONDS, Cost, Metering, Request
+from credit_meter.storage import items
+from credit_meter.storage.store import Store, from_item
 from devtools import table
 from devtools.apigw import FakeContext
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from credit_meter import clock
-from credit_meter.errors import Conflict, IdempotencyConflict
-from credit_meter.service import Cost, Ended, Metering, Request
+from credit_meter.core import clock
+from credit_meter.core.errors import Conflict, IdempotencyConflict
+from credit_meter.metering.service import Cost, Ended, Metering, Request
 
 PROBLEM_JSON = "application/problem+json"
 KEY = {"Idempotency-Key": "order-4711-attempt"}

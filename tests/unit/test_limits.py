@@ -33,10 +33,13 @@ from typing import Any, cast
 
 import pytest
 
-from credit_meter import clock, controls, items, service
-from credit_meter.billing import Billing
-from credit_meter.service import Metering
-from credit_meter.store import Store
+from credit_meter.billing.billing import Billing
+from credit_meter.controls import controls
+from credit_meter.core import clock
+from credit_meter.metering import service
+from credit_meter.metering.service import Metering
+from credit_meter.storage import items
+from credit_meter.storage.store import Store
 
 Api = Callable[..., tuple[int, dict[str, str], Any]]
 Json = dict[str, Any]

@@ -7,12 +7,12 @@ from decimal import Decimal
 
 import pytest
 
-from credit_meter import domain
-from credit_meter.catalog import UsageLine, catalog
-from credit_meter.domain import Bucket
-from credit_meter.errors import InvalidRequest
-from credit_meter.ids import ReservationId, op_key
-from credit_meter.money import AmountError, fmt, from_micros, parse_amount, to_micros
+from credit_meter.core import wallets
+from credit_meter.core.catalog import UsageLine, catalog
+from credit_meter.core.errors import InvalidRequest
+from credit_meter.core.ids import ReservationId, op_key
+from credit_meter.core.money import AmountError, fmt, from_micros, parse_amount, to_micros
+from credit_meter.core.wallets import Bucket
 
 D = Decimal
 
@@ -360,10 +360,10 @@ def bucket(
 )
 def test_remaining_draws_in_list_order(drawn: str, left: list[str]) -> None:
     buckets = [bucket("a", "10"), bucket("b", "20"), bucket("c", "5")]
-    views = domain.remaining(buckets, D(drawn))
+    views = wallets.remaining(buckets, D(drawn))
     assert [v.bucket for v in views] == buckets
     assert [v.remaining for v in views] == [D(x) for x in left]
-    assert domain.deficit(buckets, D(drawn)) == max(D(0), D(drawn) - 35)
+    assert wallets.deficit(buckets, D(drawn)) == max(D(0), D(drawn) - 35)
 
 
 @pytest.mark.parametrize(
@@ -409,8 +409,8 @@ def test_remaining_draws_in_list_order(drawn: str, left: list[str]) -> None:
 )
 def test_burn_key_order(first: Bucket, second: Bucket) -> None:
     cat = catalog()
-    assert domain.burn_key(first, cat) < domain.burn_key(second, cat)
-    assert sorted([second, first], key=lambda b: domain.burn_key(b, cat)) == [first, second]
+    assert wallets.burn_key(first, cat) < wallets.burn_key(second, cat)
+    assert sorted([second, first], key=lambda b: wallets.burn_key(b, cat)) == [first, second]
 
 
 def test_default_sources_burn_promotional_then_monthly_then_purchased() -> None:
@@ -421,7 +421,7 @@ def test_default_sources_burn_promotional_then_monthly_then_purchased() -> None:
         bucket("m", "1", source="monthly", expires=end_of_month),
         bucket("r", "1", source="promo", expires=end_of_month),
     ]
-    order = sorted(buckets, key=lambda b: domain.burn_key(b, cat))
+    order = sorted(buckets, key=lambda b: wallets.burn_key(b, cat))
     assert [b.id for b in order] == ["r", "m", "p"]
 
 
@@ -429,18 +429,18 @@ def test_add_bucket_keeps_remainders_and_sorts() -> None:
     cat = catalog()
     buckets = [bucket("m", "50", source="monthly", expires=30 * DAY)]
     new = bucket("p", "100", source="purchase", priority=20, created=1)
-    rebased = domain.add_bucket(buckets, D(20), new, cat)
+    rebased = wallets.add_bucket(buckets, D(20), new, cat)
     assert [(b.id, b.amount) for b in rebased.buckets] == [("m", D(30)), ("p", D(100))]
     assert rebased.drawn_delta == D(-20) and rebased.repaid == 0
 
     promo = bucket("r", "5", source="promo", expires=DAY, created=2)
-    again = domain.add_bucket(rebased.buckets, D(0), promo, cat)
+    again = wallets.add_bucket(rebased.buckets, D(0), promo, cat)
     assert [b.id for b in again.buckets] == ["r", "m", "p"]
 
 
 def test_add_bucket_drops_spent_buckets() -> None:
     buckets = [bucket("a", "10"), bucket("b", "10")]
-    rebased = domain.add_bucket(buckets, D(10), bucket("c", "1", created=1), catalog())
+    rebased = wallets.add_bucket(buckets, D(10), bucket("c", "1", created=1), catalog())
     assert [(b.id, b.amount) for b in rebased.buckets] == [("b", D(10)), ("c", D(1))]
 
 
@@ -456,13 +456,13 @@ def test_add_bucket_repays_an_overdraft_first(
     grant: str, repaid: str, kept: list[tuple[str, str]], delta: str
 ) -> None:
     buckets = [bucket("m", "50", source="monthly")]
-    rebased = domain.add_bucket(buckets, D(70), bucket("g", grant, source="purchase"), catalog())
+    rebased = wallets.add_bucket(buckets, D(70), bucket("g", grant, source="purchase"), catalog())
     assert rebased.repaid == D(repaid)
     assert [(b.id, str(b.amount)) for b in rebased.buckets] == kept
     assert rebased.drawn_delta == D(delta)
     # what is still owed after the grant is the deficit of the new list at the new ``drawn``
     owed = max(D(0), D(20) - D(grant))
-    assert domain.deficit(rebased.buckets, D(70) + rebased.drawn_delta) == owed
+    assert wallets.deficit(rebased.buckets, D(70) + rebased.drawn_delta) == owed
 
 
 # -- billing periods ------------------------------------------------------------------------
@@ -491,13 +491,13 @@ def utc(y: int, m: int, d: int) -> datetime:
 def test_add_month_clamps_to_the_end_of_short_months(
     moment: datetime, anchor: int, expected: datetime
 ) -> None:
-    assert domain.add_month(moment, anchor) == expected
+    assert wallets.add_month(moment, anchor) == expected
 
 
 def test_a_year_of_periods_anchored_on_the_31st() -> None:
     moment, ends = utc(2026, 1, 31), []
     for _ in range(12):
-        moment = domain.add_month(moment, 31)
+        moment = wallets.add_month(moment, 31)
         ends.append(moment.date().isoformat())
     assert ends == [
         "2026-02-28",
@@ -516,5 +516,5 @@ def test_a_year_of_periods_anchored_on_the_31st() -> None:
 
 
 def test_first_period_starts_at_midnight_utc_of_the_creation_day() -> None:
-    start, end = domain.first_period(datetime(2026, 1, 31, 23, 59, tzinfo=UTC))
+    start, end = wallets.first_period(datetime(2026, 1, 31, 23, 59, tzinfo=UTC))
     assert (start, end) == (utc(2026, 1, 31), utc(2026, 2, 28))

@@ -27,8 +27,9 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore.exceptions import ClientError
 
-from credit_meter import clock, items, store
-from credit_meter.store import Store
+from credit_meter.core import clock
+from credit_meter.storage import items, store
+from credit_meter.storage.store import Store
 from devtools import table
 from devtools.apigw import FakeContext
 

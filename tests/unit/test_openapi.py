@@ -4,7 +4,7 @@
   is what ``python -m devtools.openapi`` writes;
 * its operations are exactly the routes registered on the Powertools resolvers (the metering
   function's, the BYOK function's and the Stripe webhook's);
-* who may call each operation is what ``credit_meter.access.RULES`` says: the bearer token on
+* who may call each operation is what ``credit_meter.api.access.RULES`` says: the bearer token on
   all but the webhook, 401 everywhere it applies, 403 exactly where the rule refuses some
   token, and the description's "Who may call:" sentence names the rule's roles and scopes;
 * real responses of the handlers are documented for their status and validate against the
@@ -26,8 +26,9 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from credit_meter import access, envelope
-from credit_meter.errors import Forbidden
+from credit_meter.api import access
+from credit_meter.byok import envelope
+from credit_meter.core.errors import Forbidden
 from devtools import openapi, stripe_events
 from devtools.apigw import FakeContext, http_event
 from devtools.fake_stripe import FakeStripe
@@ -444,7 +445,7 @@ class Contract:
 
 @pytest.fixture
 def fake_stripe(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStripe]:
-    from credit_meter import stripe_gateway
+    from credit_meter.payments import stripe_gateway
 
     with FakeStripe() as fake:
         monkeypatch.setenv("STRIPE_API_BASE", fake.base_url)

@@ -28,9 +28,10 @@ from typing import Any
 
 import pytest
 
-from credit_meter import clock, items
-from credit_meter.billing import Billing
-from credit_meter.store import Store
+from credit_meter.billing.billing import Billing
+from credit_meter.core import clock
+from credit_meter.storage import items
+from credit_meter.storage.store import Store
 from devtools import stripe_events as se
 
 Api = Callable[..., tuple[int, dict[str, str], Any]]
@@ -1386,7 +1387,7 @@ def test_an_idempotency_key_reused_with_another_body_is_a_conflict(
 def gateway_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str, str], None]]:
     """Set one of the gateway's variables for this test; the cached client is dropped then
     and again afterwards."""
-    from credit_meter import stripe_gateway
+    from credit_meter.payments import stripe_gateway
 
     def setenv(name: str, value: str) -> None:
         monkeypatch.setenv(name, value)

@@ -16,7 +16,8 @@ from typing import Any
 import boto3
 import pytest
 
-from credit_meter import items, service
+from credit_meter.metering import service
+from credit_meter.storage import items
 
 WID = "w-modes"
 TOKENS = [
@@ -284,7 +285,7 @@ def test_bypass_needs_the_platform_scope_and_a_boolean(api: Any, wallet: str) ->
 def test_an_expired_byok_hold_keeps_its_mode(api: Any, wallet: str, project_ledger: Any) -> None:
     import time
 
-    from credit_meter import clock
+    from credit_meter.core import clock
 
     _set_byok(wallet, "alice")
     status, _, held = api(

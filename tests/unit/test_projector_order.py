@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from credit_meter import items, usage
-from credit_meter.store import Store, Update
+from credit_meter.core import usage
+from credit_meter.storage import items
+from credit_meter.storage.store import Store, Update
 from devtools.apigw import FakeContext
 
 USAGE = [{"meter": "input_tokens", "quantity": 2000, "model": "gpt-4o"}]

@@ -67,12 +67,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from credit_meter import clock, usage
-from credit_meter.billing import Billing
-from credit_meter.catalog import UsageLine, catalog
-from credit_meter.errors import Conflict
-from credit_meter.service import Metering
-from credit_meter.store import from_item
+from credit_meter.billing.billing import Billing
+from credit_meter.core import clock, usage
+from credit_meter.core.catalog import UsageLine, catalog
+from credit_meter.core.errors import Conflict
+from credit_meter.metering.service import Metering
+from credit_meter.storage.store import from_item
 from devtools import table
 from devtools.apigw import FakeContext, http_event
 from tests.principals import org_token, token

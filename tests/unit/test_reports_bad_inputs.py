@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 import pytest
 
-from credit_meter import clock
+from credit_meter.core import clock
 from tests.bad_inputs import case, check_problem, sent_as
 from tests.principals import org_token, token
 

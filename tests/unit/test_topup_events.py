@@ -77,7 +77,7 @@ def test_checkout_payments_and_auto_topup_events(
 def test_auto_topup_function_with_the_stream_event(
     metering_app: Any, stripe_requests: Any, table_items: Any
 ) -> None:
-    from credit_meter.payments import Payments
+    from credit_meter.payments.payments import Payments
 
     assert _call(metering_app, "api-put-wallet.json")[0] == 201
     card = {"customer_id": "cus_events", "payment_method_id": "pm_card_visa"}

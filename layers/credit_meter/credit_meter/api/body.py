@@ -1,0 +1,49 @@
+"""Reading an HTTP request body: media type, size, strict JSON (no floats, no NaN)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from decimal import Decimal
+from typing import Any
+
+from credit_meter.core.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
+
+MAX_BODY_BYTES = 16 * 1024
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def body_text(body: str | None, base64_encoded: bool | None) -> str | None:
+    """The body as text; API Gateway sends bodies that are not valid UTF-8 base64-encoded."""
+    if not base64_encoded or body is None:
+        return body
+    try:
+        return base64.b64decode(body, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise MalformedRequest("the body is not UTF-8 JSON") from None
+
+
+def json_object(body: str | None, content_type: str | None, optional: bool = False) -> dict:
+    """The body as a JSON object; numbers become ``int`` or ``Decimal``, never ``float``."""
+    if body is None or body.strip() == "":
+        if optional:
+            return {}
+        raise MalformedRequest("the request needs a JSON body")
+    if len(body.encode()) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media != "application/json" and not (
+        media.startswith("application/") and media.endswith("+json")
+    ):
+        raise UnsupportedMediaType("send the body as application/json")
+    try:
+        value = json.loads(body, parse_float=Decimal, parse_constant=_no_constants)
+    except (ValueError, RecursionError) as err:
+        raise MalformedRequest(f"the body is not valid JSON: {err}") from None
+    if not isinstance(value, dict):
+        raise MalformedRequest("the body must be a JSON object")
+    return value
