@@ -11,7 +11,7 @@ from ``tests/conftest.py``).
   Wallets the tests make through the service directly go in ``org-test`` too (``TEST_ORG``),
   or the API does not show them to that caller.
 * ``ledger`` — a :class:`Ledger`: drains the table's stream through
-  ``ledger_projector.app.handler`` and checks a wallet against the invariants of DESIGN §2.
+  ``ledger_projector.app.handler`` and checks a wallet against the invariants of docs/domain.md.
 * ``lambdas`` — the metering handler in separate worker processes, for requests that must run
   concurrently (one invocation per process at a time, as in Lambda: Powertools' resolver keeps
   the current event in a class attribute, so the handler is not meant to be shared by threads).
@@ -190,13 +190,14 @@ class Ledger:
         return self.items(wallet_id, stored.ENTRY_PREFIX)
 
     def check(self, wallet_id: str) -> list[dict[str, Any]]:
-        """Drain the projection, then assert DESIGN §2 on the wallet; returns its entries."""
+        """Drain the projection, then assert docs/domain.md's invariants on the wallet;
+        returns its entries."""
         self.drain()
         return self.check_item(self.wallet_item(wallet_id), self.entries(wallet_id))
 
     @staticmethod
     def check_item(item: dict[str, Any], entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """DESIGN §2 on one wallet item and its projected entries (invariants 1-3, buckets)."""
+        """docs/domain.md on one wallet item and its projected entries (invariants 1-3, buckets)."""
         balance, held, available = item["bal"], item["held"], item["avail"]
         assert available == balance - held, f"available {available} != {balance} - {held}"
         holds = item.get("hd", {})

@@ -1,4 +1,5 @@
-"""Concurrency storms against ONE wallet on DynamoDB Local (DESIGN §2, §7).
+"""Concurrency storms against ONE wallet on DynamoDB Local (docs/domain.md;
+the write conditions of docs/data-model.md).
 
 Threads call the service (``Billing``) directly, released together by a barrier; the HTTP
 storm runs the real handler in worker processes (``lambdas``), like concurrent Lambda

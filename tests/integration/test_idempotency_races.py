@@ -1,4 +1,4 @@
-"""Idempotency under races (DESIGN §2 invariant 4): a request and its retries, sent at once.
+"""Idempotency under races (docs/domain.md invariant 4): a request and its retries, sent at once.
 
 The requests go through the real HTTP handler, each in a worker process of its own (as
 concurrent Lambda invocations would run), against one wallet on DynamoDB Local.

@@ -1,6 +1,6 @@
 """A Hypothesis state machine drives the real data layer (``Billing`` on DynamoDB Local)
 against a model in plain Python: balance, holds, buckets in burn-down order, overdraft, and
-the ledger every accepted operation should leave behind (DESIGN §2).
+the ledger every accepted operation should leave behind (docs/domain.md).
 
 Each example is a new wallet on one table; after every step the wallet must equal the model,
 and at teardown the stream-projected ledger must be exactly the model's postings.
@@ -36,8 +36,9 @@ pytestmark = pytest.mark.integration
 ZERO = Decimal(0)
 NEVER = float("inf")
 
-# DESIGN §2-3 and the default catalog: burn-down rank (promotional, allowance, paid) and
-# default priority of each source, the plans' allowances and some meters' prices.
+# docs/domain.md (the burn-down order) and the default catalog: burn-down rank
+# (promotional, allowance, paid) and default priority of each source, the plans' allowances
+# and some meters' prices.
 RANK = {"promo": 0, "welcome": 0, "referral": 0, "monthly": 1, "manual": 1, "purchase": 2}
 DEFAULT_PRIORITY = {"purchase": 20}
 PLANS = {"free": Decimal(50), "starter": Decimal(500), "pro": Decimal(2500)}

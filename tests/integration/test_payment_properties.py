@@ -1,5 +1,5 @@
 """Hypothesis: whatever Stripe sends, in whatever order and however often, a wallet ends up
-holding exactly what its payments' facts say (DESIGN §2, invariant 5), on DynamoDB Local.
+holding exactly what its payments' facts say (docs/domain.md invariant 5), on DynamoDB Local.
 
 Each example is a fresh wallet and a handful of payments: paid (by checkout, by an
 asynchronous checkout or as an auto top-up) or not (failed, or still pending), partially or

@@ -1,4 +1,5 @@
-"""Stripe payments credited exactly once under concurrency, on DynamoDB Local (DESIGN §2, §7).
+"""Stripe payments credited exactly once under concurrency, on DynamoDB Local
+(docs/domain.md invariants 1 and 5; docs/payments.md).
 
 ``Payments.record`` merges one Stripe event's facts into the payment's item and moves the
 wallet by ``target − credited`` in one transaction, conditioned on the item's version (and
@@ -509,9 +510,9 @@ def test_refunds_racing_spenders_may_overdraw_but_the_ledger_adds_up(
     payments: Payments, deliveries: Deliveries, ledger: Any
 ) -> None:
     """A paid pack is being spent by 12 threads while its full refund (×5) and a second
-    payment (×3 each event) arrive: the take-back may leave the balance negative (DESIGN
-    §2), but no hold or charge is ever accepted without enough available, and everything
-    adds up."""
+    payment (×3 each event) arrive: the take-back may leave the balance negative
+    (docs/domain.md, the overdraft rule), but no hold or charge is ever accepted without
+    enough available, and everything adds up."""
     wid = _wallet(payments, "20")
     first, second = Pay(wid, credits="150", amount=500), Pay(wid, credits="60", amount=600)
     deliveries.storm(first.paid_events())

@@ -1,4 +1,5 @@
-"""The ledger projected from the table's stream (DESIGN §2 invariant 2, §4 transactions).
+"""The ledger projected from the table's stream (docs/domain.md invariant 2;
+the transactions routes of docs/api.md).
 
 Every request goes through the real HTTP handler; the stream is fed to the real projector
 handler by the stream pump.

@@ -1,4 +1,5 @@
-"""Resets and grants under concurrency, on DynamoDB Local (issue 4; DESIGN §2, §7).
+"""Resets and grants under concurrency, on DynamoDB Local (docs/domain.md;
+docs/data-model.md, billing periods and grants).
 
 Storms of 16-32 threads call the service (``Billing``, which extends ``Metering``) directly,
 released together by a barrier; the promo-code storm also runs through the real HTTP handler in
@@ -166,7 +167,7 @@ def wallet_changes(ledger: Any, wallet_id: str) -> list[tuple[dict[str, Any], di
 
 
 def assert_accepted_with_credits(ledger: Any, wallet_id: str, debits: tuple[str, ...]) -> int:
-    """DESIGN §2.1 from the stream: every write that opened a hold, or posted one of
+    """docs/domain.md invariant 1, from the stream: every write that opened a hold, or posted one of
     ``debits``, left ``available >= 0`` (it was accepted with enough credits). Returns how
     many such writes there were."""
     accepted = 0

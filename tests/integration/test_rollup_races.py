@@ -268,8 +268,8 @@ def rollup_diff(
 
 
 def assert_rollups_are_the_fold(ledger: Ledger, wid: str) -> dict[str, dict[str, Any]]:
-    """Entries 1..seq, DESIGN §2 on the wallet, and every rollup exactly the fold of the
-    entries; returns the fold."""
+    """Entries 1..seq, the invariants of docs/domain.md on the wallet, and every rollup
+    exactly the fold of the entries; returns the fold."""
     item = ledger.wallet_item(wid)
     entries = ledger.entries(wid)
     assert len(entries) == int(item["seq"])

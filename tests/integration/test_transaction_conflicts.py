@@ -281,7 +281,7 @@ def test_a_reserve_meeting_a_transaction_in_flight_is_retried_not_a_500(
 
     code, body = api("POST", f"/v1/wallets/{wid}/reservations", {"feature": "chat", "credits": 5})
 
-    assert code != 500, body  # DESIGN §4: only 503 (with Retry-After) says "busy, retry"
+    assert code != 500, body  # docs/api.md: only 503 (with Retry-After) says "busy, retry"
     assert code == 201, body
     assert client.updates == 2
     wallet = api("GET", f"/v1/wallets/{wid}")[1]

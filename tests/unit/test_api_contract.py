@@ -1,4 +1,4 @@
-"""The happy paths of the HTTP API and the shapes of its responses (DESIGN §4).
+"""The happy paths of the HTTP API and the shapes of its responses (docs/api.md).
 
 Each test has a table of its own and a clock of its own (``credit_meter.core.clock``), starting at
 2026-01-31 15:00 UTC, so periods, expiries and timestamps are exact.
@@ -619,7 +619,7 @@ def test_transactions_newest_first_with_released_holds_at_zero(
         }
         for i, (tid, kind, credits, after, feature, member, status, seconds) in enumerate(expected)
     ]
-    # balance_after is the running sum of credits, oldest first (DESIGN §2 invariant 2)
+    # balance_after is the running sum of credits, oldest first (docs/domain.md invariant 2)
     running = Decimal(0)
     for item in reversed(body["items"]):
         running += Decimal(item["credits"])

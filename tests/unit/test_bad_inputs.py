@@ -5,7 +5,7 @@ module, with three reservations made through the API: one open (5 credits), one 
 one committed (2). So the wallet has balance 48, held 5, available 43. After its bad request
 each test compares ``GET /v1/wallets/w1`` and a scan of the whole table with what they showed
 after the setup, which is also what they showed before the request: bad input never writes
-(DESIGN §4), so the cases cannot disturb one another (a case that wrote would fail itself).
+(docs/api.md), so the cases cannot disturb one another (a case that wrote would fail itself).
 
 The setup also makes the things the billing routes' refusals need, on other wallets and on
 promo codes (never on ``w1``): codes ``WORLD10`` (redeemed by ``w2``), ``CAPPED`` (at most one

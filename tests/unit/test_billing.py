@@ -276,7 +276,7 @@ def check_status(
 
 
 def check_ledger_explains(api: Api, wallet_id: str, project: Callable[[], None]) -> None:
-    """DESIGN §2 invariant 2 and the issue's "ledger explains every credit":
+    """docs/domain.md invariant 2, and the ledger explains every credit:
 
     * ``balance = Σ credits`` of the entries, each ``balance_after`` the running sum;
     * every grant of ``GET /grants`` is accounted for: granted − remaining is what expired

@@ -1,6 +1,6 @@
-"""Idempotency of every POST (DESIGN §2 invariant 4, §4): a retry changes nothing and returns
-the first result; a key reused with another body is a 409 conflict (for a reservation that
-ended, the conflict names how it ended); a reservation ends once.
+"""Idempotency of every POST (docs/domain.md invariant 4, docs/api.md): a retry changes nothing
+and returns the first result; a key reused with another body is a 409 conflict (for a
+reservation that ended, the conflict names how it ended); a reservation ends once.
 
 Each test has a table of its own and makes its wallets on the free plan (50 credits).
 """

@@ -142,7 +142,7 @@ def test_micros_round_trip(amount: str) -> None:
 
 # -- catalog --------------------------------------------------------------------------------
 
-PER_UNIT = {  # DESIGN §3
+PER_UNIT = {  # the default catalog (catalog.json)
     "task_completed": "0.25",
     "app_call": "0.05",
     "compute_minute": "1",
