@@ -5,6 +5,10 @@
 
 The main template deploys that file as a nested application (``Monitoring`` in
 ``template.yaml``) and passes it the names it watches: functions, queues, table, API.
+The alarms are described in :mod:`devtools.monitoring_alarms`, the dashboard in
+:mod:`devtools.monitoring_dashboard`; this module adds the parameters, the topic and the
+outputs, writes the YAML, and reads the two templates back as one stack for the tests
+(:func:`load_stack`).
 
 Why generated: the same alarms repeat for every function (errors, throttles) and every
 dead-letter queue, and SAM has no loops. CloudFormation's ``Fn::ForEach``

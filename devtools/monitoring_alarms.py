@@ -31,8 +31,7 @@ class Function:
     key: str
     errors: str  # the errors alarm's description
     throttles: str
-    # Scheduled jobs retry on the next run: errors page only when three minutes in a row fail.
-    error_periods: int = 1
+    error_periods: int = 1  # the errors alarm's EvaluationPeriods (minutes in a row)
     errors_id: str = ""  # the errors alarm's logical id, when not <key>ErrorsAlarm
 
     @property

@@ -30,89 +30,92 @@ def _per_function(metric: str) -> list[list[Any]]:
     ]
 
 
-def dashboard_rows() -> list[list[Any]]:
-    """Rows of widgets, each a heading (str) or a metric widget's properties."""
-    api = ("ApiId", "${HttpApiId}", "Stage", "${Stage}")
-    table = ("TableName", "${LedgerTableName}")
+API = ("ApiId", "${HttpApiId}", "Stage", "${Stage}")
+TABLE = ("TableName", "${LedgerTableName}")
+
+
+def _business_row() -> list[Any]:
+    return [
+        _business("Credits charged", ("CreditsCharged", "")),
+        _business(
+            "Holds and charges refused (402 credits, 403 limits)",
+            ("HoldsRefused", ""),
+            ("LimitRefusals", ""),
+        ),
+        _business(
+            "Alerts fired",
+            ("AlertsFired", "all"),
+            ("AlertsThresholdCrossed", "threshold crossed"),
+            ("AlertsDepleted", "depleted"),
+            ("AlertsRestored", "restored"),
+            ("AlertsLimitReached", "limit reached"),
+        ),
+        _business(
+            "Top-ups",
+            ("TopupsCredited", "credited"),
+            ("AutoTopupsStarted", "auto top-ups started"),
+            ("AutoTopupsDeclined", "auto top-ups declined"),
+            ("PaymentsForUnknownWallets", "for unknown wallets"),
+        ),
+    ]
+
+
+def _api_row() -> list[Any]:
     lag = [
         _line("AWS/Lambda", "IteratorAge", "FunctionName", f"${{{fn}FunctionName}}", label=lbl)
         for fn, lbl in (("LedgerProjector", "ledger projector"), ("Alerts", "alerts"))
     ]
+    responses = [
+        _line("AWS/ApiGateway", "5xx", *API),
+        _line("AWS/ApiGateway", "4xx", *API),
+        _line("AWS/ApiGateway", "Count", *API, label="requests"),
+    ]
+    latency = [_line("AWS/ApiGateway", m, *API) for m in ("Latency", "IntegrationLatency")]
+    return [
+        _ops("HTTP API responses", "Sum", responses),
+        _ops("HTTP API latency (p99)", "p99", latency),
+        _ops("Stream consumers' iterator age (ms)", "Maximum", lag),
+    ]
+
+
+def _functions_row() -> list[Any]:
     depth = "ApproximateNumberOfMessagesVisible"
-    dlqs = [
-        _line("AWS/SQS", depth, "QueueName", f"${{{q.parameter}}}", label=q.key) for q in QUEUES
+    dead_letters = [
+        _line("AWS/SQS", depth, "QueueName", f"${{{q.parameter}}}", label=q.key)
+        for q in QUEUES
+        if q.depth
     ]
     return [
+        _ops("Lambda errors", "Sum", _per_function("Errors")),
+        _ops("Lambda throttles", "Sum", _per_function("Throttles")),
+        _ops("Dead-letter and on-failure queues (messages)", "Maximum", dead_letters),
+    ]
+
+
+def _table_row() -> list[Any]:
+    def lines(*metrics: str) -> list[list[Any]]:
+        return [_line("AWS/DynamoDB", m, *TABLE) for m in metrics]
+
+    return [
+        _ops("DynamoDB throttles", "Sum", lines("ReadThrottleEvents", "WriteThrottleEvents")),
+        _ops("DynamoDB transaction conflicts", "Sum", lines("TransactionConflict")),
+        _ops(
+            "DynamoDB capacity consumed",
+            "Sum",
+            lines("ConsumedWriteCapacityUnits", "ConsumedReadCapacityUnits"),
+        ),
+    ]
+
+
+def dashboard_rows() -> list[list[Any]]:
+    """Rows of widgets, each a heading (str) or a metric widget's properties."""
+    return [
         ["## Business (namespace CreditMeter, per 5 minutes)"],
-        [
-            _business("Credits charged", ("CreditsCharged", "")),
-            _business(
-                "Holds and charges refused (402 credits, 403 limits)",
-                ("HoldsRefused", ""),
-                ("LimitRefusals", ""),
-            ),
-            _business(
-                "Alerts fired",
-                ("AlertsFired", "all"),
-                ("AlertsThresholdCrossed", "threshold crossed"),
-                ("AlertsDepleted", "depleted"),
-                ("AlertsRestored", "restored"),
-                ("AlertsLimitReached", "limit reached"),
-            ),
-            _business(
-                "Top-ups",
-                ("TopupsCredited", "credited"),
-                ("AutoTopupsStarted", "auto top-ups started"),
-                ("AutoTopupsDeclined", "auto top-ups declined"),
-                ("PaymentsForUnknownWallets", "for unknown wallets"),
-            ),
-        ],
+        _business_row(),
         ["## Operations"],
-        [
-            _ops(
-                "HTTP API responses",
-                "Sum",
-                [
-                    _line("AWS/ApiGateway", "5xx", *api),
-                    _line("AWS/ApiGateway", "4xx", *api),
-                    _line("AWS/ApiGateway", "Count", *api, label="requests"),
-                ],
-            ),
-            _ops(
-                "HTTP API latency (p99)",
-                "p99",
-                [_line("AWS/ApiGateway", m, *api) for m in ("Latency", "IntegrationLatency")],
-            ),
-            _ops("Stream consumers' iterator age (ms)", "Maximum", lag),
-        ],
-        [
-            _ops("Lambda errors", "Sum", _per_function("Errors")),
-            _ops("Lambda throttles", "Sum", _per_function("Throttles")),
-            _ops("Dead-letter and on-failure queues (messages)", "Maximum", dlqs[:-1]),
-        ],
-        [
-            _ops(
-                "DynamoDB throttles",
-                "Sum",
-                [
-                    _line("AWS/DynamoDB", m, *table)
-                    for m in ("ReadThrottleEvents", "WriteThrottleEvents")
-                ],
-            ),
-            _ops(
-                "DynamoDB transaction conflicts",
-                "Sum",
-                [_line("AWS/DynamoDB", "TransactionConflict", *table)],
-            ),
-            _ops(
-                "DynamoDB capacity consumed",
-                "Sum",
-                [
-                    _line("AWS/DynamoDB", m, *table)
-                    for m in ("ConsumedWriteCapacityUnits", "ConsumedReadCapacityUnits")
-                ],
-            ),
-        ],
+        _api_row(),
+        _functions_row(),
+        _table_row(),
     ]
 
 
