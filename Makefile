@@ -38,7 +38,8 @@ help:
 	@echo "Targets:"
 	@echo "  venv         create .venv (Python 3.13) and install requirements-dev.txt"
 	@echo "  ddb-local    install DynamoDB Local into $(DDB_LOCAL_DIR)"
-	@echo "  lint         ruff, ruff format --check, docs/openapi.yaml up to date, import layers"
+	@echo "  lint         ruff, ruff format --check, docs/openapi.yaml and monitoring/template.yaml"
+	@echo "               up to date, import layers"
 	@echo "  format       ruff format + ruff check --fix"
 	@echo "  typecheck    mypy"
 	@echo "  template     sam validate --lint + sam build"
@@ -91,6 +92,7 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	PYTHONPATH=$(DEV_PYTHONPATH) $(PY) -m devtools.openapi --check
+	$(PY) -m devtools.monitoring --check
 	PYTHONPATH=$(DEV_PYTHONPATH) $(VENV)/bin/lint-imports --no-cache
 
 format: venv
@@ -100,8 +102,10 @@ format: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
+# The nested monitoring template is linted on its own: sam validate does not follow Location.
 template: venv
 	$(SAM) validate --lint --template-file template.yaml
+	$(SAM) validate --lint --template-file monitoring/template.yaml
 	$(SAM) build --template-file template.yaml --build-dir $(SAM_BUILD_DIR)
 
 unit: venv

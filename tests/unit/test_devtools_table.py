@@ -11,13 +11,14 @@ from typing import Any
 import boto3
 import pytest
 
-from devtools import table
+from devtools import monitoring, table
 
 TEMPLATE = table.DEFAULT_TEMPLATE
 
 
 def _resources() -> dict[str, Any]:
-    resources: dict[str, Any] = table.load_template(TEMPLATE)["Resources"]
+    """The stack's resources: the main template's and its nested monitoring template's."""
+    resources: dict[str, Any] = monitoring.load_stack(TEMPLATE)["Resources"]
     return resources
 
 
@@ -248,15 +249,27 @@ def test_every_route_is_wired_to_the_api_function(metering_app: Any) -> None:
     assert all(e["Properties"]["ApiId"] == {"Ref": "HttpApi"} for e in events.values())
 
 
+def _statements(function_id: str) -> list[dict[str, Any]]:
+    """A function's inline policy statements, those granted only under a condition
+    (``!If [Condition, statement, !Ref AWS::NoValue]``) included as granted."""
+    found = []
+    for policy in _resources()[function_id]["Properties"]["Policies"]:
+        for statement in policy["Statement"]:
+            if "Fn::If" in statement:
+                _, statement, otherwise = statement["Fn::If"]
+                assert otherwise == {"Ref": "AWS::NoValue"}
+            found.append(statement)
+    return found
+
+
 def _policy_actions(function_id: str) -> dict[str, set[str]]:
     """Actions per resource (as repr of the intrinsic) in a function's inline policies."""
     actions: dict[str, set[str]] = {}
-    for policy in _resources()[function_id]["Properties"]["Policies"]:
-        for statement in policy["Statement"]:
-            assert statement["Effect"] == "Allow"
-            listed = statement["Action"]
-            listed = [listed] if isinstance(listed, str) else listed
-            actions.setdefault(repr(statement["Resource"]), set()).update(listed)
+    for statement in _statements(function_id):
+        assert statement["Effect"] == "Allow"
+        listed = statement["Action"]
+        listed = [listed] if isinstance(listed, str) else listed
+        actions.setdefault(repr(statement["Resource"]), set()).update(listed)
     return actions
 
 
@@ -366,8 +379,7 @@ def test_alerts_function_reads_wallet_writes_with_bounded_retries() -> None:
     # Put and Delete (the claims) only in the claims' partition, never on wallets or records.
     statements = [
         st
-        for policy in _resources()["AlertsFunction"]["Properties"]["Policies"]
-        for st in policy["Statement"]
+        for st in _statements("AlertsFunction")
         if {"dynamodb:PutItem", "dynamodb:DeleteItem"} & set(st["Action"])
     ]
     assert len(statements) == 1
@@ -379,7 +391,7 @@ def test_alerts_function_reads_wallet_writes_with_bounded_retries() -> None:
 
 def test_alarm_topics_use_a_key_cloudwatch_may_use() -> None:
     # CloudWatch alarms cannot publish to a topic under the AWS-managed SNS key.
-    resources = table.load_template(TEMPLATE)["Resources"]
+    resources = _resources()
     for name in ("OperatorsTopic", "AlertsTopic"):
         assert resources[name]["Properties"]["KmsMasterKeyId"] == {"Ref": "TopicsKey"}
     key = resources["TopicsKey"]["Properties"]
@@ -553,7 +565,7 @@ def _emitted_metrics() -> set[str]:
 def test_dashboard_shows_the_business_and_operational_metrics() -> None:
     import re
 
-    template = table.load_template(TEMPLATE)
+    template = monitoring.load_stack(TEMPLATE)
     dashboard = template["Resources"]["Dashboard"]
     assert dashboard["Type"] == "AWS::CloudWatch::Dashboard"
     body_template = dashboard["Properties"]["DashboardBody"]["Fn::Sub"]

@@ -30,7 +30,7 @@ from credit_meter.metering import service
 from credit_meter.metering.service import SWEEP_REVISIT_SECONDS, Cost, Metering, Request
 from credit_meter.storage import items
 from credit_meter.storage.store import Store, from_item
-from devtools import table
+from devtools import monitoring, table
 from devtools.apigw import FakeContext
 
 Api = Callable[..., tuple[int, dict[str, str], Any]]
@@ -614,7 +614,8 @@ def test_sweep_shards_spread_wallets_and_are_stable() -> None:
 
 
 def _resources() -> dict[str, Any]:
-    resources: dict[str, Any] = table.load_template()["Resources"]
+    # The main template's resources and, beside them, its nested monitoring stack's (alarms).
+    resources: dict[str, Any] = monitoring.load_stack()["Resources"]
     return resources
 
 

@@ -30,7 +30,7 @@ from botocore.exceptions import ClientError
 from credit_meter.core import clock
 from credit_meter.storage import items, store
 from credit_meter.storage.store import Store
-from devtools import table
+from devtools import monitoring, table
 from devtools.apigw import FakeContext
 
 Api = Callable[..., tuple[int, dict[str, str], Any]]
@@ -471,7 +471,8 @@ def test_due_shards_spread_wallets_and_are_stable() -> None:
 
 
 def _resources() -> dict[str, Any]:
-    resources: dict[str, Any] = table.load_template()["Resources"]
+    # The main template's resources and, beside them, its nested monitoring stack's (alarms).
+    resources: dict[str, Any] = monitoring.load_stack()["Resources"]
     return resources
 
 

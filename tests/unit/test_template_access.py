@@ -25,13 +25,23 @@ def _functions() -> dict[str, dict[str, Any]]:
 
 
 def _statements(function: dict[str, Any]) -> list[dict[str, Any]]:
+    """Inline statements; one granted only under a condition (``!If [Condition, statement,
+    !Ref AWS::NoValue]``) is included as granted, its condition under ``"If"``."""
     found = []
     for policy in function.get("Policies", []):
         assert isinstance(policy, dict) and "Statement" in policy, "inline statements only"
         for statement in policy["Statement"]:
+            condition = None
+            if "Fn::If" in statement:
+                condition, statement, otherwise = statement["Fn::If"]
+                assert otherwise == {"Ref": "AWS::NoValue"}, "granted or not at all"
             actions = statement["Action"]
             found.append(
-                {**statement, "Action": [actions] if isinstance(actions, str) else actions}
+                {
+                    **statement,
+                    "Action": [actions] if isinstance(actions, str) else actions,
+                    **({"If": condition} if condition else {}),
+                }
             )
     return found
 
@@ -117,6 +127,27 @@ def test_secrets_only_where_needed() -> None:
         "AlertsFunction": {"StripeApiKeySecretArn"},  # auto top-up payments
         "StripeWebhookFunction": {"StripeWebhookSecretArn"},  # signature checks
     }
+
+
+def test_secrets_are_granted_only_when_given() -> None:
+    # Deployed without the Stripe secrets (both parameters empty), no function may read one.
+    template = table.load_template(table.DEFAULT_TEMPLATE)
+    has_secret = {
+        "StripeApiKeySecretArn": "HasStripeApiKey",
+        "StripeWebhookSecretArn": "HasStripeWebhookSecret",
+    }
+    for parameter, condition in has_secret.items():
+        assert template["Parameters"][parameter]["Default"] == ""
+        assert template["Conditions"][condition] == {
+            "Fn::Not": [{"Fn::Equals": [{"Ref": parameter}, ""]}]
+        }
+    grants = 0
+    for name, function in _functions().items():
+        for statement in _statements(function):
+            if "secretsmanager:GetSecretValue" in statement["Action"]:
+                assert statement.get("If") == has_secret[statement["Resource"]["Ref"]], name
+                grants += 1
+    assert grants == 3
 
 
 def test_the_reveal_function_is_not_on_the_http_api() -> None:
