@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
-import importlib
 import json
 import logging
 import os
@@ -56,13 +55,15 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from devtools import ddb_local, dev_tokens, table
+from devtools import ddb_local, dev_tokens, lambda_pool, table
+from devtools import local_functions as fn
+from devtools.http_front import GatewayServer, HttpResponse, json_response, make_http_server
 from devtools.lambda_context import FAKE_ACCOUNT_ID, FakeLambdaContext
+from devtools.lambda_pool import LambdaPool, PooledFunction
 
 log = logging.getLogger("devtools.local_server")
 
@@ -256,13 +257,6 @@ def build_event(
     return event
 
 
-@dataclass
-class HttpResponse:
-    status: int
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    body: bytes = b""
-
-
 def response_from_result(result: Any) -> HttpResponse:
     """Translate a handler result the way API Gateway does for payload format 2.0."""
     if not isinstance(result, dict) or "statusCode" not in result:
@@ -286,11 +280,6 @@ def response_from_result(result: Any) -> HttpResponse:
     else:
         body = str(raw).encode("utf-8")
     return HttpResponse(int(result["statusCode"]), headers, body)
-
-
-def _json_response(status: int, message: str) -> HttpResponse:
-    body = json.dumps({"message": message}).encode()
-    return HttpResponse(status, [("content-type", "application/json")], body)
 
 
 class Unauthorized(Exception):
@@ -386,8 +375,10 @@ class ApiGatewayEmulator:
         self.routes = routes
         self.others = list(others)  # more functions behind the same API, by their routes
         self.authorizer = authorizer
-        # One invocation at a time, as in one Lambda execution environment: the handler keeps
-        # per-request state in module globals (Powertools' resolver holds the current event).
+        # A handler run in this process is one Lambda execution environment: one invocation at
+        # a time, since handlers keep per-request state in module globals (Powertools' resolver
+        # holds the current event). A pooled one runs in its own worker processes, as many at
+        # once as the pool has workers.
         self._invoke = threading.Lock()
 
     def __call__(
@@ -408,7 +399,7 @@ class ApiGatewayEmulator:
                 if matched is None and (matched := match_route(routes, method, path)):
                     handler = other
             if matched is None:
-                return _json_response(404, "Not Found")
+                return json_response(404, "Not Found")
             route, path_parameters = matched
             route_key = route.key
         event = build_event(
@@ -431,44 +422,15 @@ class ApiGatewayEmulator:
             aws_request_id=event["requestContext"]["requestId"],
         )
         try:
-            with self._invoke:
+            if isinstance(handler, PooledFunction):
                 result = handler(event, context)
+            else:
+                with self._invoke:
+                    result = handler(event, context)
             return response_from_result(result)
         except Exception:
             traceback.print_exc()
-            return _json_response(500, "Internal Server Error")
-
-
-def make_http_server(emulator: ApiGatewayEmulator, host: str, port: int) -> ThreadingHTTPServer:
-    class RequestHandler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "credit-meter-local"
-
-        def _handle(self) -> None:
-            length = int(self.headers.get("content-length") or 0)
-            body = self.rfile.read(length) if length else b""
-            response = emulator(
-                self.command, self.path, list(self.headers.items()), body, self.client_address[0]
-            )
-            self.send_response(response.status)
-            names = set()
-            for name, value in response.headers:
-                names.add(name.lower())
-                self.send_header(name, value)
-            if "content-length" not in names:
-                self.send_header("Content-Length", str(len(response.body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(response.body)
-
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _handle
-
-        def log_message(self, format: str, *args: Any) -> None:
-            sys.stderr.write(f"{self.address_string()} - {format % args}\n")
-
-    server = ThreadingHTTPServer((host, port), RequestHandler)
-    server.daemon_threads = True
-    return server
+            return json_response(500, "Internal Server Error")
 
 
 # --------------------------------------------------------------------------
@@ -534,114 +496,22 @@ def configure_environment(endpoint: str, table_name: str) -> None:
         os.environ["ALERTS_FILE"] = str(DEFAULT_ALERTS_FILE)
 
 
-def _load_handler(module: str) -> Handler:
-    try:
-        handler: Handler = importlib.import_module(module).handler
-    except ModuleNotFoundError as exc:
-        raise SystemExit(
-            f"error: cannot import {module} ({exc}); run from the repository root with "
-            "PYTHONPATH=layers/credit_meter:functions:. (as `make run` does)"
-        ) from exc
-    return handler
-
-
 # --------------------------------------------------------------------------
 # Wiring
 # --------------------------------------------------------------------------
 
 
-class Schedule:
-    """Invoke a handler every ``interval`` seconds in a thread, as EventBridge Scheduler would,
-    with the input the template gives the schedule."""
-
-    def __init__(self, handler: Handler, interval: float, job: str, function_name: str) -> None:
-        self.handler = handler
-        self.interval = interval
-        self.job = job
-        self.function_name = function_name
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"schedule-{job}", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            scheduled = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            event = {"job": self.job, "scheduled_time": scheduled}
-            try:
-                self.handler(event, FakeLambdaContext(function_name=self.function_name))
-            except Exception:  # the scheduler would retry; locally the next run does
-                traceback.print_exc()
-
-
-LOCAL_RESET_QUEUE_URL = "https://sqs.local/credit-meter-reset-queue"
-
-
-class LocalResetQueue:
-    """Stands in for the reset queue's SQS client: each batch the dispatcher sends becomes an
-    SQS event for the reset worker, invoked at once. Records the worker reports as failed are
-    printed; the wallets stay due, so the next dispatch queues them again."""
-
-    def __init__(self, worker: Handler) -> None:
-        self.worker = worker
-
-    def send_message_batch(
-        self,
-        QueueUrl: str,  # SQS's own argument names
-        Entries: list[dict[str, Any]],
-    ) -> dict[str, Any]:
-        now_ms = str(int(time.time() * 1000))
-        records = [
-            {
-                "messageId": str(uuid.uuid4()),
-                "receiptHandle": uuid.uuid4().hex,
-                "body": entry["MessageBody"],
-                "attributes": {
-                    "ApproximateReceiveCount": "1",
-                    "SentTimestamp": now_ms,
-                    "SenderId": "local",
-                    "ApproximateFirstReceiveTimestamp": now_ms,
-                },
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:credit-meter-reset-queue",
-                "awsRegion": "us-east-1",
-            }
-            for entry in Entries
-        ]
-        response = self.worker(
-            {"Records": records}, FakeLambdaContext(function_name="credit-meter-monthly-reset")
-        )
-        for failure in (response or {}).get("batchItemFailures", []):
-            print(f"reset worker: record {failure['itemIdentifier']} failed", flush=True)
-        return {"Successful": [{"Id": e["Id"]} for e in Entries], "Failed": []}
-
-
-def _reset_dispatcher() -> Handler:
-    """The real dispatcher, its SQS client replaced by :class:`LocalResetQueue`."""
-    module = importlib.import_module("monthly_reset.app")
-    os.environ["RESET_QUEUE_URL"] = LOCAL_RESET_QUEUE_URL
-    vars(module)["_sqs"] = LocalResetQueue(module.handler)  # what sqs_client() hands out
-    dispatch: Handler = module.dispatch
-    return dispatch
-
-
-def _webhook_poster(port: int) -> Callable[[str, dict[str, Any]], None]:
-    """Deliver what the Stripe stand-in announces to the local webhook, signed, a moment later
-    and from another thread (as Stripe does, after answering the API call)."""
+def _webhook_poster(port_of: Callable[[], int]) -> Callable[[str, dict[str, Any]], None]:
+    """Deliver what the Stripe stand-in announces to the local webhook (on the port the server
+    serves, ``port_of()``), signed, a moment later and from another thread (as Stripe does,
+    after answering the API call)."""
 
     def deliver(event_type: str, obj: dict[str, Any]) -> None:
         from devtools import stripe_events
 
         def post() -> None:
             time.sleep(0.2)
-            url = f"http://127.0.0.1:{port}/v1/webhooks/stripe"
+            url = f"http://127.0.0.1:{port_of()}/v1/webhooks/stripe"
             try:
                 event = stripe_events.event(event_type, obj)
                 stripe_events.post(url, event, os.environ["STRIPE_WEBHOOK_SECRET"])
@@ -651,6 +521,70 @@ def _webhook_poster(port: int) -> Callable[[str, dict[str, Any]], None]:
         threading.Thread(target=post, daemon=True).start()
 
     return deliver
+
+
+@dataclass
+class _Triggers:
+    """What runs the functions besides HTTP: stream consumers and schedules."""
+
+    pumps: list[Any] = field(default_factory=list)
+    schedules: list[fn.Schedule] = field(default_factory=list)
+
+    def start(self) -> None:
+        for starter in [*self.pumps, *self.schedules]:
+            starter.start()
+
+    def stop(self) -> None:
+        for schedule in self.schedules:
+            schedule.stop()
+        for pump in self.pumps:
+            pump.stop()
+
+
+def _triggers(
+    endpoint: str,
+    stream_arn: str | None,
+    projector: Handler | None,
+    pool: LambdaPool | None,
+    sweep_seconds: float,
+    reset_seconds: float,
+) -> _Triggers:
+    from devtools.stream_pump import StreamPump
+
+    triggers = _Triggers()
+    if stream_arn is not None:
+        projector = projector or fn.handler_for(fn.PROJECTOR, pool)
+        triggers.pumps.append(StreamPump(endpoint, stream_arn, projector))
+        # The second consumer of the same stream, as in the template (its filter: wallet
+        # writes; the handler ignores every other record).
+        triggers.pumps.append(
+            StreamPump(
+                endpoint,
+                stream_arn,
+                fn.handler_for(fn.ALERTS, pool),
+                context_factory=lambda: FakeLambdaContext(
+                    function_name=fn.ALERTS.name, timeout_seconds=30
+                ),
+            )
+        )
+    if sweep_seconds > 0:
+        sweeper = fn.handler_for(fn.SWEEPER, pool)
+        triggers.schedules.append(
+            fn.Schedule(sweeper, sweep_seconds, "sweep-holds", fn.SWEEPER.name)
+        )
+    if reset_seconds > 0:
+        dispatcher = fn.handler_for(fn.RESET_DISPATCHER, pool)
+        triggers.schedules.append(
+            fn.Schedule(dispatcher, reset_seconds, "monthly-reset", fn.RESET_DISPATCHER.name)
+        )
+    return triggers
+
+
+def _start_pool(workers: int, functions: list[fn.Function]) -> LambdaPool | None:
+    """The worker processes (none for ``workers=0``), each importing ``functions`` once."""
+    if workers <= 0:
+        return None
+    return LambdaPool(workers, [f.entry for f in functions]).start()
 
 
 @contextlib.contextmanager
@@ -666,31 +600,33 @@ def local_stack(
     sweep_seconds: float | None = None,
     reset_seconds: float | None = None,
     authorize: bool = True,
-) -> Iterator[tuple[ThreadingHTTPServer, Backend]]:
-    """Backend + table + stream pump + schedules + (not yet serving) HTTP server; tears all
-    down. ``sweep_seconds`` / ``reset_seconds`` (default ``$LOCAL_SWEEP_SECONDS`` /
-    ``$LOCAL_RESET_SECONDS`` or 60; 0 turns one off) are how often the hold sweeper and the
-    reset dispatcher run. ``authorize`` (default on): routes want a development token
-    (:class:`JwtAuthorizer`), as API Gateway's JWT authorizer does in the cloud.
+    workers: int | None = None,
+) -> Iterator[tuple[GatewayServer, Backend]]:
+    """Backend + table + worker processes + stream pump + schedules + (not yet serving) HTTP
+    server; tears all down. ``sweep_seconds`` / ``reset_seconds`` (default
+    ``$LOCAL_SWEEP_SECONDS`` / ``$LOCAL_RESET_SECONDS`` or 60; 0 turns one off) are how often
+    the hold sweeper and the reset dispatcher run. ``authorize`` (default on): routes want a
+    development token (:class:`JwtAuthorizer`), as API Gateway's JWT authorizer does in the cloud.
 
-    Handlers default to ``metering_api.app.handler`` / ``ledger_projector.app.handler``,
-    imported after the environment is configured.
+    The functions run in ``workers`` worker processes (default ``$LOCAL_WORKERS`` or 4; see
+    :mod:`devtools.lambda_pool`), started once the environment is configured; ``workers=0``
+    runs them in this process, one invocation at a time. ``api_handler`` /
+    ``projector_handler``, when given, run in this process instead of the template's.
     """
-    from devtools.stream_pump import StreamPump
-
     saved_environ = dict(os.environ)
+    server: GatewayServer | None = None
     fake_stripe = None
     if not os.environ.get("STRIPE_API_BASE"):
         from devtools.fake_stripe import FakeStripe
 
         fake_stripe = FakeStripe(
-            int(os.environ.get("LOCAL_STRIPE_PORT") or 12111), on_event=_webhook_poster(port)
+            int(os.environ.get("LOCAL_STRIPE_PORT") or 12111),
+            on_event=_webhook_poster(lambda: server.server_address[1] if server else port),
         ).start()
         os.environ["STRIPE_API_BASE"] = fake_stripe.base_url
     store = start_backend(backend)
-    stream_pumps: list[StreamPump] = []
-    schedules: list[Schedule] = []
-    server: ThreadingHTTPServer | None = None
+    pool: LambdaPool | None = None
+    triggers = _Triggers()
     if sweep_seconds is None:
         sweep_seconds = float(os.environ.get("LOCAL_SWEEP_SECONDS") or 60)
     if reset_seconds is None:
@@ -698,73 +634,72 @@ def local_stack(
     try:
         configure_environment(store.endpoint, table_name)
         description = table.create_table(ddb_local.client(store.endpoint), table_name)
-        if api_handler is None:
-            api_handler = _load_handler("metering_api.app")
-        if pump:
-            if projector_handler is None:
-                projector_handler = _load_handler("ledger_projector.app")
-            stream = description["LatestStreamArn"]
-            stream_pumps.append(StreamPump(store.endpoint, stream, projector_handler))
-            # The second consumer of the same stream, as in the template (its filter: wallet
-            # writes; the handler ignores every other record).
-            stream_pumps.append(
-                StreamPump(
-                    store.endpoint,
-                    stream,
-                    _load_handler("alerts.app"),
-                    context_factory=lambda: FakeLambdaContext(
-                        function_name="credit-meter-alerts", timeout_seconds=30
-                    ),
-                )
-            )
-            for stream_pump in stream_pumps:
-                stream_pump.start()
-        if sweep_seconds > 0:
-            schedules.append(
-                Schedule(
-                    _load_handler("hold_sweeper.app"),
-                    sweep_seconds,
-                    "sweep-holds",
-                    "credit-meter-hold-sweeper",
-                )
-            )
-        if reset_seconds > 0:
-            schedules.append(
-                Schedule(
-                    _reset_dispatcher(),
-                    reset_seconds,
-                    "monthly-reset",
-                    "credit-meter-reset-dispatcher",
-                )
-            )
-        for schedule in schedules:
-            schedule.start()
-        webhook = (
-            routes_from_template(function_id=WEBHOOK_FUNCTION_ID),
-            _load_handler("stripe_webhook.app"),
+        wanted = [
+            *([] if api_handler else [fn.API]),
+            fn.WEBHOOK,
+            fn.BYOK,
+            *([fn.ALERTS] if pump else []),
+            *([fn.PROJECTOR] if pump and not projector_handler else []),
+            *([fn.SWEEPER] if sweep_seconds > 0 else []),
+            *([fn.RESET_DISPATCHER] if reset_seconds > 0 else []),
+        ]
+        pool = _start_pool(lambda_pool.default_size() if workers is None else workers, wanted)
+        stream = description["LatestStreamArn"] if pump else None
+        triggers = _triggers(
+            store.endpoint, stream, projector_handler, pool, sweep_seconds, reset_seconds
         )
-        byok = (routes_from_template(function_id=BYOK_FUNCTION_ID), _load_handler("byok_api.app"))
+        triggers.start()
         authorizer = None
         if authorize:
             dev_tokens.load_key()  # made now, if new, rather than on the first request
             authorizer = JwtAuthorizer()
+        others = [
+            (routes_from_template(function_id=f.template_id), fn.handler_for(f, pool))
+            for f in (fn.WEBHOOK, fn.BYOK)
+        ]
         emulator = ApiGatewayEmulator(
-            api_handler, routes_from_template(), [webhook, byok], authorizer
+            api_handler or fn.handler_for(fn.API, pool), routes_from_template(), others, authorizer
         )
         server = make_http_server(emulator, host, port)
         yield server, store
     finally:
         if server is not None:
             server.server_close()
-        for schedule in schedules:
-            schedule.stop()
-        for stream_pump in stream_pumps:
-            stream_pump.stop()
+        triggers.stop()
+        if pool is not None:
+            pool.stop()
         store.stop()
         if fake_stripe is not None:
             fake_stripe.stop()
         os.environ.clear()
         os.environ.update(saved_environ)
+
+
+def _print_banner(args: argparse.Namespace, store: Backend, host: str, port: int) -> None:
+    stripe_api = os.environ["STRIPE_API_BASE"]
+    lines = [f"Storage: {store.kind} at {store.endpoint}, table {args.table_name!r}"]
+    if args.workers > 0:
+        lines.append(f"Workers: {args.workers} processes run the functions, one invocation each")
+    else:
+        lines.append("Workers: none; the functions run in this process, one at a time")
+    if not args.no_stream:
+        lines.append("Stream:  ledger_projector.app.handler fed from the table's stream")
+        lines.append(
+            "Alerts:  alerts.app.handler fed from the table's stream; alerts are logged "
+            f"and appended to {os.environ['ALERTS_FILE']}"
+        )
+    lines += [
+        "Sweeper: hold_sweeper.app.handler on its schedule",
+        "Resets:  monthly_reset.app.dispatch -> handler on their schedule",
+        f"Stripe:  API at {stripe_api}; webhook POST http://{host}:{port}/v1/webhooks/stripe",
+        f"         make webhook PORT={port} LOCAL_STRIPE_PORT={urlsplit(stripe_api).port} "
+        'ARGS="pay cs_test_..."',
+        # The issuer is a fixed name in the tokens (dev_tokens.ISSUER), not this server's address.
+        f"Auth:    bearer tokens from: make -s token ROLE=admin ORG=o1 (key "
+        f"{dev_tokens.key_file()}, issuer name {dev_tokens.ISSUER!r} on any port)",
+        f"Credit Meter API listening on http://{host}:{port}  (Ctrl-C to stop)",
+    ]
+    print("\n".join(lines), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -774,6 +709,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=("auto", "ddb-local", "moto"), default="auto")
     parser.add_argument("--table-name", default=DEFAULT_TABLE_NAME)
     parser.add_argument("--no-stream", action="store_true", help="do not run the projector")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=lambda_pool.default_size(),
+        help="worker processes running the functions ($LOCAL_WORKERS, default 4; 0: run them "
+        "in the server's process, one invocation at a time)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     for noisy in ("botocore", "boto3", "urllib3", "werkzeug"):  # werkzeug: moto's server
@@ -793,30 +735,12 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         pump=not args.no_stream,
+        workers=args.workers,
     ) as (server, store):
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
         host, port = str(server.server_address[0]), int(server.server_address[1])
-        print(f"Storage: {store.kind} at {store.endpoint}, table {args.table_name!r}", flush=True)
-        if not args.no_stream:
-            print("Stream:  ledger_projector.app.handler fed from the table's stream", flush=True)
-            print(
-                "Alerts:  alerts.app.handler fed from the table's stream; alerts are logged "
-                f"and appended to {os.environ['ALERTS_FILE']}",
-                flush=True,
-            )
-        print("Sweeper: hold_sweeper.app.handler on its schedule", flush=True)
-        print("Resets:  monthly_reset.app.dispatch -> handler on their schedule", flush=True)
-        print(
-            f"Stripe:  API at {os.environ['STRIPE_API_BASE']}; webhook POST /v1/webhooks/stripe",
-            flush=True,
-        )
-        print(
-            f"Auth:    bearer tokens of the local issuer {dev_tokens.ISSUER} "
-            f"(key {dev_tokens.key_file()}): make -s token ROLE=admin ORG=o1",
-            flush=True,
-        )
-        print(f"Credit Meter API listening on http://{host}:{port}  (Ctrl-C to stop)", flush=True)
+        _print_banner(args, store, host, port)
         server.serve_forever(poll_interval=0.25)
     print("Stopped.", flush=True)
     return 0
