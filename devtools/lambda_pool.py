@@ -120,10 +120,10 @@ def _serve(conn: Connection, preload: Sequence[str]) -> None:
                 function_name=function_name, aws_request_id=request_id, timeout_seconds=seconds
             )
             answer: tuple[str, Any] = ("ok", handler(event, context))
-        except Exception:
+        except Exception as err:
             traceback.print_exc()  # the function's log, as Lambda's runtime prints it
             sys.stderr.flush()
-            answer = ("error", f"{entry} raised; see the traceback above")
+            answer = ("error", f"{entry} raised {type(err).__name__}: {err}")
         try:
             conn.send(answer)
         except Exception as err:  # an answer that cannot be pickled
@@ -142,13 +142,21 @@ class _Worker:
 
 
 class LambdaPool:
-    """``size`` warm worker processes, each importing the ``preload`` entries once."""
+    """``size`` warm worker processes, each importing the ``preload`` entries once. An
+    invocation not answered ``answer_grace`` seconds after its timeout loses its worker."""
 
-    def __init__(self, size: int = DEFAULT_SIZE, preload: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        size: int = DEFAULT_SIZE,
+        preload: Sequence[str] = (),
+        *,
+        answer_grace: float = ANSWER_GRACE_SECONDS,
+    ) -> None:
         if size < 1:
             raise ValueError("a pool needs at least one worker")
         self.size = size
         self.preload = tuple(preload)
+        self.answer_grace = answer_grace
         self._context = multiprocessing.get_context("spawn")
         self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
         self._workers: list[_Worker] = []
@@ -230,7 +238,7 @@ class LambdaPool:
         worker = self._checkout()
         try:
             worker.conn.send((entry, event, function_name, request_id, seconds))
-            if not worker.conn.poll(seconds + ANSWER_GRACE_SECONDS):
+            if not worker.conn.poll(seconds + self.answer_grace):
                 raise TimeoutError(f"{entry} timed out after {seconds:.0f} s")
             status, value = worker.conn.recv()
         except (EOFError, OSError, TimeoutError) as err:
