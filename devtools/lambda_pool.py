@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import io
 import logging
 import multiprocessing
 import os
@@ -93,6 +94,10 @@ def _serve(conn: Connection, preload: Sequence[str]) -> None:
     (``None``) or until the server goes away (end of the pipe)."""
     # Ctrl-C reaches the whole process group: the server decides when its workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Log lines as they come, even when the server's output goes to a file or a pipe.
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(line_buffering=True)
     handlers: dict[str, Callable[..., Any]] = {}
     try:
         for entry in preload:
@@ -263,8 +268,9 @@ class LambdaPool:
 
     def _replace(self, worker: _Worker) -> None:
         with self._lock:
-            if worker in self._workers:
-                self._workers.remove(worker)
+            if worker not in self._workers:
+                return  # stop() has it
+            self._workers.remove(worker)
         _end(worker, polite=False)
         if self._closed.is_set():
             return

@@ -4,7 +4,14 @@
   in-process server; either way the table is created from ``template.yaml``.
 * HTTP: each request becomes an API Gateway HTTP API (payload format 2.0) event
   for ``metering_api.app.handler``; routes come from the template, so an unknown
-  route answers 404 exactly as API Gateway would.
+  route (or method) answers 404 exactly as API Gateway would. The front end
+  (:mod:`devtools.http_front`) answers what API Gateway answers itself: 400 for a bad
+  ``Content-Length``, 413 over the 10 MB payload limit, all as JSON.
+* Functions run in worker processes (:mod:`devtools.lambda_pool`; ``LOCAL_WORKERS``,
+  default 4, or ``--workers``): each imports the handlers once and serves one invocation
+  at a time, as a warm Lambda execution environment does, so concurrent requests run at
+  the same time without sharing module state or log context. ``--workers 0`` runs them
+  in the server's own process instead, one at a time (e.g. to use a debugger).
 * Stream: a background :class:`~devtools.stream_pump.StreamPump` feeds the
   table's stream to ``ledger_projector.app.handler``.
 * Schedule: ``hold_sweeper.app.handler`` runs every ``LOCAL_SWEEP_SECONDS``
@@ -12,7 +19,7 @@
 * Resets: ``monthly_reset.app.dispatch`` runs every ``LOCAL_RESET_SECONDS``
   (default 60; every 5 minutes in the cloud; 0 turns it off). What it sends to
   the reset queue is handed straight to ``monthly_reset.app.handler`` as an SQS
-  batch event (:class:`LocalResetQueue` stands in for SQS).
+  batch event (:class:`devtools.local_functions.LocalResetQueue` stands in for SQS).
 
 * Alerts: a second stream consumer runs ``alerts.app.handler`` (alerts and auto top-up, as
   in the template). With no event bus or topic, alerts go to the log and, one JSON line
@@ -31,9 +38,10 @@
   ``whsec_local_fake``; ``python -m devtools.stripe_webhook`` pays a checkout and posts
   Stripe's signed events.
 
-Environment: ``PORT`` (default 3000), ``HOST`` (default 127.0.0.1). The
+Environment: ``PORT`` (default 3000), ``HOST`` (default 127.0.0.1),
+``LOCAL_STRIPE_PORT`` (default 12111), ``LOCAL_WORKERS`` (default 4). The
 environment of the functions (TABLE_NAME, Powertools settings, ...) is set from
-the template before the handlers are imported, with fake AWS credentials.
+the template before the workers start, with fake AWS credentials.
 Needs ``layers/credit_meter``, ``functions`` and the repository root on
 ``PYTHONPATH`` (``make run`` sets it).
 """
@@ -479,8 +487,8 @@ def configure_environment(endpoint: str, table_name: str) -> None:
     os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
     os.environ["AWS_ENDPOINT_URL_DYNAMODB_STREAMS"] = endpoint
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-    # Lambda runs one invocation per process; this server runs many at once in one process,
-    # and Powertools' Metrics buffer is per process, so EMF metrics are off locally.
+    # No CloudWatch locally: EMF metric lines would only crowd the console (and with
+    # --workers 0 invocations share one process, whose Metrics buffer would mix them).
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.pop("AWS_PROFILE", None)
     os.environ.setdefault("STRIPE_API_KEY", LOCAL_STRIPE_KEY)
