@@ -114,6 +114,8 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
             self.log_error("the body did not arrive within %s s", self.timeout)
             self.send_error(http.HTTPStatus.REQUEST_TIMEOUT)
             return
+        except ConnectionError:
+            body = None
         if body is None:  # the client went away mid-body
             self.close_connection = True
             return
