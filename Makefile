@@ -1,7 +1,8 @@
 # Credit Meter - developer and CI entry points.
 #
 #   make test   venv + DynamoDB Local + lint + typecheck + template + unit + integration
-#   make run    local HTTP API on 127.0.0.1 (port: $PORT, default 3000)
+#   make run    local HTTP API on 127.0.0.1 (port: $PORT, default 3000; Stripe stand-in on
+#               $LOCAL_STRIPE_PORT, default 12111; $LOCAL_WORKERS worker processes, default 4)
 #
 # Tools are installed inside the repository (.venv, .cache), never globally.
 
@@ -30,6 +31,10 @@ SAM := $(SAM_ENV) $(VENV)/bin/sam
 PYTEST_ARGS ?=
 # Import roots, as in pytest's pythonpath (pyproject.toml) and the Lambda runtime.
 DEV_PYTHONPATH := layers/credit_meter:functions:.
+# make run's ports, from the environment or the command line (make run PORT=3100), and what
+# make webhook talks to.
+LOCAL_PORT   = $(or $(PORT),3000)
+LOCAL_STRIPE = $(or $(LOCAL_STRIPE_PORT),12111)
 
 .PHONY: help venv ddb-local lint format typecheck template unit integration test run token bench \
 	webhook clean distclean
@@ -46,7 +51,8 @@ help:
 	@echo "  unit         unit tests"
 	@echo "  integration  integration tests against DynamoDB Local"
 	@echo "  test         all of the above"
-	@echo "  run          local HTTP API on 127.0.0.1:3000 (PORT), Stripe stand-in on :12111"
+	@echo "  run          local HTTP API on 127.0.0.1:$(LOCAL_PORT) (PORT), Stripe stand-in on"
+	@echo "               :$(LOCAL_STRIPE) (LOCAL_STRIPE_PORT), functions in LOCAL_WORKERS=4 processes"
 	@echo "  token        print a development token for make run: ROLE=admin ORG=o1, or"
 	@echo "               SCOPE=credits:meter ORG=o1 (optional: SUB=..., TTL=seconds)"
 	@echo "  bench        benchmarks"
@@ -119,7 +125,8 @@ test: venv ddb-local lint typecheck template unit integration
 # --- local use --------------------------------------------------------------
 
 run: venv ddb-local
-	PYTHONPATH=$(DEV_PYTHONPATH) $(PY) -m devtools.local_server
+	PORT=$(LOCAL_PORT) LOCAL_STRIPE_PORT=$(LOCAL_STRIPE) PYTHONPATH=$(DEV_PYTHONPATH) \
+	  $(PY) -m devtools.local_server
 
 # A development token for make run, and nothing else on stdout, so that
 #   ADMIN=$(make -s token ROLE=admin ORG=o1)   METER=$(make -s token SCOPE=credits:meter ORG=o1)
@@ -135,9 +142,10 @@ bench: venv ddb-local
 
 # Play Stripe against `make run`: sign and post its webhook events, e.g.
 #   make webhook ARGS="pay cs_test_..."   make webhook ARGS="refund pi_..."
+# on the ports make run was given (PORT, LOCAL_STRIPE_PORT).
 webhook: venv
-	PYTHONPATH=$(DEV_PYTHONPATH) $(PY) -m devtools.stripe_webhook \
-	  --url http://127.0.0.1:$(or $(PORT),3000)/v1/webhooks/stripe $(or $(ARGS),--help)
+	PORT=$(LOCAL_PORT) LOCAL_STRIPE_PORT=$(LOCAL_STRIPE) PYTHONPATH=$(DEV_PYTHONPATH) \
+	  $(PY) -m devtools.stripe_webhook $(or $(ARGS),--help)
 
 # --- housekeeping -----------------------------------------------------------
 

@@ -4,7 +4,14 @@
   in-process server; either way the table is created from ``template.yaml``.
 * HTTP: each request becomes an API Gateway HTTP API (payload format 2.0) event
   for ``metering_api.app.handler``; routes come from the template, so an unknown
-  route answers 404 exactly as API Gateway would.
+  route (or method) answers 404 exactly as API Gateway would. The front end
+  (:mod:`devtools.http_front`) answers what API Gateway answers itself: 400 for a bad
+  ``Content-Length``, 413 over the 10 MB payload limit, all as JSON.
+* Functions run in worker processes (:mod:`devtools.lambda_pool`; ``LOCAL_WORKERS``,
+  default 4, or ``--workers``): each imports the handlers once and serves one invocation
+  at a time, as a warm Lambda execution environment does, so concurrent requests run at
+  the same time without sharing module state or log context. ``--workers 0`` runs them
+  in the server's own process instead, one at a time (e.g. to use a debugger).
 * Stream: a background :class:`~devtools.stream_pump.StreamPump` feeds the
   table's stream to ``ledger_projector.app.handler``.
 * Schedule: ``hold_sweeper.app.handler`` runs every ``LOCAL_SWEEP_SECONDS``
@@ -12,7 +19,7 @@
 * Resets: ``monthly_reset.app.dispatch`` runs every ``LOCAL_RESET_SECONDS``
   (default 60; every 5 minutes in the cloud; 0 turns it off). What it sends to
   the reset queue is handed straight to ``monthly_reset.app.handler`` as an SQS
-  batch event (:class:`LocalResetQueue` stands in for SQS).
+  batch event (:class:`devtools.local_functions.LocalResetQueue` stands in for SQS).
 
 * Alerts: a second stream consumer runs ``alerts.app.handler`` (alerts and auto top-up, as
   in the template). With no event bus or topic, alerts go to the log and, one JSON line
@@ -31,9 +38,10 @@
   ``whsec_local_fake``; ``python -m devtools.stripe_webhook`` pays a checkout and posts
   Stripe's signed events.
 
-Environment: ``PORT`` (default 3000), ``HOST`` (default 127.0.0.1). The
+Environment: ``PORT`` (default 3000), ``HOST`` (default 127.0.0.1),
+``LOCAL_STRIPE_PORT`` (default 12111), ``LOCAL_WORKERS`` (default 4). The
 environment of the functions (TABLE_NAME, Powertools settings, ...) is set from
-the template before the handlers are imported, with fake AWS credentials.
+the template before the workers start, with fake AWS credentials.
 Needs ``layers/credit_meter``, ``functions`` and the repository root on
 ``PYTHONPATH`` (``make run`` sets it).
 """
@@ -41,36 +49,65 @@ Needs ``layers/credit_meter``, ``functions`` and the repository root on
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
-import importlib
-import json
 import logging
 import os
-import re
 import signal
 import sys
 import threading
 import time
 import traceback
-import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
-from devtools import ddb_local, dev_tokens, table
-from devtools.lambda_context import FAKE_ACCOUNT_ID, FakeLambdaContext
+from devtools import ddb_local, dev_tokens, lambda_pool, table
+from devtools import local_functions as fn
+from devtools.gateway import (
+    API_FUNCTION_ID,
+    BYOK_FUNCTION_ID,
+    OPEN_WITHOUT_AUTHORIZERS,
+    WEBHOOK_FUNCTION_ID,
+    Route,
+    build_event,
+    function_environment_from_template,
+    match_route,
+    response_from_result,
+    routes_from_template,
+)
+from devtools.http_front import GatewayServer, HttpResponse, json_response, make_http_server
+from devtools.jwt_authorizer import JwtAuthorizer, Unauthorized, authorizer_context
+from devtools.lambda_context import FakeLambdaContext
+from devtools.lambda_pool import LambdaPool, PooledFunction
+
+# What callers (tests, devtools.apigw) import from here, where it was all defined at first.
+__all__ = [
+    "API_FUNCTION_ID",
+    "BYOK_FUNCTION_ID",
+    "OPEN_WITHOUT_AUTHORIZERS",
+    "WEBHOOK_FUNCTION_ID",
+    "ApiGatewayEmulator",
+    "HttpResponse",
+    "JwtAuthorizer",
+    "Route",
+    "Unauthorized",
+    "authorizer_context",
+    "build_event",
+    "function_environment_from_template",
+    "local_stack",
+    "main",
+    "make_http_server",
+    "match_route",
+    "response_from_result",
+    "routes_from_template",
+]
 
 log = logging.getLogger("devtools.local_server")
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
-API_FUNCTION_ID = "MeteringApiFunction"
-WEBHOOK_FUNCTION_ID = "StripeWebhookFunction"
-BYOK_FUNCTION_ID = "ByokApiFunction"
 LOCAL_STRIPE_KEY = "sk_test_local_fake"  # not secrets: the local stand-in's test values
 LOCAL_WEBHOOK_SECRET = "whsec_local_fake"
 DEFAULT_TABLE_NAME = "credit-meter-local"
@@ -85,290 +122,6 @@ FAKE_ENV = {
     "AWS_DEFAULT_REGION": ddb_local.FAKE_REGION,
     "AWS_REGION": ddb_local.FAKE_REGION,
 }
-
-
-# --------------------------------------------------------------------------
-# Routes and function environment, from template.yaml
-# --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    path: str
-    pattern: re.Pattern[str]
-    open: bool = False  # no authorizer: the request reaches the function without a token
-
-    @property
-    def key(self) -> str:
-        return f"{self.method} {self.path}"
-
-    @classmethod
-    def parse(cls, method: str, path: str, *, open: bool = False) -> Route:
-        regex = ""
-        for part in re.split(r"(\{[^}]+\})", path):
-            if part.startswith("{") and part.endswith("}"):
-                name = part[1:-1]
-                if name.endswith("+"):
-                    regex += f"(?P<{name[:-1]}>.+)"
-                else:
-                    regex += f"(?P<{name}>[^/]+)"
-            else:
-                regex += re.escape(part)
-        return cls(method.upper(), path, re.compile(f"^{regex}$"), open)
-
-
-# Open while the template names no authorizer at all: Stripe signs its webhook, it sends no token.
-OPEN_WITHOUT_AUTHORIZERS = frozenset({"POST /v1/webhooks/stripe"})
-
-
-def routes_from_template(
-    path: Path | str = table.DEFAULT_TEMPLATE, function_id: str = API_FUNCTION_ID
-) -> list[Route]:
-    """The HttpApi routes of ``function_id`` in the template, each open or not as API Gateway
-    would make it: a route's ``Auth: Authorizer`` (``NONE``: open), else its API's
-    ``DefaultAuthorizer``. A template that declares no authorizer yet leaves open only
-    :data:`OPEN_WITHOUT_AUTHORIZERS`."""
-    template = table.load_template(path)
-    resources = template.get("Resources") or {}
-    routes = []
-    for event in (resources[function_id].get("Properties", {}).get("Events") or {}).values():
-        if event.get("Type") == "HttpApi":
-            props = event.get("Properties") or {}
-            method, route_path = str(props.get("Method", "ANY")).upper(), props.get("Path", "/")
-            api_auth = _api_auth(template, props.get("ApiId"))
-            authorizer = (props.get("Auth") or {}).get("Authorizer")
-            if authorizer is None:
-                authorizer = api_auth.get("DefaultAuthorizer")
-            if authorizer is None and not api_auth.get("Authorizers"):
-                is_open = f"{method} {route_path}" in OPEN_WITHOUT_AUTHORIZERS
-            else:
-                is_open = authorizer in (None, "NONE")
-            routes.append(Route.parse(method, route_path, open=is_open))
-    return routes
-
-
-def _api_auth(template: dict[str, Any], api_id: Any) -> dict[str, Any]:
-    """The ``Auth`` of the HttpApi an event names (``ApiId: !Ref X``), or of SAM's implicit API
-    (``Globals.HttpApi``) when it names none."""
-    if isinstance(api_id, dict) and isinstance(api_id.get("Ref"), str):
-        api = (template.get("Resources") or {}).get(api_id["Ref"]) or {}
-        auth = (api.get("Properties") or {}).get("Auth")
-    else:
-        auth = (template.get("Globals") or {}).get("HttpApi", {}).get("Auth")
-    return auth if isinstance(auth, dict) else {}
-
-
-def function_environment_from_template(path: Path | str = table.DEFAULT_TEMPLATE) -> dict[str, str]:
-    """Literal environment variables from ``Globals.Function`` (intrinsics skipped)."""
-    template = table.load_template(path)
-    variables = (
-        template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables")
-        or {}
-    )
-    return {k: str(v) for k, v in variables.items() if isinstance(v, str | int | float | bool)}
-
-
-def match_route(routes: list[Route], method: str, path: str) -> tuple[Route, dict[str, str]] | None:
-    for route in routes:
-        if route.method not in (method.upper(), "ANY"):
-            continue
-        match = route.pattern.match(path)
-        if match:
-            return route, match.groupdict()
-    return None
-
-
-# --------------------------------------------------------------------------
-# HTTP <-> API Gateway payload format 2.0
-# --------------------------------------------------------------------------
-
-
-def build_event(
-    *,
-    method: str,
-    target: str,
-    headers: list[tuple[str, str]],
-    body: bytes,
-    source_ip: str = "127.0.0.1",
-    route_key: str = "$default",
-    path_parameters: dict[str, str] | None = None,
-    protocol: str = "HTTP/1.1",
-) -> dict[str, Any]:
-    """An API Gateway HTTP API (payload format 2.0) event for one request."""
-    url = urlsplit(target)
-    raw_path = url.path or "/"
-
-    merged: dict[str, str] = {}
-    cookies: list[str] = []
-    for name, value in headers:
-        lname = name.lower()
-        if lname == "cookie":
-            cookies.extend(c.strip() for c in value.split(";") if c.strip())
-            continue
-        merged[lname] = f"{merged[lname]},{value}" if lname in merged else value
-
-    query: dict[str, str] = {}
-    for name, value in parse_qsl(url.query, keep_blank_values=True):
-        query[name] = f"{query[name]},{value}" if name in query else value
-
-    now = time.time()
-    request_id = str(uuid.uuid4())
-    host = merged.get("host", "localhost")
-    event: dict[str, Any] = {
-        "version": "2.0",
-        "routeKey": route_key,
-        "rawPath": raw_path,
-        "rawQueryString": url.query,
-        "headers": merged,
-        "requestContext": {
-            "accountId": FAKE_ACCOUNT_ID,
-            "apiId": "local",
-            "domainName": host,
-            "domainPrefix": host.split(".")[0],
-            "http": {
-                "method": method.upper(),
-                "path": raw_path,
-                "protocol": protocol,
-                "sourceIp": source_ip,
-                "userAgent": merged.get("user-agent", ""),
-            },
-            "requestId": request_id,
-            "routeKey": route_key,
-            "stage": "$default",
-            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-            "timeEpoch": int(now * 1000),
-        },
-        "isBase64Encoded": False,
-    }
-    if cookies:
-        event["cookies"] = cookies
-    if query:
-        event["queryStringParameters"] = query
-    if path_parameters:
-        event["pathParameters"] = path_parameters
-    if body:
-        try:
-            event["body"] = body.decode("utf-8")
-        except UnicodeDecodeError:
-            event["body"] = base64.b64encode(body).decode("ascii")
-            event["isBase64Encoded"] = True
-    return event
-
-
-@dataclass
-class HttpResponse:
-    status: int
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    body: bytes = b""
-
-
-def response_from_result(result: Any) -> HttpResponse:
-    """Translate a handler result the way API Gateway does for payload format 2.0."""
-    if not isinstance(result, dict) or "statusCode" not in result:
-        # API Gateway infers a 200 JSON response from any other return value.
-        text = result if isinstance(result, str) else json.dumps(result)
-        return HttpResponse(200, [("content-type", "application/json")], text.encode())
-
-    headers: list[tuple[str, str]] = []
-    for name, value in (result.get("headers") or {}).items():
-        headers.append((name, str(value)))
-    for name, values in (result.get("multiValueHeaders") or {}).items():
-        headers.extend((name, str(v)) for v in values)
-    for cookie in result.get("cookies") or []:
-        headers.append(("set-cookie", cookie))
-
-    raw = result.get("body")
-    if raw is None:
-        body = b""
-    elif result.get("isBase64Encoded"):
-        body = base64.b64decode(raw)
-    else:
-        body = str(raw).encode("utf-8")
-    return HttpResponse(int(result["statusCode"]), headers, body)
-
-
-def _json_response(status: int, message: str) -> HttpResponse:
-    body = json.dumps({"message": message}).encode()
-    return HttpResponse(status, [("content-type", "application/json")], body)
-
-
-class Unauthorized(Exception):
-    """The authorizer refused a request: ``challenge`` is its ``www-authenticate`` header,
-    ``reason`` what the server logs."""
-
-    def __init__(self, reason: str, challenge: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.challenge = challenge
-
-    def response(self) -> HttpResponse:
-        """API Gateway's answer: the function is not invoked."""
-        body = json.dumps({"message": "Unauthorized"}, separators=(",", ":")).encode()
-        headers = [("content-type", "application/json"), ("www-authenticate", self.challenge)]
-        return HttpResponse(401, headers, body)
-
-
-class JwtAuthorizer:
-    """API Gateway's JWT authorizer (identity source ``$request.header.Authorization``) with
-    :func:`devtools.dev_tokens.verify` for the issuer's keys, issuer and audience."""
-
-    def __init__(self, verify: Callable[[str], dict[str, Any]] = dev_tokens.verify) -> None:
-        self.verify = verify
-
-    def __call__(self, headers: dict[str, str]) -> dict[str, Any]:
-        """The event's ``requestContext.authorizer`` for a request with these (lower-cased)
-        headers; :class:`Unauthorized` when there is no valid token."""
-        value = headers.get("authorization")
-        if value is None or not value.strip():
-            raise Unauthorized("no Authorization header", "Bearer")
-        token = value.strip()
-        scheme, _, rest = token.partition(" ")
-        if scheme.lower() == "bearer":  # the token alone is accepted too, as API Gateway does
-            token = rest.strip()
-        try:
-            claims = self.verify(token)
-        except dev_tokens.TokenError as err:
-            # API Gateway's challenge; the description is its wording where AWS documents one
-            # ("the token does not have a valid audience"), dev_tokens' otherwise.
-            description = err.reason.replace('"', "'")
-            challenge = f'Bearer scope="" error="invalid_token" error_description="{description}"'
-            raise Unauthorized(err.reason, challenge) from None
-        return authorizer_context(claims)
-
-
-def authorizer_context(claims: Mapping[str, Any]) -> dict[str, Any]:
-    """``requestContext.authorizer`` as API Gateway's JWT authorizer fills it from a verified
-    token's claims: every claim value a string (``"1700000000"``, ``"true"``, a list as
-    ``"[a b]"``), and ``scopes`` the ``scope`` claim split (None without one)."""
-    strings = {name: _claim_text(value) for name, value in claims.items()}
-    return {"jwt": {"claims": strings, "scopes": _scopes(claims)}}
-
-
-def _claim_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, list):
-        return "[" + " ".join(_claim_text(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "map[" + " ".join(f"{k}:{_claim_text(v)}" for k, v in sorted(value.items())) + "]"
-    return json.dumps(value)
-
-
-def _scopes(claims: Mapping[str, Any]) -> list[str] | None:
-    """The token's scopes, from ``scope`` (space-separated) or ``scp``; None without either."""
-    raw = claims.get("scope", claims.get("scp"))
-    if isinstance(raw, str):
-        return raw.split()
-    if isinstance(raw, list):
-        return [str(s) for s in raw]
-    return None
 
 
 class ApiGatewayEmulator:
@@ -386,8 +139,10 @@ class ApiGatewayEmulator:
         self.routes = routes
         self.others = list(others)  # more functions behind the same API, by their routes
         self.authorizer = authorizer
-        # One invocation at a time, as in one Lambda execution environment: the handler keeps
-        # per-request state in module globals (Powertools' resolver holds the current event).
+        # A handler run in this process is one Lambda execution environment: one invocation at
+        # a time, since handlers keep per-request state in module globals (Powertools' resolver
+        # holds the current event). A pooled one runs in its own worker processes, as many at
+        # once as the pool has workers.
         self._invoke = threading.Lock()
 
     def __call__(
@@ -408,7 +163,7 @@ class ApiGatewayEmulator:
                 if matched is None and (matched := match_route(routes, method, path)):
                     handler = other
             if matched is None:
-                return _json_response(404, "Not Found")
+                return json_response(404, "Not Found")
             route, path_parameters = matched
             route_key = route.key
         event = build_event(
@@ -431,44 +186,15 @@ class ApiGatewayEmulator:
             aws_request_id=event["requestContext"]["requestId"],
         )
         try:
-            with self._invoke:
+            if isinstance(handler, PooledFunction):
                 result = handler(event, context)
+            else:
+                with self._invoke:
+                    result = handler(event, context)
             return response_from_result(result)
         except Exception:
             traceback.print_exc()
-            return _json_response(500, "Internal Server Error")
-
-
-def make_http_server(emulator: ApiGatewayEmulator, host: str, port: int) -> ThreadingHTTPServer:
-    class RequestHandler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "credit-meter-local"
-
-        def _handle(self) -> None:
-            length = int(self.headers.get("content-length") or 0)
-            body = self.rfile.read(length) if length else b""
-            response = emulator(
-                self.command, self.path, list(self.headers.items()), body, self.client_address[0]
-            )
-            self.send_response(response.status)
-            names = set()
-            for name, value in response.headers:
-                names.add(name.lower())
-                self.send_header(name, value)
-            if "content-length" not in names:
-                self.send_header("Content-Length", str(len(response.body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(response.body)
-
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _handle
-
-        def log_message(self, format: str, *args: Any) -> None:
-            sys.stderr.write(f"{self.address_string()} - {format % args}\n")
-
-    server = ThreadingHTTPServer((host, port), RequestHandler)
-    server.daemon_threads = True
-    return server
+            return json_response(500, "Internal Server Error")
 
 
 # --------------------------------------------------------------------------
@@ -517,8 +243,8 @@ def configure_environment(endpoint: str, table_name: str) -> None:
     os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
     os.environ["AWS_ENDPOINT_URL_DYNAMODB_STREAMS"] = endpoint
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-    # Lambda runs one invocation per process; this server runs many at once in one process,
-    # and Powertools' Metrics buffer is per process, so EMF metrics are off locally.
+    # No CloudWatch locally: EMF metric lines would only crowd the console (and with
+    # --workers 0 invocations share one process, whose Metrics buffer would mix them).
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.pop("AWS_PROFILE", None)
     os.environ.setdefault("STRIPE_API_KEY", LOCAL_STRIPE_KEY)
@@ -534,114 +260,22 @@ def configure_environment(endpoint: str, table_name: str) -> None:
         os.environ["ALERTS_FILE"] = str(DEFAULT_ALERTS_FILE)
 
 
-def _load_handler(module: str) -> Handler:
-    try:
-        handler: Handler = importlib.import_module(module).handler
-    except ModuleNotFoundError as exc:
-        raise SystemExit(
-            f"error: cannot import {module} ({exc}); run from the repository root with "
-            "PYTHONPATH=layers/credit_meter:functions:. (as `make run` does)"
-        ) from exc
-    return handler
-
-
 # --------------------------------------------------------------------------
 # Wiring
 # --------------------------------------------------------------------------
 
 
-class Schedule:
-    """Invoke a handler every ``interval`` seconds in a thread, as EventBridge Scheduler would,
-    with the input the template gives the schedule."""
-
-    def __init__(self, handler: Handler, interval: float, job: str, function_name: str) -> None:
-        self.handler = handler
-        self.interval = interval
-        self.job = job
-        self.function_name = function_name
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"schedule-{job}", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            scheduled = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            event = {"job": self.job, "scheduled_time": scheduled}
-            try:
-                self.handler(event, FakeLambdaContext(function_name=self.function_name))
-            except Exception:  # the scheduler would retry; locally the next run does
-                traceback.print_exc()
-
-
-LOCAL_RESET_QUEUE_URL = "https://sqs.local/credit-meter-reset-queue"
-
-
-class LocalResetQueue:
-    """Stands in for the reset queue's SQS client: each batch the dispatcher sends becomes an
-    SQS event for the reset worker, invoked at once. Records the worker reports as failed are
-    printed; the wallets stay due, so the next dispatch queues them again."""
-
-    def __init__(self, worker: Handler) -> None:
-        self.worker = worker
-
-    def send_message_batch(
-        self,
-        QueueUrl: str,  # SQS's own argument names
-        Entries: list[dict[str, Any]],
-    ) -> dict[str, Any]:
-        now_ms = str(int(time.time() * 1000))
-        records = [
-            {
-                "messageId": str(uuid.uuid4()),
-                "receiptHandle": uuid.uuid4().hex,
-                "body": entry["MessageBody"],
-                "attributes": {
-                    "ApproximateReceiveCount": "1",
-                    "SentTimestamp": now_ms,
-                    "SenderId": "local",
-                    "ApproximateFirstReceiveTimestamp": now_ms,
-                },
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:credit-meter-reset-queue",
-                "awsRegion": "us-east-1",
-            }
-            for entry in Entries
-        ]
-        response = self.worker(
-            {"Records": records}, FakeLambdaContext(function_name="credit-meter-monthly-reset")
-        )
-        for failure in (response or {}).get("batchItemFailures", []):
-            print(f"reset worker: record {failure['itemIdentifier']} failed", flush=True)
-        return {"Successful": [{"Id": e["Id"]} for e in Entries], "Failed": []}
-
-
-def _reset_dispatcher() -> Handler:
-    """The real dispatcher, its SQS client replaced by :class:`LocalResetQueue`."""
-    module = importlib.import_module("monthly_reset.app")
-    os.environ["RESET_QUEUE_URL"] = LOCAL_RESET_QUEUE_URL
-    vars(module)["_sqs"] = LocalResetQueue(module.handler)  # what sqs_client() hands out
-    dispatch: Handler = module.dispatch
-    return dispatch
-
-
-def _webhook_poster(port: int) -> Callable[[str, dict[str, Any]], None]:
-    """Deliver what the Stripe stand-in announces to the local webhook, signed, a moment later
-    and from another thread (as Stripe does, after answering the API call)."""
+def _webhook_poster(port_of: Callable[[], int]) -> Callable[[str, dict[str, Any]], None]:
+    """Deliver what the Stripe stand-in announces to the local webhook (on the port the server
+    serves, ``port_of()``), signed, a moment later and from another thread (as Stripe does,
+    after answering the API call)."""
 
     def deliver(event_type: str, obj: dict[str, Any]) -> None:
         from devtools import stripe_events
 
         def post() -> None:
             time.sleep(0.2)
-            url = f"http://127.0.0.1:{port}/v1/webhooks/stripe"
+            url = f"http://127.0.0.1:{port_of()}/v1/webhooks/stripe"
             try:
                 event = stripe_events.event(event_type, obj)
                 stripe_events.post(url, event, os.environ["STRIPE_WEBHOOK_SECRET"])
@@ -651,6 +285,70 @@ def _webhook_poster(port: int) -> Callable[[str, dict[str, Any]], None]:
         threading.Thread(target=post, daemon=True).start()
 
     return deliver
+
+
+@dataclass
+class _Triggers:
+    """What runs the functions besides HTTP: stream consumers and schedules."""
+
+    pumps: list[Any] = field(default_factory=list)
+    schedules: list[fn.Schedule] = field(default_factory=list)
+
+    def start(self) -> None:
+        for starter in [*self.pumps, *self.schedules]:
+            starter.start()
+
+    def stop(self) -> None:
+        for schedule in self.schedules:
+            schedule.stop()
+        for pump in self.pumps:
+            pump.stop()
+
+
+def _triggers(
+    endpoint: str,
+    stream_arn: str | None,
+    projector: Handler | None,
+    pool: LambdaPool | None,
+    sweep_seconds: float,
+    reset_seconds: float,
+) -> _Triggers:
+    from devtools.stream_pump import StreamPump
+
+    triggers = _Triggers()
+    if stream_arn is not None:
+        projector = projector or fn.handler_for(fn.PROJECTOR, pool)
+        triggers.pumps.append(StreamPump(endpoint, stream_arn, projector))
+        # The second consumer of the same stream, as in the template (its filter: wallet
+        # writes; the handler ignores every other record).
+        triggers.pumps.append(
+            StreamPump(
+                endpoint,
+                stream_arn,
+                fn.handler_for(fn.ALERTS, pool),
+                context_factory=lambda: FakeLambdaContext(
+                    function_name=fn.ALERTS.name, timeout_seconds=30
+                ),
+            )
+        )
+    if sweep_seconds > 0:
+        sweeper = fn.handler_for(fn.SWEEPER, pool)
+        triggers.schedules.append(
+            fn.Schedule(sweeper, sweep_seconds, "sweep-holds", fn.SWEEPER.name)
+        )
+    if reset_seconds > 0:
+        dispatcher = fn.handler_for(fn.RESET_DISPATCHER, pool)
+        triggers.schedules.append(
+            fn.Schedule(dispatcher, reset_seconds, "monthly-reset", fn.RESET_DISPATCHER.name)
+        )
+    return triggers
+
+
+def _start_pool(workers: int, functions: list[fn.Function]) -> LambdaPool | None:
+    """The worker processes (none for ``workers=0``), each importing ``functions`` once."""
+    if workers <= 0:
+        return None
+    return LambdaPool(workers, [f.entry for f in functions]).start()
 
 
 @contextlib.contextmanager
@@ -666,31 +364,33 @@ def local_stack(
     sweep_seconds: float | None = None,
     reset_seconds: float | None = None,
     authorize: bool = True,
-) -> Iterator[tuple[ThreadingHTTPServer, Backend]]:
-    """Backend + table + stream pump + schedules + (not yet serving) HTTP server; tears all
-    down. ``sweep_seconds`` / ``reset_seconds`` (default ``$LOCAL_SWEEP_SECONDS`` /
-    ``$LOCAL_RESET_SECONDS`` or 60; 0 turns one off) are how often the hold sweeper and the
-    reset dispatcher run. ``authorize`` (default on): routes want a development token
-    (:class:`JwtAuthorizer`), as API Gateway's JWT authorizer does in the cloud.
+    workers: int | None = None,
+) -> Iterator[tuple[GatewayServer, Backend]]:
+    """Backend + table + worker processes + stream pump + schedules + (not yet serving) HTTP
+    server; tears all down. ``sweep_seconds`` / ``reset_seconds`` (default
+    ``$LOCAL_SWEEP_SECONDS`` / ``$LOCAL_RESET_SECONDS`` or 60; 0 turns one off) are how often
+    the hold sweeper and the reset dispatcher run. ``authorize`` (default on): routes want a
+    development token (:class:`JwtAuthorizer`), as API Gateway's JWT authorizer does in the cloud.
 
-    Handlers default to ``metering_api.app.handler`` / ``ledger_projector.app.handler``,
-    imported after the environment is configured.
+    The functions run in ``workers`` worker processes (default ``$LOCAL_WORKERS`` or 4; see
+    :mod:`devtools.lambda_pool`), started once the environment is configured; ``workers=0``
+    runs them in this process, one invocation at a time. ``api_handler`` /
+    ``projector_handler``, when given, run in this process instead of the template's.
     """
-    from devtools.stream_pump import StreamPump
-
     saved_environ = dict(os.environ)
+    server: GatewayServer | None = None
     fake_stripe = None
     if not os.environ.get("STRIPE_API_BASE"):
         from devtools.fake_stripe import FakeStripe
 
         fake_stripe = FakeStripe(
-            int(os.environ.get("LOCAL_STRIPE_PORT") or 12111), on_event=_webhook_poster(port)
+            int(os.environ.get("LOCAL_STRIPE_PORT") or 12111),
+            on_event=_webhook_poster(lambda: server.server_address[1] if server else port),
         ).start()
         os.environ["STRIPE_API_BASE"] = fake_stripe.base_url
     store = start_backend(backend)
-    stream_pumps: list[StreamPump] = []
-    schedules: list[Schedule] = []
-    server: ThreadingHTTPServer | None = None
+    pool: LambdaPool | None = None
+    triggers = _Triggers()
     if sweep_seconds is None:
         sweep_seconds = float(os.environ.get("LOCAL_SWEEP_SECONDS") or 60)
     if reset_seconds is None:
@@ -698,73 +398,72 @@ def local_stack(
     try:
         configure_environment(store.endpoint, table_name)
         description = table.create_table(ddb_local.client(store.endpoint), table_name)
-        if api_handler is None:
-            api_handler = _load_handler("metering_api.app")
-        if pump:
-            if projector_handler is None:
-                projector_handler = _load_handler("ledger_projector.app")
-            stream = description["LatestStreamArn"]
-            stream_pumps.append(StreamPump(store.endpoint, stream, projector_handler))
-            # The second consumer of the same stream, as in the template (its filter: wallet
-            # writes; the handler ignores every other record).
-            stream_pumps.append(
-                StreamPump(
-                    store.endpoint,
-                    stream,
-                    _load_handler("alerts.app"),
-                    context_factory=lambda: FakeLambdaContext(
-                        function_name="credit-meter-alerts", timeout_seconds=30
-                    ),
-                )
-            )
-            for stream_pump in stream_pumps:
-                stream_pump.start()
-        if sweep_seconds > 0:
-            schedules.append(
-                Schedule(
-                    _load_handler("hold_sweeper.app"),
-                    sweep_seconds,
-                    "sweep-holds",
-                    "credit-meter-hold-sweeper",
-                )
-            )
-        if reset_seconds > 0:
-            schedules.append(
-                Schedule(
-                    _reset_dispatcher(),
-                    reset_seconds,
-                    "monthly-reset",
-                    "credit-meter-reset-dispatcher",
-                )
-            )
-        for schedule in schedules:
-            schedule.start()
-        webhook = (
-            routes_from_template(function_id=WEBHOOK_FUNCTION_ID),
-            _load_handler("stripe_webhook.app"),
+        wanted = [
+            *([] if api_handler else [fn.API]),
+            fn.WEBHOOK,
+            fn.BYOK,
+            *([fn.ALERTS] if pump else []),
+            *([fn.PROJECTOR] if pump and not projector_handler else []),
+            *([fn.SWEEPER] if sweep_seconds > 0 else []),
+            *([fn.RESET_DISPATCHER] if reset_seconds > 0 else []),
+        ]
+        pool = _start_pool(lambda_pool.default_size() if workers is None else workers, wanted)
+        stream = description["LatestStreamArn"] if pump else None
+        triggers = _triggers(
+            store.endpoint, stream, projector_handler, pool, sweep_seconds, reset_seconds
         )
-        byok = (routes_from_template(function_id=BYOK_FUNCTION_ID), _load_handler("byok_api.app"))
+        triggers.start()
         authorizer = None
         if authorize:
             dev_tokens.load_key()  # made now, if new, rather than on the first request
             authorizer = JwtAuthorizer()
+        others = [
+            (routes_from_template(function_id=f.template_id), fn.handler_for(f, pool))
+            for f in (fn.WEBHOOK, fn.BYOK)
+        ]
         emulator = ApiGatewayEmulator(
-            api_handler, routes_from_template(), [webhook, byok], authorizer
+            api_handler or fn.handler_for(fn.API, pool), routes_from_template(), others, authorizer
         )
         server = make_http_server(emulator, host, port)
         yield server, store
     finally:
         if server is not None:
             server.server_close()
-        for schedule in schedules:
-            schedule.stop()
-        for stream_pump in stream_pumps:
-            stream_pump.stop()
+        triggers.stop()
+        if pool is not None:
+            pool.stop()
         store.stop()
         if fake_stripe is not None:
             fake_stripe.stop()
         os.environ.clear()
         os.environ.update(saved_environ)
+
+
+def _print_banner(args: argparse.Namespace, store: Backend, host: str, port: int) -> None:
+    stripe_api = os.environ["STRIPE_API_BASE"]
+    lines = [f"Storage: {store.kind} at {store.endpoint}, table {args.table_name!r}"]
+    if args.workers > 0:
+        lines.append(f"Workers: {args.workers} processes run the functions, one invocation each")
+    else:
+        lines.append("Workers: none; the functions run in this process, one at a time")
+    if not args.no_stream:
+        lines.append("Stream:  ledger_projector.app.handler fed from the table's stream")
+        lines.append(
+            "Alerts:  alerts.app.handler fed from the table's stream; alerts are logged "
+            f"and appended to {os.environ['ALERTS_FILE']}"
+        )
+    lines += [
+        "Sweeper: hold_sweeper.app.handler on its schedule",
+        "Resets:  monthly_reset.app.dispatch -> handler on their schedule",
+        f"Stripe:  API at {stripe_api}; webhook POST http://{host}:{port}/v1/webhooks/stripe",
+        f"         make webhook PORT={port} LOCAL_STRIPE_PORT={urlsplit(stripe_api).port} "
+        'ARGS="pay cs_test_..."',
+        # The issuer is a fixed name in the tokens (dev_tokens.ISSUER), not this server's address.
+        f"Auth:    bearer tokens from: make -s token ROLE=admin ORG=o1 (key "
+        f"{dev_tokens.key_file()}, issuer name {dev_tokens.ISSUER!r} on any port)",
+        f"Credit Meter API listening on http://{host}:{port}  (Ctrl-C to stop)",
+    ]
+    print("\n".join(lines), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -774,6 +473,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=("auto", "ddb-local", "moto"), default="auto")
     parser.add_argument("--table-name", default=DEFAULT_TABLE_NAME)
     parser.add_argument("--no-stream", action="store_true", help="do not run the projector")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=lambda_pool.default_size(),
+        help="worker processes running the functions ($LOCAL_WORKERS, default 4; 0: run them "
+        "in the server's process, one invocation at a time)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     for noisy in ("botocore", "boto3", "urllib3", "werkzeug"):  # werkzeug: moto's server
@@ -793,30 +499,12 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         pump=not args.no_stream,
+        workers=args.workers,
     ) as (server, store):
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
         host, port = str(server.server_address[0]), int(server.server_address[1])
-        print(f"Storage: {store.kind} at {store.endpoint}, table {args.table_name!r}", flush=True)
-        if not args.no_stream:
-            print("Stream:  ledger_projector.app.handler fed from the table's stream", flush=True)
-            print(
-                "Alerts:  alerts.app.handler fed from the table's stream; alerts are logged "
-                f"and appended to {os.environ['ALERTS_FILE']}",
-                flush=True,
-            )
-        print("Sweeper: hold_sweeper.app.handler on its schedule", flush=True)
-        print("Resets:  monthly_reset.app.dispatch -> handler on their schedule", flush=True)
-        print(
-            f"Stripe:  API at {os.environ['STRIPE_API_BASE']}; webhook POST /v1/webhooks/stripe",
-            flush=True,
-        )
-        print(
-            f"Auth:    bearer tokens of the local issuer {dev_tokens.ISSUER} "
-            f"(key {dev_tokens.key_file()}): make -s token ROLE=admin ORG=o1",
-            flush=True,
-        )
-        print(f"Credit Meter API listening on http://{host}:{port}  (Ctrl-C to stop)", flush=True)
+        _print_banner(args, store, host, port)
         server.serve_forever(poll_interval=0.25)
     print("Stopped.", flush=True)
     return 0

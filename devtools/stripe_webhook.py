@@ -1,7 +1,7 @@
 """Deliver Stripe webhook events to the locally running service, signed as Stripe signs them.
 
-With the local API on http://127.0.0.1:3000 and the fake Stripe API running
-(``python -m devtools.fake_stripe``)::
+With the local API running (``make run``, on ``$PORT``, default 3000) and its stand-in for
+Stripe's API (on ``$LOCAL_STRIPE_PORT``, default 12111; or ``python -m devtools.fake_stripe``)::
 
     python -m devtools.stripe_webhook pay cs_test_…            # the customer pays a checkout
     python -m devtools.stripe_webhook pay cs_test_… --unpaid   # … with a payment still processing
@@ -15,9 +15,10 @@ already complete sends its events again). ``send`` posts an event file as it is 
 object; a bare object is wrapped with ``--type``).
 
 Environment: ``STRIPE_WEBHOOK_SECRET`` (default ``whsec_local_fake``), the secret the service
-checks signatures with; ``STRIPE_API_BASE`` (default ``http://127.0.0.1:12111``), the fake
-Stripe API. ``--url`` sets the webhook endpoint (default
-``http://127.0.0.1:3000/v1/webhooks/stripe``).
+checks signatures with; ``STRIPE_API_BASE`` (default ``http://127.0.0.1:$LOCAL_STRIPE_PORT``,
+port 12111 if unset), the fake Stripe API; ``PORT`` (default 3000), the local API's port, for
+the webhook endpoint ``http://127.0.0.1:$PORT/v1/webhooks/stripe`` (``--url`` sets another),
+as ``make run`` reads them.
 """
 
 from __future__ import annotations
@@ -38,7 +39,10 @@ from devtools.fake_stripe import TEST_API_KEY
 
 Json = dict[str, Any]
 
-DEFAULT_URL = "http://127.0.0.1:3000/v1/webhooks/stripe"
+DEFAULT_PORT = 3000  # make run's, as devtools.local_server
+DEFAULT_STRIPE_PORT = 12111  # the Stripe stand-in's, as devtools.fake_stripe
+WEBHOOK_PATH = "/v1/webhooks/stripe"
+DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}{WEBHOOK_PATH}"
 DEFAULT_SECRET = "whsec_local_fake"  # not a secret: the local service's test value
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -182,7 +186,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--url",
         default=argparse.SUPPRESS,
-        help=f"the webhook endpoint (default {DEFAULT_URL})",
+        help=f"the webhook endpoint (default http://127.0.0.1:$PORT{WEBHOOK_PATH}, "
+        f"$PORT defaulting to {DEFAULT_PORT})",
     )
     common.add_argument(
         "--secret",
@@ -192,7 +197,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--api-base",
         default=argparse.SUPPRESS,
-        help=f"the fake Stripe API (default $STRIPE_API_BASE or {se.LOCAL_API_BASE})",
+        help="the fake Stripe API (default $STRIPE_API_BASE or "
+        f"http://127.0.0.1:$LOCAL_STRIPE_PORT, port {DEFAULT_STRIPE_PORT} if unset)",
     )
     parser = argparse.ArgumentParser(
         prog="python -m devtools.stripe_webhook",
@@ -247,15 +253,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def default_url() -> str:
+    """The local API's webhook endpoint, on ``$PORT`` as ``make run`` serves it."""
+    return f"http://127.0.0.1:{os.environ.get('PORT') or DEFAULT_PORT}{WEBHOOK_PATH}"
+
+
+def default_api_base() -> str:
+    """``$STRIPE_API_BASE``, else the Stripe stand-in on ``$LOCAL_STRIPE_PORT``."""
+    if os.environ.get("STRIPE_API_BASE"):
+        return os.environ["STRIPE_API_BASE"]
+    return f"http://127.0.0.1:{os.environ.get('LOCAL_STRIPE_PORT') or DEFAULT_STRIPE_PORT}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    url = getattr(args, "url", DEFAULT_URL)
+    url = getattr(args, "url", None) or default_url()
     secret = (
         getattr(args, "secret", None) or os.environ.get("STRIPE_WEBHOOK_SECRET") or DEFAULT_SECRET
     )
-    api_base = (
-        getattr(args, "api_base", None) or os.environ.get("STRIPE_API_BASE") or se.LOCAL_API_BASE
-    )
+    api_base = getattr(args, "api_base", None) or default_api_base()
     try:
         events = args.run(args, api_base)
         return 0 if _deliver(events, url, secret) else 1

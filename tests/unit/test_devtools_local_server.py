@@ -5,13 +5,15 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from devtools import local_server
+from devtools import http_front, local_server
 from devtools.local_server import ApiGatewayEmulator, build_event, response_from_result
 
 
@@ -175,3 +177,143 @@ def test_handler_exception_is_500(served: tuple[int, list[dict[str, Any]]]) -> N
     port, _ = served
     status, _, body = _request(port, "GET", "/v1/prices")
     assert (status, json.loads(body)) == (500, {"message": "Internal Server Error"})
+
+
+# --------------------------------------------------------------------------
+# What API Gateway answers itself, before any function
+# --------------------------------------------------------------------------
+
+SHORT_TIMEOUT = 0.5  # the server's socket timeout in these tests, to see it end a stalled body
+
+
+@pytest.fixture
+def edge() -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """A server whose routes are the template's, with a 64-byte payload limit."""
+    seen: list[dict[str, Any]] = []
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        seen.append(event)
+        return {"statusCode": 200, "body": json.dumps({"body": event.get("body")})}
+
+    emulator = ApiGatewayEmulator(handler, local_server.routes_from_template())
+    server = local_server.make_http_server(
+        emulator, "127.0.0.1", 0, socket_timeout=SHORT_TIMEOUT, max_body=64
+    )
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def _raw(port: int, request: bytes) -> tuple[int, dict[str, str], Any, bool]:
+    """Send bytes as they are; (status, headers, JSON body, whether the server then closed)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        body = json.loads(response.read())
+        headers = {k.lower(): v for k, v in response.getheaders()}
+        closed = sock.recv(1) == b""
+    return response.status, headers, body, closed
+
+
+def _post(length: str, body: bytes = b"", extra: str = "") -> bytes:
+    head = f"POST /v1/wallets/w1/quote HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n{extra}"
+    return head.encode() + b"\r\n" + body
+
+
+@pytest.mark.parametrize("method", ["TRACE", "QUERY", "BREW", "CONNECT"])
+def test_unknown_methods_are_404_json(edge: tuple[int, list[dict[str, Any]]], method: str) -> None:
+    port, seen = edge
+    status, headers, body, _ = _raw(
+        port, f"{method} /v1/prices HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    )
+    assert (status, body) == (404, {"message": "Not Found"})
+    assert headers["content-type"] == "application/json"
+    assert seen == []
+
+
+@pytest.mark.parametrize("length", ["abc", "-1", "1e3", "0x10", "", "5, 6"])
+def test_a_bad_content_length_is_400_json(
+    edge: tuple[int, list[dict[str, Any]]], length: str
+) -> None:
+    port, seen = edge
+    status, headers, body, closed = _raw(port, _post(length, b"{}"))
+    assert (status, body) == (400, {"message": "Bad Request"})
+    assert headers["content-type"] == "application/json"
+    assert closed and seen == []
+
+
+def test_differing_content_lengths_are_400(edge: tuple[int, list[dict[str, Any]]]) -> None:
+    port, seen = edge
+    status, _, body, _ = _raw(port, _post("2", b"{}", "Content-Length: 3\r\n"))
+    assert (status, body) == (400, {"message": "Bad Request"})
+    assert seen == []
+
+
+def test_a_body_over_the_payload_limit_is_413_before_it_is_read(
+    edge: tuple[int, list[dict[str, Any]]],
+) -> None:
+    port, seen = edge
+    # Declared only: the answer does not wait for a body that never comes.
+    status, headers, body, closed = _raw(port, _post("65"))
+    assert (status, body) == (413, {"message": "Request Entity Too Large"})
+    assert headers["content-type"] == "application/json" and closed
+    # A client that asks before sending is refused, not told to continue.
+    status, _, body, _ = _raw(port, _post("99999999999999999999", extra="Expect: 100-continue\r\n"))
+    assert (status, body) == (413, {"message": "Request Entity Too Large"})
+    assert seen == []
+    # At the limit, the body goes through.
+    status, _, body, _ = _raw(port, _post("64", b"x" * 64, "Connection: close\r\n"))
+    assert (status, body) == (200, {"body": "x" * 64})
+
+
+def test_the_real_payload_limit_is_api_gateways_10_mb() -> None:
+    assert local_server.make_http_server.__kwdefaults__["max_body"] == 10 * 1024 * 1024
+    assert http_front.GatewayServer.request_queue_size >= 128
+
+
+def test_a_body_shorter_than_declared_does_not_hold_the_thread(
+    edge: tuple[int, list[dict[str, Any]]],
+) -> None:
+    port, seen = edge
+    began = time.monotonic()
+    status, _, body, closed = _raw(port, _post("40", b'{"a":'))
+    assert (status, body) == (408, {"message": "Request Timeout"})
+    assert closed and seen == []
+    assert time.monotonic() - began < SHORT_TIMEOUT + 5
+
+
+def test_a_malformed_request_is_400_json(edge: tuple[int, list[dict[str, Any]]]) -> None:
+    port, seen = edge
+    status, _, body, closed = _raw(port, b"NOT A REQUEST LINE AT ALL\r\n\r\n")
+    assert (status, body) == (400, {"message": "Bad Request"})
+    assert closed and seen == []
+
+
+def test_a_chunked_body_reaches_the_function(edge: tuple[int, list[dict[str, Any]]]) -> None:
+    port, seen = edge
+    request = (
+        b"POST /v1/wallets/w1/quote HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        b'Connection: close\r\n\r\n4\r\n{"a"\r\n3;ext=1\r\n:1}\r\n0\r\n\r\n'
+    )
+    status, _, body, _ = _raw(port, request)
+    assert (status, body) == (200, {"body": '{"a":1}'})
+    assert seen[-1]["routeKey"] == "POST /v1/wallets/{wallet_id}/quote"
+
+
+def test_keep_alive_requests_share_a_connection(edge: tuple[int, list[dict[str, Any]]]) -> None:
+    port, seen = edge
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        for n in range(3):
+            conn.request("POST", "/v1/wallets/w1/quote", body=str(n).encode())
+            response = conn.getresponse()
+            assert (response.status, json.loads(response.read())) == (200, {"body": str(n)})
+    finally:
+        conn.close()
+    assert len(seen) == 3
