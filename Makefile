@@ -56,6 +56,8 @@ help:
 	@echo "  token        print a development token for make run: ROLE=admin ORG=o1, or"
 	@echo "               SCOPE=credits:meter ORG=o1 (optional: SUB=..., TTL=seconds)"
 	@echo "  bench        benchmarks"
+	@echo "  smoke        check a running API end to end: API=<base url> (default make run's),"
+	@echo "               TOKEN=<bearer token> [METER_TOKEN=...]; a local API needs no token"
 	@echo "  webhook      play Stripe against the local server: ARGS=\"pay CS [--unpaid]\","
 	@echo "               \"settle CS [--failed]\", \"refund PI [--amount N]\", \"send FILE.json\""
 	@echo "  clean        remove build output and tool caches"
@@ -136,6 +138,14 @@ token:
 	@PYTHONPATH=$(DEV_PYTHONPATH) $(PY) -m devtools.dev_tokens --org '$(ORG)' \
 	  $(if $(ROLE),--role '$(ROLE)') $(if $(SCOPE),--scope '$(SCOPE)') \
 	  $(if $(SUB),--sub '$(SUB)') $(if $(TTL),--ttl '$(TTL)')
+
+# A short end-to-end check of any deployment (docs/operations.md): a new wallet, a reservation,
+# a commit, a release, a charge, the wallet and its projected ledger. TOKEN and METER_TOKEN reach
+# it through the environment (make exports command-line variables), never its command line.
+.PHONY: smoke
+smoke: venv
+	@PYTHONPATH=$(DEV_PYTHONPATH) $(PY) -m devtools.smoke \
+	  --api '$(or $(API),http://127.0.0.1:$(or $(PORT),3000))' $(SMOKE_ARGS)
 
 bench: venv ddb-local
 	PYTHONPATH=$(DEV_PYTHONPATH) $(PY) -m devtools.bench
