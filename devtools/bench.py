@@ -598,7 +598,7 @@ def synthetic_writes(
     from credit_meter.core import wallets
     from credit_meter.core.catalog import catalog
     from credit_meter.core.usage import encode_line
-    from credit_meter.storage import items
+    from credit_meter.storage import items, wallet_record
 
     cat = catalog()
     rng = random.Random(entries)
@@ -622,13 +622,13 @@ def synthetic_writes(
                     amount = Decimal(10**9) if seq == 1 else Decimal(100)
                     gid = f"grt_{at:011x}{seq:012x}"
                     source = "purchase" if seq == 1 else "promo"
-                    post = items.posting(
+                    post = wallet_record.posting(
                         gid, "grant", amount, "posted", at, source=source, bucket_id=gid
                     )
                 elif kind < 0.6:  # a charge: by usage, or in plain credits
                     lines = cat.itemise(_usage(rng)) if kind < 0.5 else []
                     cost = sum((x.cost for x in lines), ZERO) or Decimal(rng.randint(1, 500)) / 100
-                    post = items.posting(
+                    post = wallet_record.posting(
                         f"chg_bench{seq}",
                         "charge",
                         -cost,
@@ -650,7 +650,7 @@ def synthetic_writes(
                     if member is not None:
                         hold["m"] = member
                     holds[key] = hold
-                    post = items.posting(
+                    post = wallet_record.posting(
                         f"rsv_{key}",
                         "reservation",
                         -charged,
@@ -661,8 +661,14 @@ def synthetic_writes(
                     )
                 balance += post["d"]
                 posts.append(post)
-            old = {"pk": pk, "sk": items.WALLET_SK, "seq": old_seq, "hd": holds}
-            new = {"pk": pk, "sk": items.WALLET_SK, "seq": seq, "posts": posts, "bal": balance}
+            old = {"pk": pk, "sk": wallet_record.WALLET_SK, "seq": old_seq, "hd": holds}
+            new = {
+                "pk": pk,
+                "sk": wallet_record.WALLET_SK,
+                "seq": seq,
+                "posts": posts,
+                "bal": balance,
+            }
             new["ps"] = period_start
             yield old, new
 
@@ -674,7 +680,7 @@ def seed_wallet(store: Any, wallet_id: str, entries: int, now: datetime) -> list
     per rollup item (different items side by side). Returns the entries."""
     from credit_meter.billing.billing import Billing
     from credit_meter.reports.projector import project_change
-    from credit_meter.storage import items
+    from credit_meter.storage import wallet_record
     from credit_meter.storage.store import Update
 
     Billing(store).put_wallet(
@@ -700,7 +706,7 @@ def seed_wallet(store: Any, wallet_id: str, entries: int, now: datetime) -> list
         list(pool.map(apply, rollups.values()))
     # The wallet's seq as the synthetic writes left it (the entries count against it).
     store.update(
-        Update(items.wallet_key(wallet_id), "SET seq = :n", None, values={":n": len(written)})
+        Update(wallet_record.key(wallet_id), "SET seq = :n", None, values={":n": len(written)})
     )
     return written
 

@@ -30,8 +30,8 @@ from credit_meter.controls import notify
 from credit_meter.core.alerts import DEPLETED, LIMIT_REACHED, RESTORED, THRESHOLD_CROSSED, crossings
 from credit_meter.payments.payments import Payments
 from credit_meter.payments.stripe_gateway import StripeGateway
-from credit_meter.storage.items import WALLET_SK
 from credit_meter.storage.store import from_item
+from credit_meter.storage.wallet_record import WALLET_SK
 
 logger = Logger()
 metrics = Metrics()

@@ -36,7 +36,7 @@ from credit_meter.billing.billing import Billing
 from credit_meter.core import wallets
 from credit_meter.core.catalog import catalog
 from credit_meter.storage import items as stored
-from credit_meter.storage import store
+from credit_meter.storage import store, wallet_record
 from devtools import table
 from devtools.apigw import FakeContext, http_event
 from devtools.stream_pump import StreamPump
@@ -161,7 +161,7 @@ class Ledger:
     def wallet_item(self, wallet_id: str) -> dict[str, Any]:
         response = self.client.get_item(
             TableName=self.table,
-            Key={"pk": {"S": stored.wallet_pk(wallet_id)}, "sk": {"S": stored.WALLET_SK}},
+            Key={"pk": {"S": stored.wallet_pk(wallet_id)}, "sk": {"S": wallet_record.WALLET_SK}},
             ConsistentRead=True,
         )
         return store.from_item(response["Item"])
@@ -214,7 +214,7 @@ class Ledger:
                 assert entry["balance_after"] >= 0, f"charge {entry['seq']} overspent"
         assert running == balance, f"Σ ledger credits {running} != balance {balance}"
 
-        buckets = stored.buckets(item)
+        buckets = wallet_record.buckets(item)
         order = sorted(buckets, key=lambda b: wallets.burn_key(b, catalog()))
         assert [b.id for b in buckets] == [b.id for b in order], "buckets not in burn order"
         views = wallets.remaining(buckets, Decimal(item["drawn"]))

@@ -28,6 +28,7 @@ from credit_meter.core.errors import Conflict
 from credit_meter.core.wallets import Ended
 from credit_meter.metering.service import SWEEP_REVISIT_SECONDS, Cost, Metering, Request
 from credit_meter.storage import items as stored
+from credit_meter.storage import wallet_record
 from devtools.apigw import FakeContext
 from tests.principals import TEST_ORG
 
@@ -91,9 +92,9 @@ def statuses(ledger: Any, wallet_id: str) -> dict[str, tuple[str, Decimal]]:
 def on_index(ledger: Any, wallet_id: str) -> bool:
     page = ledger.client.query(
         TableName=ledger.table,
-        IndexName=stored.SWEEP_INDEX,
+        IndexName=wallet_record.SWEEP_INDEX,
         KeyConditionExpression="sweep_shard = :s",
-        ExpressionAttributeValues={":s": {"S": stored.sweep_shard(wallet_id)}},
+        ExpressionAttributeValues={":s": {"S": wallet_record.sweep_shard(wallet_id)}},
     )
     return any(i["pk"]["S"] == stored.wallet_pk(wallet_id) for i in page["Items"])
 

@@ -42,7 +42,7 @@ from credit_meter.core.errors import (
 from credit_meter.core.ids import ReservationId, member_tag
 from credit_meter.core.wallets import Charge, Ended, Reservation
 from credit_meter.metering.service import Cost, Request
-from credit_meter.storage import items as stored
+from credit_meter.storage import wallet_record
 from tests.storms import kinds, storm
 
 pytestmark = pytest.mark.integration
@@ -301,7 +301,7 @@ def test_concurrent_new_budgets_stop_at_32_members(metering: Billing, ledger: An
     refused = [r for r in results if isinstance(r, Conflict)]
     assert {r.code for r in refused} == {"too-many-member-budgets"}
     item = rooms_are_exact(ledger, wid)
-    assert len(item["mb"]) == stored.MAX_MEMBER_BUDGETS == 32
+    assert len(item["mb"]) == wallet_record.MAX_MEMBER_BUDGETS == 32
     granted = {i for i, r in enumerate(results) if not isinstance(r, Exception)}
     assert {e["n"] for e in item["mb"].values()} == {f"m{i:02d}" for i in granted}
     for entry in item["mb"].values():

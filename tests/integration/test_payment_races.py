@@ -32,7 +32,7 @@ from credit_meter.core.errors import Contention, InsufficientCredits
 from credit_meter.metering.service import Cost, Request
 from credit_meter.payments.payments import Payments, Recorded
 from credit_meter.payments.stripe_webhooks import observe
-from credit_meter.storage import items, store
+from credit_meter.storage import items, store, wallet_record
 from devtools import stripe_events as se
 from devtools.fake_stripe import TEST_API_KEY, FakeStripe
 from tests.principals import TEST_ORG
@@ -544,7 +544,7 @@ def test_refunds_racing_spenders_may_overdraw_but_the_ledger_adds_up(
 def _wallet_changes(ledger: Any, wallet_id: str) -> list[tuple[Json | None, Json]]:
     """(old image, new image) of every write of the wallet item the stream carried (after
     ``ledger.check`` drained it), amounts as Decimals."""
-    key = {"pk": {"S": items.wallet_pk(wallet_id)}, "sk": {"S": items.WALLET_SK}}
+    key = {"pk": {"S": items.wallet_pk(wallet_id)}, "sk": {"S": wallet_record.WALLET_SK}}
     found = []
     for record in ledger.records:
         change = record.get("dynamodb", {})

@@ -36,7 +36,7 @@ from credit_meter.core.errors import Conflict, Contention, InsufficientCredits
 from credit_meter.core.wallets import Charge, Ended, Granted, Reservation
 from credit_meter.metering.service import Cost, Request
 from credit_meter.storage import items as stored
-from credit_meter.storage import store
+from credit_meter.storage import store, wallet_record
 from credit_meter.storage.store import Store, Update
 from devtools.apigw import FakeContext
 from tests.storms import kinds, storm
@@ -158,7 +158,7 @@ def wallet_changes(ledger: Any, wallet_id: str) -> list[tuple[dict[str, Any], di
     changes = []
     for record in ledger.records:
         change = record["dynamodb"]
-        if change["Keys"]["pk"]["S"] != pk or change["Keys"]["sk"]["S"] != stored.WALLET_SK:
+        if change["Keys"]["pk"]["S"] != pk or change["Keys"]["sk"]["S"] != wallet_record.WALLET_SK:
             continue
         old = store.from_item(change.get("OldImage", {}))
         changes.append((old, store.from_item(change["NewImage"])))

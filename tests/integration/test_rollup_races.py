@@ -37,8 +37,8 @@ from credit_meter.core.catalog import UsageLine
 from credit_meter.core.errors import Contention, InsufficientCredits
 from credit_meter.metering.service import Cost, Request
 from credit_meter.reports.reports import Reports
-from credit_meter.storage import items as stored
 from credit_meter.storage import store as store_module
+from credit_meter.storage import wallet_record
 from devtools import table
 from devtools.stream_pump import StreamPump
 from tests.integration.conftest import Ledger, _as_lambda_sends, call_handler, function_env
@@ -304,7 +304,7 @@ def projected_ledger(
             r
             for r in _as_lambda_sends(event)["Records"]
             if r["eventName"] in ("INSERT", "MODIFY")
-            and r["dynamodb"]["Keys"]["sk"]["S"] == stored.WALLET_SK
+            and r["dynamodb"]["Keys"]["sk"]["S"] == wallet_record.WALLET_SK
         ]
         if not records:
             return {"batchItemFailures": []}

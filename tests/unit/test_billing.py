@@ -24,7 +24,7 @@ from credit_meter.billing.billing import Advanced, Billing
 from credit_meter.core import clock, periods, wallets
 from credit_meter.core.money import fmt
 from credit_meter.reports import projector
-from credit_meter.storage import items
+from credit_meter.storage import items, wallet_record
 from credit_meter.storage.store import Store
 from devtools.apigw import FakeContext
 
@@ -233,14 +233,14 @@ def entry_count(api: Api, wallet_id: str, project: Callable[[], None]) -> int:
 
 
 def wallet_item(wallet_id: str) -> dict[str, Any]:
-    item = Store().get(items.wallet_key(wallet_id))
+    item = Store().get(wallet_record.key(wallet_id))
     assert item is not None
     return item
 
 
 def bucket_ids(wallet_id: str) -> dict[str, str]:
     """Bucket id by source (one bucket per source in the wallets that use this)."""
-    found = {b.source: b.id for b in items.buckets(wallet_item(wallet_id))}
+    found = {b.source: b.id for b in wallet_record.buckets(wallet_item(wallet_id))}
     return found
 
 
@@ -1690,7 +1690,7 @@ class LedgerMirror:
         assert Decimal(wallet["avail"]) == balance - Decimal(wallet["held"])
         left = {
             v.bucket.id: v.remaining
-            for v in wallets.remaining(items.buckets(wallet), Decimal(wallet["drawn"]))
+            for v in wallets.remaining(wallet_record.buckets(wallet), Decimal(wallet["drawn"]))
         }
         lines = {sk: line for (p, sk), line in self.lines.items() if p == pk}
         assert set(left) <= {line["grant_id"] for line in lines.values()}

@@ -28,7 +28,7 @@ from credit_meter.core import clock
 from credit_meter.core.errors import Conflict
 from credit_meter.metering import service
 from credit_meter.metering.service import SWEEP_REVISIT_SECONDS, Cost, Metering, Request
-from credit_meter.storage import items
+from credit_meter.storage import items, wallet_record
 from credit_meter.storage.store import Store, from_item
 from devtools import table
 from devtools.apigw import FakeContext
@@ -121,7 +121,7 @@ def money(api: Api, wallet: str = W) -> tuple[str, str, str]:
 
 
 def wallet_item(wallet_id: str = WID) -> dict[str, Any]:
-    item = Store().get(items.wallet_key(wallet_id))
+    item = Store().get(wallet_record.key(wallet_id))
     assert item is not None
     return item
 
@@ -130,9 +130,9 @@ def on_index(aws: Any, wallet_id: str = WID) -> int | None:
     """The wallet's ``sweep_at`` as ``SweepIndex`` has it, or None when it is not there."""
     page = aws.query(
         TableName=os.environ["TABLE_NAME"],
-        IndexName=items.SWEEP_INDEX,
+        IndexName=wallet_record.SWEEP_INDEX,
         KeyConditionExpression="sweep_shard = :s",
-        ExpressionAttributeValues={":s": {"S": items.sweep_shard(wallet_id)}},
+        ExpressionAttributeValues={":s": {"S": wallet_record.sweep_shard(wallet_id)}},
     )
     found = [from_item(i) for i in page["Items"] if i["pk"]["S"] == items.wallet_pk(wallet_id)]
     assert len(found) <= 1
@@ -227,7 +227,7 @@ def _forget_the_sweep_index(aws: Any) -> None:
     """Make the wallet look as the release before the sweeper left it."""
     aws.update_item(
         TableName=os.environ["TABLE_NAME"],
-        Key={"pk": {"S": items.wallet_pk(WID)}, "sk": {"S": items.WALLET_SK}},
+        Key={"pk": {"S": items.wallet_pk(WID)}, "sk": {"S": wallet_record.WALLET_SK}},
         UpdateExpression="REMOVE sweep_shard, sweep_at",
     )
 
@@ -489,7 +489,7 @@ def test_a_wallet_that_changes_under_the_sweeper_is_read_again(
 
     def get_then_interleave(self: Store, key: dict[str, str]) -> dict[str, Any] | None:
         item = get(self, key)
-        if key == items.wallet_key(WID) and not interleaved:
+        if key == wallet_record.key(WID) and not interleaved:
             interleaved.append(True)
             meanwhile(Metering(), rids)
         return item
@@ -513,7 +513,7 @@ def test_the_handler_sweeps_every_shard_and_summarises(
     api: Api, now: Clock, run_handler: Callable[[], Summary]
 ) -> None:
     wallets = [f"team-{n}" for n in range(5)]
-    assert len({items.sweep_shard(w) for w in wallets}) == 5
+    assert len({wallet_record.sweep_shard(w) for w in wallets}) == 5
     for n, wallet_id in enumerate(wallets):
         wallet = new_wallet(api, wallet_id)
         for _ in range(n % 2 + 1):
@@ -588,7 +588,9 @@ def test_query_index_upto_reads_every_page() -> None:
     store = Store("ledger", client=client)  # type: ignore[arg-type]
 
     found = list(
-        store.query_index_upto(items.SWEEP_INDEX, "sweep_shard", "S#03", "sweep_at", Decimal(99))
+        store.query_index_upto(
+            wallet_record.SWEEP_INDEX, "sweep_shard", "S#03", "sweep_at", Decimal(99)
+        )
     )
 
     assert [f["pk"] for f in found] == ["W#w0", "W#w1", "W#w2"]
@@ -604,9 +606,9 @@ def test_query_index_upto_reads_every_page() -> None:
 
 
 def test_sweep_shards_spread_wallets_and_are_stable() -> None:
-    shards = {items.sweep_shard(f"wallet-{n}") for n in range(500)}
-    assert shards == {f"S#{n:02d}" for n in range(items.SWEEP_SHARDS)}
-    assert items.sweep_shard("acme") == items.sweep_shard("acme")
+    shards = {wallet_record.sweep_shard(f"wallet-{n}") for n in range(500)}
+    assert shards == {f"S#{n:02d}" for n in range(wallet_record.SWEEP_SHARDS)}
+    assert wallet_record.sweep_shard("acme") == wallet_record.sweep_shard("acme")
     assert items.wallet_id_of(items.wallet_pk("a#b")) == "a#b"
 
 
@@ -624,7 +626,9 @@ INDEX_ARN = {"Fn::Sub": "${LedgerTable.Arn}/index/SweepIndex"}
 
 def test_template_has_the_sparse_keys_only_sweep_index() -> None:
     props = _resources()["LedgerTable"]["Properties"]
-    (index,) = [i for i in props["GlobalSecondaryIndexes"] if i["IndexName"] == items.SWEEP_INDEX]
+    (index,) = [
+        i for i in props["GlobalSecondaryIndexes"] if i["IndexName"] == wallet_record.SWEEP_INDEX
+    ]
     assert index["KeySchema"] == [
         {"AttributeName": "sweep_shard", "KeyType": "HASH"},
         {"AttributeName": "sweep_at", "KeyType": "RANGE"},
@@ -633,7 +637,10 @@ def test_template_has_the_sparse_keys_only_sweep_index() -> None:
     types = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
     assert (types["sweep_shard"], types["sweep_at"]) == ("S", "N")
     index_definition = table.table_definition_from_template()["GlobalSecondaryIndexes"]
-    assert [i["IndexName"] for i in index_definition] == [items.SWEEP_INDEX, items.DUE_INDEX]
+    assert [i["IndexName"] for i in index_definition] == [
+        wallet_record.SWEEP_INDEX,
+        wallet_record.DUE_INDEX,
+    ]
 
 
 def test_template_runs_the_sweeper_every_minute_with_retries_and_a_dlq() -> None:

@@ -38,7 +38,7 @@ from credit_meter.controls import controls
 from credit_meter.core import clock
 from credit_meter.metering import service
 from credit_meter.metering.service import Metering
-from credit_meter.storage import items
+from credit_meter.storage import wallet_record
 from credit_meter.storage.store import Store
 
 Api = Callable[..., tuple[int, dict[str, str], Any]]
@@ -231,7 +231,7 @@ def usage(api: Api, member: str) -> tuple[str | None, str, str, str | None]:
 
 
 def wallet_item(wallet_id: str = "w1") -> Json:
-    found = Store().get(items.wallet_key(wallet_id))
+    found = Store().get(wallet_record.key(wallet_id))
     assert found is not None
     return found
 

@@ -17,7 +17,7 @@ import boto3
 import pytest
 
 from credit_meter.metering import service
-from credit_meter.storage import items
+from credit_meter.storage import wallet_record
 
 WID = "w-modes"
 TOKENS = [
@@ -43,7 +43,7 @@ def _table() -> Any:
 
 def _set_byok(wallet_id: str, *members: str) -> None:
     """What the BYOK module's fan-out leaves on a wallet: the members with an active key."""
-    key = items.wallet_key(wallet_id)
+    key = wallet_record.key(wallet_id)
     if members:
         _table().update_item(
             Key=key, UpdateExpression="SET ky = :m", ExpressionAttributeValues={":m": set(members)}

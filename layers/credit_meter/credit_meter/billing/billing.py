@@ -36,7 +36,7 @@ from credit_meter.core.money import ZERO, fmt
 from credit_meter.core.periods import Posting, Rolled
 from credit_meter.core.wallets import Bucket, Granted, WalletView
 from credit_meter.metering.service import Metering
-from credit_meter.storage import items
+from credit_meter.storage import items, wallet_record
 from credit_meter.storage.items import (
     GRANT_RECORD,
     PROMO_RECORD,
@@ -154,14 +154,14 @@ class _BucketChange:
 def _bucket_update(wallet_id: str, wallet: dict[str, Any], change: _BucketChange) -> Update:
     names = {f"#s{i}": name for i, name in enumerate(change.sets)} | change.names
     values: dict[str, Any] = {
-        ":bk": [items.bucket_item(b) for b in change.buckets],
+        ":bk": [wallet_record.bucket_item(b) for b in change.buckets],
         ":one": 1,
         ":dd": change.drawn_delta,
         ":g": change.balance_delta,
         ":n": len(change.posts),
         ":posts": change.posts,
         ":due": periods.due_at(change.buckets, change.period_end),
-        ":dsh": items.due_shard(wallet_id),
+        ":dsh": wallet_record.due_shard(wallet_id),
         ":bver": wallet["bver"],
         **{f":s{i}": value for i, value in enumerate(change.sets.values())},
         **change.values,
@@ -185,7 +185,7 @@ def _bucket_update(wallet_id: str, wallet: dict[str, Any], change: _BucketChange
         expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(change.removes)))
     condition = "bver = :bver" + (f" AND {change.condition}" if change.condition else "")
     return Update(
-        key=items.wallet_key(wallet_id),
+        key=wallet_record.key(wallet_id),
         expression=expression,
         condition=condition,
         names=names,
@@ -194,7 +194,7 @@ def _bucket_update(wallet_id: str, wallet: dict[str, Any], change: _BucketChange
 
 
 def _grant_post(b: Bucket, at: int, reason: str | None = None) -> dict[str, Any]:
-    return items.posting(
+    return wallet_record.posting(
         b.id,
         "grant",
         b.amount,
@@ -297,7 +297,7 @@ class Billing(Metering):
                 self.store.transact(Put(item), Put(items.membership(org_id, wallet_id), None))
                 if self._byok_flags(org_id, wallet_id):
                     return True, self.get_wallet(wallet_id)
-            return True, items.wallet_view(item)
+            return True, wallet_record.view(item)
         except WriteRejected:
             pass
         for _ in range(_ATTEMPTS):
@@ -327,7 +327,7 @@ class Billing(Metering):
             try:
                 self.store.transact(
                     Update(
-                        key=items.wallet_key(wallet_id),
+                        key=wallet_record.key(wallet_id),
                         expression="SET org = :org",
                         condition="attribute_exists(pk) AND attribute_not_exists(org)",
                         values={":org": org_id},
@@ -359,7 +359,7 @@ class Billing(Metering):
         try:
             self.store.update(
                 Update(
-                    key=items.wallet_key(wallet_id),
+                    key=wallet_record.key(wallet_id),
                     expression="SET bp = :on" if enabled else "REMOVE bp",
                     condition="attribute_exists(pk)",
                     values={":on": True} if enabled else {},
@@ -378,7 +378,7 @@ class Billing(Metering):
             if "pn" in wallet:  # back to the current plan: the pending change is off
                 self.store.update(
                     Update(
-                        key=items.wallet_key(wallet_id),
+                        key=wallet_record.key(wallet_id),
                         expression="SET bver = bver + :one REMOVE pn, pa, posts",
                         condition="bver = :bver",
                         values={**guard, ":one": 1},
@@ -388,7 +388,7 @@ class Billing(Metering):
         if allow <= current:  # a downgrade (or a sideways move): from the next period
             self.store.update(
                 Update(
-                    key=items.wallet_key(wallet_id),
+                    key=wallet_record.key(wallet_id),
                     # bver moves too: a reset that read the wallet before this change must
                     # read it again, or it would start the next period on the old plan.
                     expression="SET pn = :plan, pa = :allow, bver = bver + :one REMOVE posts",
@@ -403,7 +403,7 @@ class Billing(Metering):
         prio = self.catalog.sources["monthly"].priority
         bucket = Bucket(gid, "monthly", allow - current, prio, at, pe)
         rebased = wallets.add_bucket(
-            items.buckets(wallet), Decimal(wallet["drawn"]), bucket, self.catalog
+            wallet_record.buckets(wallet), Decimal(wallet["drawn"]), bucket, self.catalog
         )
         change = _BucketChange(
             buckets=rebased.buckets,
@@ -435,7 +435,7 @@ class Billing(Metering):
         buckets.sort(key=lambda b: wallets.burn_key(b, self.catalog))
         total = sum((b.amount for b in buckets), ZERO)
         item: dict[str, Any] = {
-            **items.wallet_key(wallet_id),
+            **wallet_record.key(wallet_id),
             "kind": "wallet",
             "wallet_id": wallet_id,
             "plan": terms.name,
@@ -448,15 +448,15 @@ class Billing(Metering):
             "avail": total,
             "drawn": ZERO,
             "used": ZERO,
-            "lrem": items.NO_LIMIT_ROOM,
+            "lrem": wallet_record.NO_LIMIT_ROOM,
             "seq": len(posts),
             "bver": 1,
-            "bk": [items.bucket_item(b) for b in buckets],
+            "bk": [wallet_record.bucket_item(b) for b in buckets],
             "hd": {},
             "posts": posts,
             "created": at,
             "due_at": periods.due_at(buckets, pe),
-            "due_shard": items.due_shard(wallet_id),
+            "due_shard": wallet_record.due_shard(wallet_id),
         }
         if terms.overage:
             item["ovr"] = True
@@ -467,9 +467,9 @@ class Billing(Metering):
     def due_wallets(self) -> Iterator[str]:
         """Every wallet whose period has ended or that has a grant past its expiry."""
         now = Decimal(int(clock.now_ts()))
-        for shard in range(items.DUE_SHARDS):
+        for shard in range(wallet_record.DUE_SHARDS):
             for key in self.store.query_index_upto(
-                items.DUE_INDEX, "due_shard", f"D#{shard:02d}", "due_at", now
+                wallet_record.DUE_INDEX, "due_shard", f"D#{shard:02d}", "due_at", now
             ):
                 yield items.wallet_id_of(key["pk"])
 
@@ -478,12 +478,12 @@ class Billing(Metering):
         ended, start the next one (periods.roll). One conditional write; safe to run twice or
         concurrently — the second finds nothing left to do."""
         for _ in range(_ATTEMPTS):
-            wallet = self.store.get(items.wallet_key(wallet_id))
+            wallet = self.store.get(wallet_record.key(wallet_id))
             if wallet is None:
                 return Advanced(wallet_id, False, ZERO, ZERO)
             now = int(clock.now_ts())
             rolled = periods.roll(
-                items.buckets(wallet),
+                wallet_record.buckets(wallet),
                 Decimal(wallet["drawn"]),
                 Decimal(wallet["held"]),
                 now,
@@ -504,12 +504,12 @@ class Billing(Metering):
             if int(wallet.get("due_at", -1)) != rolled.due_at:  # not due after all: reschedule
                 self.store.update(
                     Update(
-                        key=items.wallet_key(wallet_id),
+                        key=wallet_record.key(wallet_id),
                         expression="SET due_at = :due, due_shard = :dsh REMOVE posts",
                         condition="bver = :bver",
                         values={
                             ":due": rolled.due_at,
-                            ":dsh": items.due_shard(wallet_id),
+                            ":dsh": wallet_record.due_shard(wallet_id),
                             ":bver": wallet["bver"],
                         },
                     )
@@ -545,7 +545,7 @@ class Billing(Metering):
             used = Decimal(wallet["used"])
             clauses = ("used = used - :used", "lrem = if_not_exists(lrem, :unl) + :used")
             values[":used"] = used
-            values[":unl"] = items.NO_LIMIT_ROOM
+            values[":unl"] = wallet_record.NO_LIMIT_ROOM
             for i, (tag, budget) in enumerate(sorted(wallet.get("mb", {}).items())):
                 if Decimal(budget["u"]) != 0:
                     names[f"#m{i}"] = tag
@@ -573,7 +573,7 @@ class Billing(Metering):
     def _roll_post(p: Posting, at: int, version: int) -> dict[str, Any]:
         if p.kind == "grant":
             assert p.bucket_id is not None
-            return items.posting(
+            return wallet_record.posting(
                 p.bucket_id,
                 "grant",
                 p.credits,
@@ -589,7 +589,7 @@ class Billing(Metering):
             # names the bucket-list version it was written at (one write per version); the
             # step that empties the bucket has the plain id.
             step = f"_{version}" if p.partial else ""
-            return items.posting(
+            return wallet_record.posting(
                 f"exp_{p.bucket_id.removeprefix('grt_')}{step}",
                 "expire",
                 p.credits,
@@ -599,7 +599,7 @@ class Billing(Metering):
                 bucket_id=p.bucket_id,
                 partial=p.partial,
             )
-        return items.posting(
+        return wallet_record.posting(
             f"ovg_{at:011x}", "overage", p.credits, "posted", at, reason="deficit billed as overage"
         )
 
@@ -656,7 +656,7 @@ class Billing(Metering):
                 expires = self._period_end(wallet)
             bucket = Bucket(gid, source, credits, prio, at, expires)
             rebased = self._add_bucket(
-                items.buckets(wallet), Decimal(wallet["drawn"]), bucket, self.catalog
+                wallet_record.buckets(wallet), Decimal(wallet["drawn"]), bucket, self.catalog
             )
             change = _BucketChange(
                 buckets=rebased.buckets,
@@ -713,7 +713,7 @@ class Billing(Metering):
         )
         left = {
             v.bucket.id: v.remaining
-            for v in wallets.remaining(items.buckets(wallet), Decimal(wallet["drawn"]))
+            for v in wallets.remaining(wallet_record.buckets(wallet), Decimal(wallet["drawn"]))
         }
         lines = []
         for g in found:
@@ -744,7 +744,7 @@ class Billing(Metering):
         """Take back a grant nothing has been drawn from. Voiding twice answers the same."""
         for _ in range(_ATTEMPTS):
             wallet = self._wallet_item(wallet_id)
-            buckets = items.buckets(wallet)
+            buckets = wallet_record.buckets(wallet)
             bucket = next((b for b in buckets if b.id == gid), None)
             if bucket is None:
                 return self._explain_void(wallet_id, gid)
@@ -756,7 +756,7 @@ class Billing(Metering):
             if voided is None:
                 raise Conflict(f"grant {gid} has been used in part", code="grant-in-use")
             at = now_ms()
-            post = items.posting(
+            post = wallet_record.posting(
                 f"vd_{gid.removeprefix('grt_')}",
                 "void",
                 -voided.amount,
@@ -819,7 +819,7 @@ class Billing(Metering):
         at = now_ms()
         amount = -credits
         wallet_update = Update(
-            key=items.wallet_key(wallet_id),
+            key=wallet_record.key(wallet_id),
             expression=(
                 "SET bal = bal - :a, avail = avail - :a, drawn = drawn + :a, seq = seq + :one, "
                 "posts = :posts"
@@ -828,7 +828,9 @@ class Billing(Metering):
             values={
                 ":a": amount,
                 ":one": 1,
-                ":posts": [items.posting(aid, "adjustment", credits, "posted", at, reason=reason)],
+                ":posts": [
+                    wallet_record.posting(aid, "adjustment", credits, "posted", at, reason=reason)
+                ],
             },
         )
         record = {
@@ -872,22 +874,22 @@ class Billing(Metering):
         record_key = items.record_key(from_wallet, TRANSFER_RECORD, key)
         prio = self.catalog.sources["transfer"].priority
         for _ in range(_ATTEMPTS):
-            target = self.store.get(items.wallet_key(to_wallet))
+            target = self.store.get(wallet_record.key(to_wallet))
             if target is None:
                 first = self.store.get(record_key)
                 if first is not None:
                     return self._replay_transfer(tid, from_wallet, first, request)
                 raise WalletNotFound(f"wallet {to_wallet!r} (to_wallet_id) does not exist")
-            source = self.store.get(items.wallet_key(from_wallet))
+            source = self.store.get(wallet_record.key(from_wallet))
             expires = None if source is None else _drawn_expiry(source, credits)
             at = now_ms()
             gid = grant_id(at, to_wallet, "transfer", from_wallet, key)
             bucket = Bucket(gid, "transfer", credits, prio, at, expires)
             rebased = self._add_bucket(
-                items.buckets(target), Decimal(target["drawn"]), bucket, self.catalog
+                wallet_record.buckets(target), Decimal(target["drawn"]), bucket, self.catalog
             )
             debit = Update(
-                key=items.wallet_key(from_wallet),
+                key=wallet_record.key(from_wallet),
                 expression=(
                     "SET bal = bal - :a, avail = avail - :a, drawn = drawn + :a, "
                     "seq = seq + :one, posts = :posts"
@@ -897,7 +899,9 @@ class Billing(Metering):
                     ":a": credits,
                     ":one": 1,
                     ":posts": [
-                        items.posting(tid, "transfer", -credits, "posted", at, reason=reason)
+                        wallet_record.posting(
+                            tid, "transfer", -credits, "posted", at, reason=reason
+                        )
                     ],
                 },
             )
@@ -1024,7 +1028,7 @@ class Billing(Metering):
                 )
             bucket = Bucket(gid, "promo", promo.credits, prio, at, expires)
             rebased = self._add_bucket(
-                items.buckets(wallet), Decimal(wallet["drawn"]), bucket, self.catalog
+                wallet_record.buckets(wallet), Decimal(wallet["drawn"]), bucket, self.catalog
             )
             conditions = ["attribute_exists(pk)"]
             values: dict[str, Any] = {":one": 1}
@@ -1119,7 +1123,7 @@ class Billing(Metering):
             wallet = self._wallet_item(wallet_id)
             if "rby" in wallet:
                 return self._replay_referral(wallet_id, referrer, wallet["rby"])
-            other = self.store.get(items.wallet_key(referrer))
+            other = self.store.get(wallet_record.key(referrer))
             if other is None:
                 raise WalletNotFound(f"wallet {referrer!r} (referrer_wallet_id) does not exist")
             if other.get("rby", {}).get("w") == wallet_id:
@@ -1184,7 +1188,7 @@ class Billing(Metering):
         condition: str = "",
     ) -> Update:
         rebased = self._add_bucket(
-            items.buckets(wallet), Decimal(wallet["drawn"]), bucket, self.catalog
+            wallet_record.buckets(wallet), Decimal(wallet["drawn"]), bucket, self.catalog
         )
         return _bucket_update(
             wallet_id,
@@ -1234,7 +1238,7 @@ def _drawn_expiry(wallet: dict[str, Any], credits: Decimal) -> int | None:
     wallet as read (a debit landing before the write may shift the draw to later buckets; the
     grant keeps the expiry computed here)."""
     soonest: int | None = None
-    for view in wallets.remaining(items.buckets(wallet), Decimal(wallet["drawn"])):
+    for view in wallets.remaining(wallet_record.buckets(wallet), Decimal(wallet["drawn"])):
         if credits <= 0:
             break
         if view.remaining <= 0:

@@ -27,7 +27,7 @@ from credit_meter.core.errors import (
 from credit_meter.core.ids import member_tag
 from credit_meter.core.money import ZERO, quantize
 from credit_meter.metering.service import Metering, budget_hints
-from credit_meter.storage import items
+from credit_meter.storage import wallet_record
 from credit_meter.storage.store import Update, WriteRejected
 
 _ATTEMPTS = 10
@@ -123,7 +123,7 @@ def _budget_of(wallet: dict[str, Any], tag: str, member_id: str) -> MemberBudget
 
 def _limit_or_none(limit: Decimal | None) -> Decimal:
     """What ``lrem`` counts down from: the limit, or without one 10¹⁵."""
-    return items.NO_LIMIT_ROOM if limit is None else limit
+    return wallet_record.NO_LIMIT_ROOM if limit is None else limit
 
 
 def _room_shift(old: Decimal | None, new: Decimal | None) -> Decimal:
@@ -206,7 +206,7 @@ class Controls(Metering):
             expression = "SET " + ", ".join(sets) + " REMOVE " + ", ".join(removes)
             try:
                 self.store.update(
-                    Update(items.wallet_key(wallet_id), expression, condition, values=values)
+                    Update(wallet_record.key(wallet_id), expression, condition, values=values)
                 )
             except WriteRejected:
                 continue  # the limit (or, when set outright, the use) changed: read again
@@ -232,10 +232,10 @@ class Controls(Metering):
         """The wallet's thresholds; None goes back to the defaults, an empty list turns
         threshold alerts off (depletion and limit events still fire)."""
         if thresholds is None:
-            update = Update(items.wallet_key(wallet_id), "REMOVE alr", "attribute_exists(pk)")
+            update = Update(wallet_record.key(wallet_id), "REMOVE alr", "attribute_exists(pk)")
         else:
             update = Update(
-                items.wallet_key(wallet_id),
+                wallet_record.key(wallet_id),
                 "SET alr = :alr",
                 "attribute_exists(pk)",
                 values={":alr": alerts.threshold_items(thresholds)},
@@ -285,10 +285,11 @@ class Controls(Metering):
                     now is not None
                     and entry is None
                     and tag not in now.get("mb", {})
-                    and len(now.get("mb", {})) >= items.MAX_MEMBER_BUDGETS
+                    and len(now.get("mb", {})) >= wallet_record.MAX_MEMBER_BUDGETS
                 ):
+                    most = wallet_record.MAX_MEMBER_BUDGETS
                     raise Conflict(
-                        f"the wallet has budgets for {items.MAX_MEMBER_BUDGETS} members already",
+                        f"the wallet has budgets for {most} members already",
                         code="too-many-member-budgets",
                     ) from None
                 continue  # changed meanwhile: read again
@@ -302,18 +303,18 @@ class Controls(Metering):
         entry = {"n": member_id, "c": budget, "r": budget, "u": ZERO}
         if first:  # the wallet's first budget makes the map
             update = Update(
-                items.wallet_key(wallet_id),
+                wallet_record.key(wallet_id),
                 "SET mb = :mb",
                 "attribute_exists(pk) AND attribute_not_exists(mb)",
                 values={":mb": {tag: entry}},
             )
         else:
             update = Update(
-                items.wallet_key(wallet_id),
+                wallet_record.key(wallet_id),
                 "SET mb.#t = :e",
                 "attribute_exists(mb) AND attribute_not_exists(mb.#t) AND size(mb) < :max",
                 names={"#t": tag},
-                values={":e": entry, ":max": items.MAX_MEMBER_BUDGETS},
+                values={":e": entry, ":max": wallet_record.MAX_MEMBER_BUDGETS},
             )
         self.store.update(update)
 
@@ -339,7 +340,7 @@ class Controls(Metering):
             values[":old"] = old
         self.store.update(
             Update(
-                items.wallet_key(wallet_id),
+                wallet_record.key(wallet_id),
                 expression,
                 condition,
                 names={"#t": tag},

@@ -41,7 +41,7 @@ from credit_meter.core.ids import ReservationId, charge_id, member_tag, op_key
 from credit_meter.core.money import ZERO, fmt
 from credit_meter.core.usage import encode_lines
 from credit_meter.core.wallets import Charge, Ended, Reservation, WalletView
-from credit_meter.storage import items
+from credit_meter.storage import items, wallet_record
 from credit_meter.storage.items import CHARGE_RECORD, HOLD_RECORD
 from credit_meter.storage.records import now_ms as _now_ms
 from credit_meter.storage.records import record_ttl as _record_ttl
@@ -278,7 +278,7 @@ def _refusal(credits: Decimal, wallet: dict[str, Any], tag: str | None) -> Domai
     passed: list[SpendingLimitReached] = []
     room = wallet.get("lrem")
     if room is not None and Decimal(room) < credits:
-        limit = Decimal(wallet.get("lim", items.NO_LIMIT_ROOM))
+        limit = Decimal(wallet.get("lim", wallet_record.NO_LIMIT_ROOM))
         left = max(ZERO, Decimal(room))
         passed.append(
             SpendingLimitReached(
@@ -306,18 +306,18 @@ def _refusal(credits: Decimal, wallet: dict[str, Any], tag: str | None) -> Domai
 
 class Metering:
     """The metering service (the hot path, hold expiry, reads). Holds a :class:`Store`; cheap
-    to make, one per invocation is fine. :class:`credit_meter.billing.billing.Billing` extends it
-    with plans, periods and grants."""
+    to make, one per invocation is fine. :mod:`credit_meter.billing` has plans, periods and grants
+    beside it."""
 
     def __init__(self, store: Store | None = None, cat: Catalog | None = None) -> None:
         self.store = store or Store()
         self.catalog = cat or catalog()
 
     def get_wallet(self, wallet_id: str) -> WalletView:
-        return items.wallet_view(self._wallet_item(wallet_id))
+        return wallet_record.view(self._wallet_item(wallet_id))
 
     def _wallet_item(self, wallet_id: str) -> dict[str, Any]:
-        item = self.store.get(items.wallet_key(wallet_id))
+        item = self.store.get(wallet_record.key(wallet_id))
         if item is None:
             raise _no_wallet(wallet_id)
         return item
@@ -432,8 +432,8 @@ class Metering:
             ":c": credits,
             ":max_open": self.catalog.max_open_holds,
             ":sweep": sweep_at,
-            ":shard": items.sweep_shard(wallet_id),
-            ":unl": items.NO_LIMIT_ROOM,
+            ":shard": wallet_record.sweep_shard(wallet_id),
+            ":unl": wallet_record.NO_LIMIT_ROOM,
         }
         free = guess.mode is not None and credits == ZERO
         budget_set, budget_condition = _budget_debit(tag, guess.budgeted, names, free=free)
@@ -442,7 +442,7 @@ class Metering:
         values[":hold"] = hold
         mode_condition = _mode_condition(guess.mode, member_id, values)
         update = Update(
-            key=items.wallet_key(wallet_id),
+            key=wallet_record.key(wallet_id),
             expression=(
                 "SET hd.#k = :hold, held = held + :c, avail = avail - :c, "
                 f"lrem = if_not_exists(lrem, :unl) - :c{budget_set}, "
@@ -542,7 +542,7 @@ class Metering:
         held = rid.credits
         released = max(ZERO, held - charged)
         at = _now_ms()
-        post = items.posting(
+        post = wallet_record.posting(
             str(rid),
             "reservation",
             -charged,
@@ -559,7 +559,7 @@ class Metering:
             ":a": charged,
             ":one": 1,
             ":posts": [post],
-            ":unl": items.NO_LIMIT_ROOM,
+            ":unl": wallet_record.NO_LIMIT_ROOM,
         }
         if rid.member_tag is None:
             budget_set, condition = "", "hd.#k.c = :h AND attribute_not_exists(hd.#k.b)"
@@ -574,7 +574,7 @@ class Metering:
             values[":mode"] = rid.mode
             condition += " AND hd.#k.p = :mode"
         wallet_update = Update(
-            key=items.wallet_key(wallet_id),
+            key=wallet_record.key(wallet_id),
             expression=(
                 "REMOVE hd.#k SET held = held - :h, avail = avail + :r, bal = bal - :a, "
                 "drawn = drawn + :a, used = used + :a, seq = seq + :one, posts = :posts, "
@@ -654,7 +654,7 @@ class Metering:
 
         def write(guess: _Guess) -> None:
             amount, lines = price(guess.mode)
-            post = items.posting(
+            post = wallet_record.posting(
                 cid,
                 "charge",
                 -amount,
@@ -684,11 +684,11 @@ class Metering:
                 ":a": amount,
                 ":one": 1,
                 ":posts": [post],
-                ":unl": items.NO_LIMIT_ROOM,
+                ":unl": wallet_record.NO_LIMIT_ROOM,
             }
             mode_condition = _mode_condition(guess.mode, member_id, values)
             wallet_update = Update(
-                key=items.wallet_key(wallet_id),
+                key=wallet_record.key(wallet_id),
                 expression=(
                     "SET bal = bal - :a, avail = avail - :a, drawn = drawn + :a, "
                     "used = used + :a, seq = seq + :one, posts = :posts, "
@@ -752,7 +752,7 @@ class Metering:
         with contextlib.suppress(WriteRejected):  # marked already, or a new period began
             self.store.update(
                 Update(
-                    items.wallet_key(wallet_id),
+                    wallet_record.key(wallet_id),
                     expression,
                     condition,
                     names=names,
@@ -772,9 +772,9 @@ class Metering:
         due. A wallet that fails is reported and left due, so the next run tries it again."""
         report = SweepReport()
         now = Decimal(int(clock.now_ts()))
-        for shard in range(items.SWEEP_SHARDS):
+        for shard in range(wallet_record.SWEEP_SHARDS):
             due = self.store.query_index_upto(
-                items.SWEEP_INDEX, "sweep_shard", f"S#{shard:02d}", "sweep_at", now
+                wallet_record.SWEEP_INDEX, "sweep_shard", f"S#{shard:02d}", "sweep_at", now
             )
             for key in due:
                 wallet_id = items.wallet_id_of(key["pk"])
@@ -794,7 +794,7 @@ class Metering:
         """
         expired_total = 0
         for _ in range(_EXPIRE_ATTEMPTS):
-            wallet = self.store.get(items.wallet_key(wallet_id))
+            wallet = self.store.get(wallet_record.key(wallet_id))
             if wallet is None:
                 return expired_total
             now = int(clock.now_ts())
@@ -840,7 +840,7 @@ class Metering:
         if not batch:
             self.store.update(
                 Update(
-                    key=items.wallet_key(wallet_id),
+                    key=wallet_record.key(wallet_id),
                     expression=schedule,
                     condition=" AND ".join(["attribute_exists(pk)", *conditions]),
                     values=values,
@@ -850,7 +850,7 @@ class Metering:
         released = sum((Decimal(h["c"]) for _, h in batch), ZERO)
         at = _now_ms()
         posts = [
-            items.posting(
+            wallet_record.posting(
                 str(ReservationId(key, Decimal(hold["c"]), hold.get("b"), hold.get("p"))),
                 "reservation",
                 ZERO,
@@ -865,7 +865,7 @@ class Metering:
         set_part = schedule.removeprefix("SET ") + ", " if remaining else ""
         remove_sweep = "" if remaining else ", sweep_at"
         values.update(
-            {":r": released, ":n": len(batch), ":posts": posts, ":unl": items.NO_LIMIT_ROOM}
+            {":r": released, ":n": len(batch), ":posts": posts, ":unl": wallet_record.NO_LIMIT_ROOM}
         )
         # Holds counted against a member's budget give the member's room back too.
         by_member: dict[str, Decimal] = {}
@@ -880,7 +880,7 @@ class Metering:
             values[f":m{j}"] = credits
             budget_sets += f", mb.#m{j}.r = mb.#m{j}.r + :m{j}"
         wallet_update = Update(
-            key=items.wallet_key(wallet_id),
+            key=wallet_record.key(wallet_id),
             expression=(
                 f"SET {set_part}held = held - :r, avail = avail + :r, seq = seq + :n, "
                 f"posts = :posts, lrem = if_not_exists(lrem, :unl) + :r{budget_sets} "

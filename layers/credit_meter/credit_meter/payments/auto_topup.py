@@ -15,7 +15,7 @@ from credit_meter.billing.billing import Billing
 from credit_meter.core import clock
 from credit_meter.core.errors import FieldProblem, InvalidRequest, no_wallet
 from credit_meter.payments.topups import Attempt, AutoTopup, Gateway, checkout_metadata
-from credit_meter.storage import items
+from credit_meter.storage import items, wallet_record
 from credit_meter.storage.records import now_ms
 from credit_meter.storage.store import Update, WriteRejected
 
@@ -71,7 +71,7 @@ class AutoTopups(Billing):
             # state already there stays: saving the settings again while a purchase is on its
             # way (fired) or backing off (declined) must not look like a new crossing.
             wallet_write = Update(
-                key=items.wallet_key(wallet_id),
+                key=wallet_record.key(wallet_id),
                 expression="SET atx = :x, ats = if_not_exists(ats, :armed), "
                 "atn = if_not_exists(atn, :zero)",
                 condition="attribute_exists(pk)",
@@ -82,7 +82,7 @@ class AutoTopups(Billing):
             # crossing count stay: turning it on again while a purchase is on its way must
             # not buy a second time.
             wallet_write = Update(
-                key=items.wallet_key(wallet_id),
+                key=wallet_record.key(wallet_id),
                 expression="REMOVE atx",
                 condition="attribute_exists(pk)",
             )
@@ -98,7 +98,7 @@ class AutoTopups(Billing):
             with contextlib.suppress(WriteRejected):
                 self.store.update(
                     Update(
-                        key=items.wallet_key(wallet_id),
+                        key=wallet_record.key(wallet_id),
                         expression="SET ats = :armed REMOVE atb",
                         condition="ats = :declined",
                         values={":armed": "armed", ":declined": "declined"},
@@ -107,7 +107,7 @@ class AutoTopups(Billing):
         return self.auto_topup(wallet_id)
 
     def auto_topup(self, wallet_id: str) -> AutoTopup:
-        wallet = self.store.get(items.wallet_key(wallet_id))
+        wallet = self.store.get(wallet_record.key(wallet_id))
         if wallet is None:
             raise no_wallet(wallet_id)
         settings = self.store.get(items.auto_topup_key(wallet_id)) or {}
@@ -162,7 +162,7 @@ class AutoTopups(Billing):
         with contextlib.suppress(WriteRejected):
             self.store.update(
                 Update(
-                    key=items.wallet_key(wallet_id),
+                    key=wallet_record.key(wallet_id),
                     expression="SET ats = :s REMOVE atb",
                     condition="ats = :seen AND atn = :n",
                     values={":s": state, ":seen": seen, ":n": crossing},
@@ -175,7 +175,7 @@ class AutoTopups(Billing):
         try:
             self.store.update(
                 Update(
-                    key=items.wallet_key(wallet_id),
+                    key=wallet_record.key(wallet_id),
                     expression="SET ats = :fired, atn = :next REMOVE atb",
                     # Still below now, not only in the (maybe late) stream record.
                     condition="ats = :seen AND atn = :n AND avail < atx",
@@ -241,7 +241,7 @@ class AutoTopups(Billing):
         with contextlib.suppress(WriteRejected):
             self.store.update(
                 Update(
-                    key=items.wallet_key(wallet_id),
+                    key=wallet_record.key(wallet_id),
                     expression="SET ats = :d, atb = :until",
                     condition="atn = :n AND ats = :fired",
                     values={":d": "declined", ":until": until, ":n": crossing, ":fired": "fired"},

@@ -30,7 +30,7 @@ from credit_meter.core.money import ZERO
 from credit_meter.core.wallets import Bucket
 from credit_meter.payments.auto_topup import AutoTopups
 from credit_meter.payments.topups import Checkout, Gateway, checkout_metadata
-from credit_meter.storage import items
+from credit_meter.storage import items, wallet_record
 from credit_meter.storage.pages import decode_cursor, encode_cursor
 from credit_meter.storage.records import now_ms, record_ttl
 from credit_meter.storage.store import Put, Update, WriteRejected
@@ -267,7 +267,7 @@ class Payments(AutoTopups):
         gateway: Callable[[], Gateway],
     ) -> Checkout:
         offer = self.catalog.topups.offer(pack, amount, currency)
-        if self.store.get(items.wallet_key(wallet_id)) is None:
+        if self.store.get(wallet_record.key(wallet_id)) is None:
             raise no_wallet(wallet_id)
         settings = self.store.get(items.auto_topup_key(wallet_id)) or {}
         return gateway().create_checkout(
@@ -292,7 +292,7 @@ class Payments(AutoTopups):
             wallet_id = new.get("wallet_id")
             wallet = None
             if wallet_id is not None and not new.get("unknown_wallet"):
-                wallet = self.store.get(items.wallet_key(wallet_id))
+                wallet = self.store.get(wallet_record.key(wallet_id))
                 if wallet is None and new.get("paid"):
                     # Paid into a wallet that does not exist: kept for an operator, never
                     # credited (a wallet created later under that id is someone else's).
@@ -387,7 +387,7 @@ class Payments(AutoTopups):
     ) -> Update:
         """The wallet write that moves it by ``delta`` for this payment (state["gids"] grows)."""
         at = now_ms()
-        buckets = items.buckets(wallet)
+        buckets = wallet_record.buckets(wallet)
         drawn = Decimal(wallet["drawn"])
         pid = state["payment_id"]
         gids = list(state.get("gids") or [])
@@ -398,7 +398,7 @@ class Payments(AutoTopups):
             bucket = Bucket(gid, "purchase", delta, prio, at, expires)
             rebased = wallets.add_bucket(buckets, drawn, bucket, self.catalog)
             reason = "payment " + pid if not gids else "payment " + pid + " reinstated"
-            post = items.posting(
+            post = wallet_record.posting(
                 gid,
                 "grant",
                 delta,
@@ -415,7 +415,7 @@ class Payments(AutoTopups):
             why = "dispute" if obs.dispute_id is not None else "refund"
             # Like a grant id: time-sortable, and apart for every version of the payment.
             reversal = grant_id(at, wallet_id, "reversal", pid, str(state["ver"]))
-            post = items.posting(
+            post = wallet_record.posting(
                 "rev_" + reversal.removeprefix("grt_"),
                 "reversal",
                 delta,
@@ -463,7 +463,7 @@ class Payments(AutoTopups):
     ) -> tuple[list[PaymentLine], str | None]:
         """The wallet's payments, newest first."""
         start = None if cursor is None else decode_cursor(cursor, items.PAYMENT_LINE_PREFIX)
-        if self.store.get(items.wallet_key(wallet_id)) is None:
+        if self.store.get(wallet_record.key(wallet_id)) is None:
             raise no_wallet(wallet_id)
         found, last = self.store.query_page(
             items.wallet_pk(wallet_id), items.PAYMENT_LINE_PREFIX, limit, start

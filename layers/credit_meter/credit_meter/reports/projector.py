@@ -19,8 +19,9 @@ from typing import Any
 
 from credit_meter.core.catalog import catalog
 from credit_meter.core.usage import DAY_PREFIX, USAGE_TYPES, Delta, decode_line, rollup_deltas
-from credit_meter.storage.items import ENTRY_PREFIX, GRANT_PREFIX, WALLET_SK
+from credit_meter.storage.items import ENTRY_PREFIX, GRANT_PREFIX
 from credit_meter.storage.store import Update, from_item
+from credit_meter.storage.wallet_record import WALLET_SK
 
 # Postings that end a grant, and the status its line in the grants list takes.
 _ENDS = {"expire": "expired", "void": "voided"}
