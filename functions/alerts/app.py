@@ -28,7 +28,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from credit_meter.controls import notify
 from credit_meter.core.alerts import DEPLETED, LIMIT_REACHED, RESTORED, THRESHOLD_CROSSED, crossings
-from credit_meter.payments.payments import Payments
+from credit_meter.payments.auto_topup import AutoTopups
 from credit_meter.payments.stripe_gateway import StripeGateway
 from credit_meter.storage.store import from_item
 from credit_meter.storage.wallet_record import WALLET_SK
@@ -47,7 +47,7 @@ ALERT_METRICS = {
 
 
 def top_up(old: dict[str, Any] | None, wallet: dict[str, Any]) -> None:
-    attempt = Payments().on_wallet_change(old, wallet, StripeGateway)
+    attempt = AutoTopups().on_wallet_change(old, wallet, StripeGateway)
     if attempt is None:
         return
     logger.info(

@@ -23,7 +23,6 @@ from typing import Any
 
 import pytest
 
-from credit_meter.billing.billing import Billing
 from credit_meter.core import clock
 from credit_meter.core.errors import Conflict
 from credit_meter.metering import service
@@ -32,6 +31,7 @@ from credit_meter.storage import items, wallet_record
 from credit_meter.storage.store import Store, from_item
 from devtools import table
 from devtools.apigw import FakeContext
+from tests.services import Service
 
 Api = Callable[..., tuple[int, dict[str, str], Any]]
 Summary = dict[str, Any]
@@ -403,7 +403,7 @@ def test_sweep_at_never_runs_more_than_a_minute_ahead(now: Clock) -> None:
     after each step the wallet's ``sweep_at`` is at most a minute ahead of now and of every
     open hold's expiry, and a sweep leaves no hold more than a minute past its expiry."""
     rng = random.Random(20260131)
-    metering = Billing()
+    metering = Service()
     metering.put_wallet(WID, "enterprise", Decimal(10_000))
     open_holds: list[str] = []
     for step in range(30):

@@ -24,7 +24,7 @@ from credit_meter.core import clock
 from credit_meter.payments.topups import Topups, minor_units
 
 if TYPE_CHECKING:
-    from credit_meter.payments.payments import PaymentLine
+    from credit_meter.payments.facts import PaymentLine
     from credit_meter.payments.topups import AutoTopup, Checkout
 
 StrictBool = Annotated[bool, Field(strict=True)]
