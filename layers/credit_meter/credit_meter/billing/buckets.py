@@ -61,20 +61,21 @@ def bucket_update(wallet_id: str, wallet: dict[str, Any], change: BucketChange) 
         ":posts": change.posts,
         ":due": periods.due_at(change.buckets, change.period_end),
         ":dsh": wallet_record.due_shard(wallet_id),
-        ":bver": wallet["bver"],
+        ":bver": wallet[wallet_record.BUCKETS_VERSION],
         **{f":s{i}": value for i, value in enumerate(change.sets.values())},
         **change.values,
     }
+    w = wallet_record
     sets = [
-        "bk = :bk",
-        "bver = bver + :one",
-        "drawn = drawn + :dd",
-        "bal = bal + :g",
-        "avail = avail + :g",
-        "seq = seq + :n",
-        "posts = :posts",
-        "due_at = :due",
-        "due_shard = :dsh",
+        f"{w.BUCKETS} = :bk",
+        f"{w.BUCKETS_VERSION} = {w.BUCKETS_VERSION} + :one",
+        f"{w.DRAWN} = {w.DRAWN} + :dd",
+        f"{w.BALANCE} = {w.BALANCE} + :g",
+        f"{w.AVAILABLE} = {w.AVAILABLE} + :g",
+        f"{w.SEQ} = {w.SEQ} + :n",
+        f"{w.POSTS} = :posts",
+        f"{w.DUE_AT} = :due",
+        f"{w.DUE_SHARD} = :dsh",
         *(f"#s{i} = :s{i}" for i in range(len(change.sets))),
         *change.clauses,
     ]
@@ -82,7 +83,9 @@ def bucket_update(wallet_id: str, wallet: dict[str, Any], change: BucketChange) 
     if change.removes:
         names.update({f"#r{i}": name for i, name in enumerate(change.removes)})
         expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(change.removes)))
-    condition = "bver = :bver" + (f" AND {change.condition}" if change.condition else "")
+    condition = f"{w.BUCKETS_VERSION} = :bver"
+    if change.condition:
+        condition += f" AND {change.condition}"
     return Update(
         key=wallet_record.key(wallet_id),
         expression=expression,
@@ -109,13 +112,14 @@ def grant_change(
     wallet: dict[str, Any], bucket: Bucket, reason: str | None, catalog: Catalog, **more: Any
 ) -> BucketChange:
     """The change that adds one granted bucket (within the maximum) and posts its grant."""
-    rebased = add_bucket(wallet_record.buckets(wallet), Decimal(wallet["drawn"]), bucket, catalog)
+    held, drawn = wallet_record.buckets(wallet), wallet_record.drawn(wallet)
+    rebased = add_bucket(held, drawn, bucket, catalog)
     return BucketChange(
         buckets=rebased.buckets,
         drawn_delta=rebased.drawn_delta,
         balance_delta=bucket.amount,
         posts=[grant_post(bucket, bucket.created_at, reason)],
-        period_end=int(wallet["pe"]),
+        period_end=wallet_record.period_end(wallet),
         **more,
     )
 
@@ -156,11 +160,12 @@ def replay_grant(record: dict[str, Any], request: Request) -> Granted:
 def period_end(wallet: dict[str, Any]) -> int:
     """The end of the period the wallet is in now — also in the minutes between a period's end
     and its reset, when the stored one is already past."""
-    pe, now = int(wallet["pe"]), int(clock.now_ts())
-    return pe if pe > now else periods.period_at(pe, int(wallet.get("anc", 1)), now)[1]
+    pe, now = wallet_record.period_end(wallet), int(clock.now_ts())
+    anchor_day = int(wallet.get(wallet_record.ANCHOR_DAY, 1))
+    return pe if pe > now else periods.period_at(pe, anchor_day, now)[1]
 
 
 def purchases_expire(wallet: dict[str, Any], catalog: Catalog) -> bool:
     """Whether the wallet's plan makes purchased credits expire at the next reset."""
-    plan = catalog.plans.get(wallet["plan"])
+    plan = catalog.plans.get(wallet_record.plan(wallet))
     return plan is not None and plan.purchases_expire_at_reset
