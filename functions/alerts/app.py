@@ -30,6 +30,7 @@ from credit_meter.controls import notify
 from credit_meter.core.alerts import DEPLETED, LIMIT_REACHED, RESTORED, THRESHOLD_CROSSED, crossings
 from credit_meter.payments.auto_topup import AutoTopups
 from credit_meter.payments.stripe_gateway import StripeGateway
+from credit_meter.storage import wallet_record
 from credit_meter.storage.store import from_item
 from credit_meter.storage.wallet_record import WALLET_SK
 
@@ -53,7 +54,7 @@ def top_up(old: dict[str, Any] | None, wallet: dict[str, Any]) -> None:
     logger.info(
         "auto top-up attempted",
         extra={
-            "wallet_id": wallet["wallet_id"],
+            "wallet_id": wallet_record.wallet_id(wallet),
             "status": attempt.status,
             "payment_id": attempt.payment_id,
         },

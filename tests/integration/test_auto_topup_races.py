@@ -174,6 +174,7 @@ def test_a_storm_to_the_limit_fires_every_alert_once(
 ) -> None:
     from credit_meter.controls.controls import Controls
     from credit_meter.core.errors import MemberBudgetReached, SpendingLimitReached
+    from credit_meter.metering.service import Metering
 
     Plans().put_wallet("w1", "starter")  # 500 credits
     service = Controls()
@@ -182,7 +183,7 @@ def test_a_storm_to_the_limit_fires_every_alert_once(
 
     def spend(i: int) -> Any:
         member = "alice" if i % 2 else "bob"
-        return service.charge("w1", Cost(Decimal(15)), Request(f"s{i}"), "chat", member)
+        return Metering().charge("w1", Cost(Decimal(15)), Request(f"s{i}"), "chat", member)
 
     results = storm(60, spend)
     # The limit takes exactly 30 charges of 15 (450), alice's budget exactly 6 of them.

@@ -25,6 +25,7 @@ import pytest
 from credit_meter.core import clock
 from credit_meter.core.errors import Conflict
 from credit_meter.core.wallets import Ended
+from credit_meter.metering.expiry import HoldExpiry
 from credit_meter.metering.service import SWEEP_REVISIT_SECONDS, Cost, Metering, Request
 from credit_meter.storage import items as stored
 from credit_meter.storage import wallet_record
@@ -139,16 +140,16 @@ def test_the_handler_raises_for_a_failed_wallet_after_sweeping_the_others(
     for wallet_id in wallets:
         hold(metering, wallet_id, 10, 60)
     broken = wallets[1]
-    expire_holds = Metering.expire_holds
+    expire_holds = HoldExpiry.expire_holds
 
-    def fail_one(self: Metering, wallet_id: str) -> int:
+    def fail_one(self: HoldExpiry, wallet_id: str) -> int:
         if wallet_id == broken:
             raise RuntimeError("injected failure")
         return expire_holds(self, wallet_id)
 
     now.at(60)
     with monkeypatch.context() as patched:
-        patched.setattr(Metering, "expire_holds", fail_one)
+        patched.setattr(HoldExpiry, "expire_holds", fail_one)
         with pytest.raises(RuntimeError, match=f"1 wallets not swept: .*{broken}"):
             run_handler()
     assert [metering.get_wallet(w).held for w in wallets] == [0, 10, 0]

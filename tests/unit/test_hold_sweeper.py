@@ -25,7 +25,8 @@ import pytest
 
 from credit_meter.core import clock
 from credit_meter.core.errors import Conflict
-from credit_meter.metering import service
+from credit_meter.metering import expiry
+from credit_meter.metering.expiry import HoldExpiry
 from credit_meter.metering.service import SWEEP_REVISIT_SECONDS, Cost, Metering, Request
 from credit_meter.storage import items, wallet_record
 from credit_meter.storage.store import Store, from_item
@@ -351,7 +352,7 @@ def test_every_due_hold_of_a_wallet_ends_in_one_sweep_in_batches(
 ) -> None:
     """The batching, with batches of 3 (moto copies the table per transaction item); the
     integration tests expire 40 and 64 holds in batches of the real size, 24."""
-    monkeypatch.setattr(service, "EXPIRE_BATCH", 3)
+    monkeypatch.setattr(expiry, "EXPIRE_BATCH", 3)
     new_wallet(api)
     metering = Metering()
     for n in range(holds):
@@ -539,16 +540,16 @@ def test_the_handler_raises_when_a_wallet_fails_and_sweeps_the_others(
     wallets = ["alpha", "bravo", "charlie"]
     for wallet_id in wallets:
         reserve(api, "10", 60, new_wallet(api, wallet_id))
-    expire_holds = Metering.expire_holds
+    expire_holds = HoldExpiry.expire_holds
 
-    def failing_for_bravo(self: Metering, wallet_id: str) -> int:
+    def failing_for_bravo(self: HoldExpiry, wallet_id: str) -> int:
         if wallet_id == "bravo":
             raise RuntimeError("injected failure")
         return expire_holds(self, wallet_id)
 
     now.at(60)
     with monkeypatch.context() as patched:
-        patched.setattr(Metering, "expire_holds", failing_for_bravo)
+        patched.setattr(HoldExpiry, "expire_holds", failing_for_bravo)
         with pytest.raises(sweeper_app.SweepIncomplete, match="1 wallets not swept") as failed:
             run_handler()
         assert run_sweep()["failed"] == {"bravo": "RuntimeError: injected failure"}

@@ -34,9 +34,8 @@ from typing import Any, cast
 import pytest
 
 from credit_meter.billing.periods import Periods
-from credit_meter.controls import controls
 from credit_meter.core import clock
-from credit_meter.metering import service
+from credit_meter.metering import pricing_modes
 from credit_meter.metering.service import Metering
 from credit_meter.storage import wallet_record
 from credit_meter.storage.store import Store
@@ -108,11 +107,10 @@ def now() -> Iterator[Clock]:
 
 
 def new_hints(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Forget which members have budgets, as a new Lambda instance would (the service and
-    the controls share the hints); returns the new, empty hints."""
-    hints = type(service.budget_hints)()
-    monkeypatch.setattr(service, "budget_hints", hints)
-    monkeypatch.setattr(controls, "budget_hints", hints)
+    """Forget which members have budgets, as a new Lambda instance would (the debits and
+    the member budgets share the hints); returns the new, empty hints."""
+    hints = pricing_modes.BudgetHints()
+    monkeypatch.setattr(pricing_modes, "budget_hints", hints)
     return hints
 
 
