@@ -18,7 +18,7 @@ from credit_meter.core.errors import FieldProblem, InvalidRequest
 from credit_meter.core.money import quantize
 
 if TYPE_CHECKING:
-    from credit_meter.payments.topups import Topups
+    from credit_meter.core.offers import Topups
 
 TOKENS_PER_PRICE_UNIT = Decimal(1000)
 
@@ -62,7 +62,7 @@ class Source:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """A plan's monthly terms (DESIGN §3; docs/data-model.md explains each)."""
+    """A plan's monthly terms (docs/domain.md; docs/data-model.md explains each)."""
 
     name: str
     allowance: Decimal | None  # None: custom, set per wallet
@@ -95,9 +95,9 @@ class Catalog:
 
     @property
     def topups(self) -> Topups:
-        """Credit packs and top-ups by amount (:mod:`credit_meter.payments.topups`): parsed when a
+        """Credit packs and top-ups by amount (:mod:`credit_meter.core.offers`): parsed when a
         top-up route first needs them, so the metering routes' cold start does not."""
-        from credit_meter.payments.topups import parse_topups
+        from credit_meter.core.offers import parse_topups
 
         return parse_topups(self.topups_json)
 
