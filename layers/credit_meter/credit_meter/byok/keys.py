@@ -29,7 +29,7 @@ from credit_meter.storage.store import Check, Put, Store, Update, WriteRejected
 
 KEY_PREFIX = "K#"
 AUDIT_PREFIX = "KA#"
-FLAG = "ky"  # on the wallet item: the String Set of users of its organisation with a key
+FLAG = wallet_record.BYOK_MEMBERS  # the wallet's String Set of its organisation's users with a key
 AUDIT_DAYS = 365
 _PAGE = 100
 

@@ -178,7 +178,7 @@ class Reports:
         wallet = next((i for i in found if i["sk"] == wallet_record.WALLET_SK), None)
         if wallet is None:
             raise WalletNotFound(f"wallet {wallet_id} does not exist")
-        period = self.store.get({"pk": pk, "sk": period_key(int(wallet["ps"]))})
+        period = self.store.get({"pk": pk, "sk": period_key(wallet_record.period_start(wallet))})
         burned = sum(
             (Decimal(i.get("t", 0)) for i in found if i["sk"] != wallet_record.WALLET_SK), ZERO
         )
