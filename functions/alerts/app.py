@@ -72,7 +72,9 @@ def alert(
     change = record.raw_event["dynamodb"]
     record_id = str(change.get("SequenceNumber") or record.event_id)
     at = change.get("ApproximateCreationDateTime")
-    fired = crossings(old, wallet, record_id, occurred_at=None if at is None else float(at))
+    before = None if old is None else wallet_record.alert_facts(old)
+    after = wallet_record.alert_facts(wallet)
+    fired = crossings(before, after, record_id, occurred_at=None if at is None else float(at))
     for sent in notify.publish(fired, context):  # (it logs each one)
         metrics.add_metric(name="AlertsFired", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name=ALERT_METRICS[sent.detail_type], unit=MetricUnit.Count, value=1)

@@ -28,13 +28,14 @@ class Alerts:
 
 
 def alerts_of(wallet: Item) -> Alerts:
+    facts = wallet_record.alert_facts(wallet)
     return Alerts(
-        wallet_id=wallet_record.wallet_id(wallet),
+        wallet_id=facts.wallet_id,
         thresholds=[
-            ThresholdStatus(t, alerts.is_crossed(wallet, t)) for t in alerts.thresholds_of(wallet)
+            ThresholdStatus(t, alerts.is_crossed(facts, t)) for t in alerts.thresholds_of(facts)
         ],
-        defaults=not wallet_record.has_alert_thresholds(wallet),
-        state=alerts.wallet_state(wallet),
+        defaults=facts.thresholds is None,
+        state=alerts.wallet_state(facts),
     )
 
 
@@ -56,7 +57,7 @@ class AlertSettings:
                 key,
                 "SET alr = :alr",
                 "attribute_exists(pk)",
-                values={":alr": alerts.threshold_items(thresholds)},
+                values={":alr": wallet_record.threshold_items(thresholds)},
             )
         try:
             self.store.update(update)

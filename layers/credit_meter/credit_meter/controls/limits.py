@@ -52,7 +52,7 @@ def limits_of(wallet: Item) -> Limits:
         used=used,
         held=held,
         remaining=remaining,
-        state=alerts.wallet_state(wallet),
+        state=alerts.wallet_state(wallet_record.alert_facts(wallet)),
     )
 
 

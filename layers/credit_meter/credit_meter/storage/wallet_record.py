@@ -11,11 +11,13 @@ here and the table in the docs one to one.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from credit_meter.core import alerts, wallets
+from credit_meter.core.alerts import BudgetFacts, Threshold, ThresholdType, WalletFacts
 from credit_meter.core.catalog import BYOK, BYPASS
 from credit_meter.core.errors import no_wallet
 from credit_meter.core.wallets import Bucket, WalletView
@@ -23,6 +25,7 @@ from credit_meter.storage.items import wallet_pk
 from credit_meter.storage.store import Store, Update
 
 Item = dict[str, Any]
+ZERO = Decimal(0)
 
 # -- top-level attributes (docs/data-model.md, "The wallet item") ---------------------------
 
@@ -232,6 +235,71 @@ def has_alert_thresholds(item: Item) -> bool:
     return ALERT_THRESHOLDS in item
 
 
+# Stored form of a threshold in ``alr``: one letter per type keeps the hot item small.
+_THRESHOLD_CODES: dict[str, str] = {
+    "consumed_percent": "c",
+    "remaining_percent": "r",
+    "remaining_credits": "a",
+}
+_THRESHOLD_TYPES: dict[str, ThresholdType] = {
+    "c": "consumed_percent",
+    "r": "remaining_percent",
+    "a": "remaining_credits",
+}
+
+
+def threshold_items(ts: Sequence[Threshold]) -> list[Item]:
+    """The stored form of ``ts`` for the wallet's ``alr`` attribute."""
+    return [{"t": _THRESHOLD_CODES[t.type], "v": t.value} for t in ts]
+
+
+def alert_thresholds(item: Item) -> tuple[Threshold, ...] | None:
+    """The thresholds the owner chose (``alr``); None: none chosen (the defaults apply),
+    empty: alerts off."""
+    stored = item.get(ALERT_THRESHOLDS)
+    if stored is None:
+        return None
+    return tuple(
+        Threshold(_THRESHOLD_TYPES[str(entry["t"])], Decimal(entry["v"])) for entry in stored
+    )
+
+
+def _amount(item: Item, name: str) -> Decimal:
+    value = item.get(name)
+    return ZERO if value is None else Decimal(value)
+
+
+def alert_facts(item: Item) -> WalletFacts:
+    """What the alert rules (:mod:`credit_meter.core.alerts`) read of a wallet image; stream
+    images and test images may lack amounts, which count as 0."""
+    return WalletFacts(
+        wallet_id=str(item[WALLET_ID]),
+        plan=item.get(PLAN),
+        period_start=_amount(item, PERIOD_START),
+        period_end=_amount(item, PERIOD_END),
+        balance=_amount(item, BALANCE),
+        available=_amount(item, AVAILABLE),
+        used=_amount(item, USED),
+        allowance=_amount(item, ALLOWANCE),
+        overage=bool(item.get(OVERAGE)),
+        thresholds=alert_thresholds(item),
+        limit=limit(item),
+        limit_alert=limit_alert(item),
+        limit_room=limit_room(item),
+        limit_hit=limit_hit(item),
+        budgets=tuple(
+            BudgetFacts(
+                tag=tag,
+                member_id=entry.get(BUDGET_MEMBER),
+                cap=budget_cap(entry),
+                used=_amount(entry, BUDGET_USED),
+                hit=budget_hit(entry),
+            )
+            for tag, entry in (item.get(MEMBER_BUDGETS) or {}).items()
+        ),
+    )
+
+
 def open_holds(item: Item) -> dict[str, Item]:
     """The open holds by key (each ``{c, x, f, m?, b?, p?, h}``; read them with ``hold_*``)."""
     holds: dict[str, Item] = item.get(HOLDS, {})
@@ -393,7 +461,7 @@ def view(item: Item) -> WalletView:
         anchor_day=int(item.get(ANCHOR_DAY, 1)),
         pending_plan=item.get(PENDING_PLAN),
         overage=overage(item),
-        state=alerts.wallet_state(item),
+        state=alerts.wallet_state(alert_facts(item)),
         alert_threshold=limit_alert(item),
         allowed_limit=lim,
         limit_remaining=None if lim is None or room is None else max(Decimal(0), room),
@@ -405,8 +473,6 @@ def view(item: Item) -> WalletView:
 # -- update expressions ----------------------------------------------------------------------
 # Each builder below is one conditional write of the wallet; docs/data-model.md ("Writes and
 # the conditions that guard them") says why each condition makes its write safe under races.
-
-ZERO = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
