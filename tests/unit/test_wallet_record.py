@@ -1,4 +1,4 @@
-"""The wallet item's attribute names in code (``storage/wallet_record.py``) and in the docs
+"""The wallet item's attribute names in code (``storage/wallet_record/``) and in the docs
 (``docs/data-model.md``, "The wallet item") are the same set: a name added, renamed or dropped
 on one side only fails here."""
 
