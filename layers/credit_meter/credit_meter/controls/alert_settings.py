@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from credit_meter.core import alerts
 from credit_meter.core.alerts import Threshold, WalletState
 from credit_meter.storage import wallet_record
-from credit_meter.storage.store import Store, Update, WriteRejected
+from credit_meter.storage.store import Store, WriteRejected
 from credit_meter.storage.wallet_record import Item
 
 
@@ -49,16 +49,8 @@ class AlertSettings:
     def set_alerts(self, wallet_id: str, thresholds: Sequence[Threshold] | None) -> Alerts:
         """The wallet's thresholds; None goes back to the defaults, an empty list turns
         threshold alerts off (depletion and limit events still fire)."""
-        key = wallet_record.key(wallet_id)
-        if thresholds is None:
-            update = Update(key, "REMOVE alr", "attribute_exists(pk)")
-        else:
-            update = Update(
-                key,
-                "SET alr = :alr",
-                "attribute_exists(pk)",
-                values={":alr": wallet_record.threshold_items(thresholds)},
-            )
+        stored = None if thresholds is None else wallet_record.threshold_items(thresholds)
+        update = wallet_record.alert_thresholds_update(wallet_id, stored)
         try:
             self.store.update(update)
         except WriteRejected:

@@ -129,6 +129,7 @@ from credit_meter.storage.wallet_record.readers import (
 )
 from credit_meter.storage.wallet_record.writes import (
     DebitTerms,
+    alert_thresholds_update,
     budget_add_update,
     budget_change_update,
     charge_update,
@@ -207,6 +208,7 @@ __all__ = [
     "Item",
     "alert_facts",
     "alert_thresholds",
+    "alert_thresholds_update",
     "allowance",
     "available",
     "balance",

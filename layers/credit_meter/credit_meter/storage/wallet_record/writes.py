@@ -399,3 +399,11 @@ def budget_change_update(wallet_id: str, tag: str, entry: Item, cap: Decimal | N
         condition = "mb.#t.c = :old"
         values[":old"] = old
     return Update(key(wallet_id), expression, condition, names={"#t": tag}, values=values)
+
+
+def alert_thresholds_update(wallet_id: str, stored: list[Item] | None) -> Update:
+    """Set the owner's alert thresholds (``stored``: :func:`threshold_items`), or with None
+    remove them (the defaults apply again)."""
+    if stored is None:
+        return Update(key(wallet_id), "REMOVE alr", "attribute_exists(pk)")
+    return Update(key(wallet_id), "SET alr = :alr", "attribute_exists(pk)", values={":alr": stored})
