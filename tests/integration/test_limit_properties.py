@@ -6,7 +6,7 @@ Each example is a new wallet (enterprise, 60 credits) shared by members ``ann``,
 ``set_member_budget``, ``reserve``, ``commit`` (for less, exactly, or more than held),
 ``release``, ``charge`` and retries of keyed requests run one at a time; the model predicts
 each answer exactly (the limit is tested first, then the member's budget, then the credits:
-``service._refusal``'s order) and after every step the wallet item must satisfy
+``metering.refusals.refusal``'s order) and after every step the wallet item must satisfy
 
 * ``lrem == (lim or 10**15) − used − held``;
 * for each budget entry, ``r == (c or 0) − u − Σ`` the open holds tagged with it;
