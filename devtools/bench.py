@@ -446,23 +446,30 @@ def reset_cost(table_name: str) -> dict[str, Any]:
     trips per wallet reset and per dispatch, and the write units a reset costs."""
     from monthly_reset.app import handler as reset_worker
 
-    from credit_meter.billing.billing import Billing
+    from credit_meter.billing.grants import Grants
+    from credit_meter.billing.periods import Periods
+    from credit_meter.billing.plans import Plans
     from credit_meter.core import clock
     from credit_meter.core.idempotency import Request
+    from credit_meter.metering.service import Metering
     from credit_meter.storage import store
     from devtools.lambda_context import FakeLambdaContext
 
-    service = Billing()
+    resets = Periods()
+    plans, grants = (
+        Plans(resets.store, resets.catalog, resets),
+        Grants(resets.store, resets.catalog),
+    )
     wallets = [f"bench-reset-{i}" for i in range(RESETS)]
     for i, wallet_id in enumerate(wallets):
-        service.put_wallet(wallet_id, "pro")
-        service.grant(wallet_id, Decimal(10), "promo", Request(f"r{i}"))
-    period_end = service.get_wallet(wallets[0]).period_end
+        plans.put_wallet(wallet_id, "pro")
+        grants.grant(wallet_id, Decimal(10), "promo", Request(f"r{i}"))
+    period_end = Metering(resets.store).get_wallet(wallets[0]).period_end
     clock.set_clock(lambda: period_end + 60.0)
     try:
         m = meter()
         m.reset()
-        due = list(service.due_wallets())
+        due = list(resets.due_wallets())
         dispatch_round_trips = m.calls
         m.reset()
         ctx = FakeLambdaContext(function_name="credit-meter-monthly-reset")
@@ -511,9 +518,9 @@ def topup_cost() -> dict[str, Any]:
     secret = os.environ["STRIPE_WEBHOOK_SECRET"]
     from stripe_webhook.app import handler as webhook
 
-    from credit_meter.billing.billing import Billing
+    from credit_meter.billing.plans import Plans
 
-    Billing().put_wallet("bench-topups", "free")
+    Plans().put_wallet("bench-topups", "free")
     ctx = FakeLambdaContext(function_name="credit-meter-stripe-webhook")
 
     def deliver(kind: str, obj: dict[str, Any]) -> None:
@@ -598,7 +605,7 @@ def synthetic_writes(
     from credit_meter.core import wallets
     from credit_meter.core.catalog import catalog
     from credit_meter.core.usage import encode_line
-    from credit_meter.storage import items
+    from credit_meter.storage import items, wallet_record
 
     cat = catalog()
     rng = random.Random(entries)
@@ -622,13 +629,13 @@ def synthetic_writes(
                     amount = Decimal(10**9) if seq == 1 else Decimal(100)
                     gid = f"grt_{at:011x}{seq:012x}"
                     source = "purchase" if seq == 1 else "promo"
-                    post = items.posting(
+                    post = wallet_record.posting(
                         gid, "grant", amount, "posted", at, source=source, bucket_id=gid
                     )
                 elif kind < 0.6:  # a charge: by usage, or in plain credits
                     lines = cat.itemise(_usage(rng)) if kind < 0.5 else []
                     cost = sum((x.cost for x in lines), ZERO) or Decimal(rng.randint(1, 500)) / 100
-                    post = items.posting(
+                    post = wallet_record.posting(
                         f"chg_bench{seq}",
                         "charge",
                         -cost,
@@ -650,7 +657,7 @@ def synthetic_writes(
                     if member is not None:
                         hold["m"] = member
                     holds[key] = hold
-                    post = items.posting(
+                    post = wallet_record.posting(
                         f"rsv_{key}",
                         "reservation",
                         -charged,
@@ -661,8 +668,14 @@ def synthetic_writes(
                     )
                 balance += post["d"]
                 posts.append(post)
-            old = {"pk": pk, "sk": items.WALLET_SK, "seq": old_seq, "hd": holds}
-            new = {"pk": pk, "sk": items.WALLET_SK, "seq": seq, "posts": posts, "bal": balance}
+            old = {"pk": pk, "sk": wallet_record.WALLET_SK, "seq": old_seq, "hd": holds}
+            new = {
+                "pk": pk,
+                "sk": wallet_record.WALLET_SK,
+                "seq": seq,
+                "posts": posts,
+                "bal": balance,
+            }
             new["ps"] = period_start
             yield old, new
 
@@ -672,12 +685,12 @@ def seed_wallet(store: Any, wallet_id: str, entries: int, now: datetime) -> list
     them for the synthetic writes: ``project_change`` of each, entries by BatchWriteItem (on
     ``SEED_THREADS`` threads), rollups by the projector's conditional updates, in stream order
     per rollup item (different items side by side). Returns the entries."""
-    from credit_meter.billing.billing import Billing
+    from credit_meter.billing.plans import Plans
     from credit_meter.reports.projector import project_change
-    from credit_meter.storage import items
+    from credit_meter.storage import wallet_record
     from credit_meter.storage.store import Update
 
-    Billing(store).put_wallet(
+    Plans(store).put_wallet(
         wallet_id, "enterprise", Decimal(1_000_000), REPORT_ANCHOR_DAY, org_id=BENCH_ORG
     )
     projections = [
@@ -700,7 +713,7 @@ def seed_wallet(store: Any, wallet_id: str, entries: int, now: datetime) -> list
         list(pool.map(apply, rollups.values()))
     # The wallet's seq as the synthetic writes left it (the entries count against it).
     store.update(
-        Update(items.wallet_key(wallet_id), "SET seq = :n", None, values={":n": len(written)})
+        Update(wallet_record.key(wallet_id), "SET seq = :n", None, values={":n": len(written)})
     )
     return written
 

@@ -540,7 +540,7 @@ def _with_access(items: dict[str, Any]) -> dict[str, Any]:
     return items
 
 
-# How a debit is priced besides credits (service.wallet_mode; TransactionOut.billing).
+# How a debit is priced besides credits (pricing_modes.wallet_mode; TransactionOut.billing).
 PRICING_MODES = (
     "A wallet in bypass mode records the action at 0 credits; for a member (`member_id`: the "
     "user's `sub`) with their own provider key (BYOK), AI token meters cost 0 credits (other "

@@ -28,10 +28,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from credit_meter.controls import notify
 from credit_meter.core.alerts import DEPLETED, LIMIT_REACHED, RESTORED, THRESHOLD_CROSSED, crossings
-from credit_meter.payments.payments import Payments
+from credit_meter.payments.auto_topup import AutoTopups
 from credit_meter.payments.stripe_gateway import StripeGateway
-from credit_meter.storage.items import WALLET_SK
+from credit_meter.storage import wallet_record
 from credit_meter.storage.store import from_item
+from credit_meter.storage.wallet_record import WALLET_SK
 
 logger = Logger()
 metrics = Metrics()
@@ -47,13 +48,13 @@ ALERT_METRICS = {
 
 
 def top_up(old: dict[str, Any] | None, wallet: dict[str, Any]) -> None:
-    attempt = Payments().on_wallet_change(old, wallet, StripeGateway)
+    attempt = AutoTopups().on_wallet_change(old, wallet, StripeGateway)
     if attempt is None:
         return
     logger.info(
         "auto top-up attempted",
         extra={
-            "wallet_id": wallet["wallet_id"],
+            "wallet_id": wallet_record.wallet_id(wallet),
             "status": attempt.status,
             "payment_id": attempt.payment_id,
         },
@@ -71,7 +72,9 @@ def alert(
     change = record.raw_event["dynamodb"]
     record_id = str(change.get("SequenceNumber") or record.event_id)
     at = change.get("ApproximateCreationDateTime")
-    fired = crossings(old, wallet, record_id, occurred_at=None if at is None else float(at))
+    before = None if old is None else wallet_record.alert_facts(old)
+    after = wallet_record.alert_facts(wallet)
+    fired = crossings(before, after, record_id, occurred_at=None if at is None else float(at))
     for sent in notify.publish(fired, context):  # (it logs each one)
         metrics.add_metric(name="AlertsFired", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name=ALERT_METRICS[sent.detail_type], unit=MetricUnit.Count, value=1)

@@ -81,8 +81,13 @@ from credit_meter.core.wallets import Entry
 from credit_meter.metering.service import Metering, Request
 
 if TYPE_CHECKING:
-    from credit_meter.billing.billing import Billing
+    from credit_meter.billing.grants import Grants
+    from credit_meter.billing.plans import Plans
+    from credit_meter.billing.promotions import Promotions
+    from credit_meter.billing.referrals import Referrals
+    from credit_meter.billing.transfers import Transfers
     from credit_meter.controls.controls import Controls
+    from credit_meter.payments.auto_topup import AutoTopups
     from credit_meter.payments.payments import Payments
     from credit_meter.payments.topups import Gateway
     from credit_meter.reports.reports import Reports
@@ -102,12 +107,38 @@ def _service() -> Metering:
     return Metering()
 
 
-def _billing() -> Billing:
-    """Plans, periods and grants: imported on first use, so the metering routes' cold start
-    does not pay for them."""
-    from credit_meter.billing.billing import Billing
+# Plans, grants, transfers, promo codes and referrals are imported on first use, so the
+# metering routes' cold start does not pay for them.
 
-    return Billing()
+
+def _plans() -> Plans:
+    from credit_meter.billing.plans import Plans
+
+    return Plans()
+
+
+def _grants() -> Grants:
+    from credit_meter.billing.grants import Grants
+
+    return Grants()
+
+
+def _transfers() -> Transfers:
+    from credit_meter.billing.transfers import Transfers
+
+    return Transfers()
+
+
+def _promotions() -> Promotions:
+    from credit_meter.billing.promotions import Promotions
+
+    return Promotions()
+
+
+def _referrals() -> Referrals:
+    from credit_meter.billing.referrals import Referrals
+
+    return Referrals()
 
 
 def _reports() -> Reports:
@@ -126,6 +157,12 @@ def _payments() -> Payments:
     from credit_meter.payments.payments import Payments
 
     return Payments()
+
+
+def _auto_topups() -> AutoTopups:
+    from credit_meter.payments.auto_topup import AutoTopups
+
+    return AutoTopups()
 
 
 def _gateway() -> Gateway:
@@ -253,7 +290,7 @@ def put_wallet(wallet_id: str) -> Response[Any]:
     org = _grant().principal.org  # a wallet is created in (or adopted by) the caller's org
     if body.org_id is not None and body.org_id != org:
         raise InvalidRequest([FieldProblem("org_id", "must be the organisation of your token")])
-    created, view = _billing().put_wallet(
+    created, view = _plans().put_wallet(
         _wallet(wallet_id), body.plan, body.allowance, body.anchor_day, org
     )
     return _json(201 if created else 200, WalletOut.of(view))
@@ -262,7 +299,7 @@ def put_wallet(wallet_id: str) -> Response[Any]:
 @app.put("/v1/wallets/<wallet_id>/bypass")
 def put_bypass(wallet_id: str) -> Response[Any]:
     body = _body(BypassIn)
-    return _json(200, WalletOut.of(_billing().set_bypass(_wallet(wallet_id), body.enabled)))
+    return _json(200, WalletOut.of(_plans().set_bypass(_wallet(wallet_id), body.enabled)))
 
 
 @app.get("/v1/wallets/<wallet_id>")
@@ -320,7 +357,7 @@ def quote(wallet_id: str) -> Response[Any]:
 @app.post("/v1/wallets/<wallet_id>/grants")
 def grant(wallet_id: str) -> Response[Any]:
     body = _body(GrantIn)
-    granted = _billing().grant(
+    granted = _grants().grant(
         _wallet(wallet_id),
         body.credits,
         body.source,
@@ -334,7 +371,7 @@ def grant(wallet_id: str) -> Response[Any]:
 @app.get("/v1/wallets/<wallet_id>/grants")
 def grants(wallet_id: str) -> Response[Any]:
     query = GrantsQuery.model_validate(app.current_event.query_string_parameters or {})
-    lines, cursor = _billing().grants(_wallet(wallet_id), query.limit, query.cursor)
+    lines, cursor = _grants().grants(_wallet(wallet_id), query.limit, query.cursor)
     return _json(200, GrantsOut(items=[GrantLineOut.of(g) for g in lines], next_cursor=cursor))
 
 
@@ -343,15 +380,13 @@ def void_grant(wallet_id: str, grant_id: str) -> Response[Any]:
     _body(VoidIn, optional=True)
     if not GRANT_ID.fullmatch(grant_id):
         raise GrantNotFound(f"grant {grant_id!r} does not exist")
-    return _json(200, VoidOut.of(_billing().void_grant(_wallet(wallet_id), grant_id)))
+    return _json(200, VoidOut.of(_grants().void_grant(_wallet(wallet_id), grant_id)))
 
 
 @app.post("/v1/wallets/<wallet_id>/adjustments")
 def adjust(wallet_id: str) -> Response[Any]:
     body = _body(AdjustmentIn)
-    done = _billing().adjust(
-        _wallet(wallet_id), body.credits, body.reason, _request(body, "adjust")
-    )
+    done = _grants().adjust(_wallet(wallet_id), body.credits, body.reason, _request(body, "adjust"))
     return _json(201, AdjustmentOut.of(done))
 
 
@@ -364,7 +399,7 @@ def transfer(wallet_id: str) -> Response[Any]:
         raise WalletNotFound(
             f"wallet {body.to_wallet_id!r} (to_wallet_id) does not exist"
         ) from None
-    done = _billing().transfer(
+    done = _transfers().transfer(
         _wallet(wallet_id),
         body.to_wallet_id,
         body.credits,
@@ -377,21 +412,23 @@ def transfer(wallet_id: str) -> Response[Any]:
 @app.post("/v1/promo-codes")
 def create_promo_code() -> Response[Any]:
     body = _body(PromoCodeIn)
-    created, promo = _billing().create_promo(body.promo())
+    created, promo = _promotions().create_promo(body.promo())
     return _json(201 if created else 200, PromoCodeOut.of(promo))
 
 
 @app.post("/v1/wallets/<wallet_id>/redeem")
 def redeem(wallet_id: str) -> Response[Any]:
     body = _body(RedeemIn)
-    granted = _billing().redeem(_wallet(wallet_id), body.code, _request(body, "redeem"))
+    granted = _promotions().redeem(_wallet(wallet_id), body.code, _request(body, "redeem"))
     return _json(201, GrantOut.of(granted))
 
 
 @app.post("/v1/wallets/<wallet_id>/referral")
 def referral(wallet_id: str) -> Response[Any]:
     body = _body(ReferralIn)
-    return _json(201, ReferralOut.of(_billing().refer(_wallet(wallet_id), body.referrer_wallet_id)))
+    return _json(
+        201, ReferralOut.of(_referrals().refer(_wallet(wallet_id), body.referrer_wallet_id))
+    )
 
 
 def _activity(wallet_id: str, query: TransactionsQuery) -> tuple[list[Entry], str | None]:
@@ -507,7 +544,7 @@ def put_auto_topup(wallet_id: str) -> Response[Any]:
     from credit_meter.api.topup_models import AutoTopupIn, AutoTopupOut
 
     body = _body(AutoTopupIn)
-    done = _payments().set_auto_topup(
+    done = _auto_topups().set_auto_topup(
         _wallet(wallet_id),
         body.enabled,
         body.threshold,
@@ -522,7 +559,7 @@ def put_auto_topup(wallet_id: str) -> Response[Any]:
 def get_auto_topup(wallet_id: str) -> Response[Any]:
     from credit_meter.api.topup_models import AutoTopupOut
 
-    return _json(200, AutoTopupOut.of(_payments().auto_topup(_wallet(wallet_id))))
+    return _json(200, AutoTopupOut.of(_auto_topups().auto_topup(_wallet(wallet_id))))
 
 
 @app.put("/v1/wallets/<wallet_id>/limits")

@@ -4,7 +4,7 @@ are spread over many invocations:
 * ``dispatch`` (EventBridge Scheduler, every 5 minutes) reads the due index — wallets whose
   period has ended or that hold a grant past its expiry — and queues one SQS message per wallet;
 * ``handler`` (SQS, batches of 10) moves each wallet forward with one conditional write
-  (``Billing.advance``). A wallet that fails is reported as a batch item failure: SQS delivers
+  (``Periods.advance``). A wallet that fails is reported as a batch item failure: SQS delivers
   it again, and after five receives it lands in the dead-letter queue (alarmed). Nothing is
   skipped silently.
 
@@ -30,7 +30,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from credit_meter.billing.billing import Billing
+from credit_meter.billing.periods import Periods
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
@@ -91,7 +91,7 @@ def queue_wallets(wallet_ids: list[str], scheduled_time: str | None) -> list[str
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def dispatch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    due = list(Billing().due_wallets())
+    due = list(Periods().due_wallets())
     failed = queue_wallets(due, event.get("scheduled_time")) if due else []
     metrics.add_metric(name="WalletsDue", unit=MetricUnit.Count, value=len(due))
     summary = {"due": len(due), "queued": len(due) - len(failed)}
@@ -104,7 +104,7 @@ def dispatch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 def advance(record: SQSRecord) -> None:
     wallet_id = json.loads(record.body)["wallet_id"]
-    done = Billing().advance(wallet_id)
+    done = Periods().advance(wallet_id)
     if done.reset:
         metrics.add_metric(name="WalletsReset", unit=MetricUnit.Count, value=1)
     if done.expired:

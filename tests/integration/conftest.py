@@ -4,7 +4,7 @@ from ``tests/conftest.py``).
 
 * ``meter_table`` — a fresh table with the environment the functions read (``TABLE_NAME``, the
   DynamoDB Local endpoints, Powertools settings) and a fresh store client.
-* ``metering`` — :class:`credit_meter.billing.billing.Billing` (the whole service) on that table.
+* ``metering`` — :class:`tests.services.Service` (every use case) on that table.
 * ``api`` — calls ``metering_api.app.handler`` in this process: ``api(method, path, body,
   headers, query, *, as_=DEFAULT) -> (status, json)`` (``as_``: the token's claims, by default
   an owner of ``org-test`` with both scopes; ``None``: no token — see ``tests/principals.py``).
@@ -32,15 +32,15 @@ from typing import Any
 
 import pytest
 
-from credit_meter.billing.billing import Billing
 from credit_meter.core import wallets
 from credit_meter.core.catalog import catalog
 from credit_meter.storage import items as stored
-from credit_meter.storage import store
+from credit_meter.storage import store, wallet_record
 from devtools import table
 from devtools.apigw import FakeContext, http_event
 from devtools.stream_pump import StreamPump
 from tests.principals import DEFAULT
+from tests.services import Service
 
 LAMBDA_WORKERS = 8
 
@@ -78,8 +78,8 @@ def meter_table(
 
 
 @pytest.fixture
-def metering(meter_table: str) -> Billing:
-    service = Billing()
+def metering(meter_table: str) -> Service:
+    service = Service()
     service.store.client  # noqa: B018 - make the shared client now, not from many threads
     return service
 
@@ -161,7 +161,7 @@ class Ledger:
     def wallet_item(self, wallet_id: str) -> dict[str, Any]:
         response = self.client.get_item(
             TableName=self.table,
-            Key={"pk": {"S": stored.wallet_pk(wallet_id)}, "sk": {"S": stored.WALLET_SK}},
+            Key={"pk": {"S": stored.wallet_pk(wallet_id)}, "sk": {"S": wallet_record.WALLET_SK}},
             ConsistentRead=True,
         )
         return store.from_item(response["Item"])
@@ -215,7 +215,7 @@ class Ledger:
                 assert entry["balance_after"] >= 0, f"charge {entry['seq']} overspent"
         assert running == balance, f"Σ ledger credits {running} != balance {balance}"
 
-        buckets = stored.buckets(item)
+        buckets = wallet_record.buckets(item)
         order = sorted(buckets, key=lambda b: wallets.burn_key(b, catalog()))
         assert [b.id for b in buckets] == [b.id for b in order], "buckets not in burn order"
         views = wallets.remaining(buckets, Decimal(item["drawn"]))

@@ -14,16 +14,17 @@ from typing import Any
 
 import pytest
 
+from credit_meter.billing.plans import Plans
 from credit_meter.controls import notify
 from credit_meter.core.errors import InsufficientCredits
 from credit_meter.core.idempotency import Request
 from credit_meter.metering.service import Cost
 from credit_meter.payments import stripe_gateway
-from credit_meter.payments.payments import Payments
 from devtools.apigw import FakeContext
 from devtools.fake_stripe import FakeStripe
 from devtools.stream_pump import StreamPump
 from tests.integration.conftest import _as_lambda_sends
+from tests.services import Service
 from tests.storms import kinds, storm
 
 CARD = {"customer_id": "cus_races", "payment_method_id": "pm_card_visa"}
@@ -84,7 +85,7 @@ def test_concurrent_debits_across_the_threshold_buy_one_pack(
     ddb_local_endpoint: str,
     alerts_file: Path,
 ) -> None:
-    service = Payments()
+    service = Service()
     service.put_wallet("w1", "starter")  # 500 credits
     service.set_auto_topup("w1", True, Decimal(200), "pack_500", **CARD)
 
@@ -116,9 +117,9 @@ def test_concurrent_debits_across_the_threshold_buy_one_pack(
 def test_a_second_crossing_after_the_credits_arrive_buys_once_more(
     meter_table: str, stripe_api: FakeStripe, auto_topup_stream: StreamPump
 ) -> None:
-    from credit_meter.payments.payments import Observation
+    from credit_meter.payments.facts import Observation
 
-    service = Payments()
+    service = Service()
     service.put_wallet("w1", "starter")
     service.set_auto_topup("w1", True, Decimal(200), "pack_500", **CARD)
     storm(16, lambda i: service.charge("w1", Cost(Decimal(25)), Request(f"a{i}"), "chat", None))
@@ -173,15 +174,16 @@ def test_a_storm_to_the_limit_fires_every_alert_once(
 ) -> None:
     from credit_meter.controls.controls import Controls
     from credit_meter.core.errors import MemberBudgetReached, SpendingLimitReached
+    from credit_meter.metering.service import Metering
 
-    Payments().put_wallet("w1", "starter")  # 500 credits
+    Plans().put_wallet("w1", "starter")  # 500 credits
     service = Controls()
     service.set_limits("w1", Decimal(300), Decimal(450))
     service.set_member_budget("w1", "alice", Decimal(90))
 
     def spend(i: int) -> Any:
         member = "alice" if i % 2 else "bob"
-        return service.charge("w1", Cost(Decimal(15)), Request(f"s{i}"), "chat", member)
+        return Metering().charge("w1", Cost(Decimal(15)), Request(f"s{i}"), "chat", member)
 
     results = storm(60, spend)
     # The limit takes exactly 30 charges of 15 (450), alice's budget exactly 6 of them.

@@ -1,7 +1,7 @@
 """Concurrency storms against ONE wallet on DynamoDB Local (docs/domain.md;
 the write conditions of docs/data-model.md).
 
-Threads call the service (``Billing``) directly, released together by a barrier; the HTTP
+Threads call the service (``Metering``) directly, released together by a barrier; the HTTP
 storm runs the real handler in worker processes (``lambdas``), like concurrent Lambda
 invocations. Exact outcomes are asserted where the arithmetic decides them, and every storm
 ends with the projected ledger checked against the invariants (``Ledger.check``).
@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from credit_meter.billing.billing import Billing
 from credit_meter.core.errors import Contention, InsufficientCredits
-from credit_meter.metering.service import Cost, Request
+from credit_meter.metering.service import Cost, Metering, Request
+from tests.services import Service
 from tests.storms import kinds, storm
 
 pytestmark = pytest.mark.integration
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 THREADS = 50
 
 
-def _wallet(metering: Billing, credits: str) -> str:
+def _wallet(metering: Service, credits: str) -> str:
     wid = f"storm-{uuid.uuid4().hex[:10]}"
     metering.put_wallet(wid, "enterprise", Decimal(credits))
     return wid
@@ -41,12 +41,12 @@ def _req() -> Request:
 
 
 def test_reserve_storm_holds_exactly_what_the_balance_covers(
-    metering: Billing, ledger: Any
+    metering: Service, ledger: Any
 ) -> None:
     wid = _wallet(metering, "20")
 
     results = storm(
-        THREADS, lambda i: Billing().reserve(wid, Cost(Decimal(1)), _req(), "chat", f"m{i}")
+        THREADS, lambda i: Metering().reserve(wid, Cost(Decimal(1)), _req(), "chat", f"m{i}")
     )
 
     assert kinds(results) == Counter({"Reservation": 20, "InsufficientCredits": 30})
@@ -55,12 +55,12 @@ def test_reserve_storm_holds_exactly_what_the_balance_covers(
     assert len(ledger.wallet_item(wid)["hd"]) == 20
 
     # Nothing is left for charges while every credit is held.
-    refused = storm(THREADS, lambda i: Billing().charge(wid, Cost(Decimal(1)), _req(), "x"))
+    refused = storm(THREADS, lambda i: Metering().charge(wid, Cost(Decimal(1)), _req(), "x"))
     assert kinds(refused) == Counter({"InsufficientCredits": THREADS})
 
     # Releasing them all together returns every credit, once.
     holds = [r for r in results if not isinstance(r, Exception)]
-    ended = storm(len(holds), lambda i: Billing().release(wid, holds[i].reservation_id, _req()))
+    ended = storm(len(holds), lambda i: Metering().release(wid, holds[i].reservation_id, _req()))
     assert kinds(ended) == Counter({"Ended": 20})
     wallet = metering.get_wallet(wid)
     assert (wallet.balance, wallet.held, wallet.available) == (20, 0, 20)
@@ -68,11 +68,11 @@ def test_reserve_storm_holds_exactly_what_the_balance_covers(
     assert Counter(e["status"] for e in entries) == Counter({"posted": 1, "released": 20})
 
 
-def test_charge_storm_debits_exactly_the_balance(metering: Billing, ledger: Any) -> None:
+def test_charge_storm_debits_exactly_the_balance(metering: Service, ledger: Any) -> None:
     wid = _wallet(metering, "20")
 
     results = storm(
-        THREADS, lambda i: Billing().charge(wid, Cost(Decimal(1)), _req(), "image", f"m{i}")
+        THREADS, lambda i: Metering().charge(wid, Cost(Decimal(1)), _req(), "image", f"m{i}")
     )
 
     assert kinds(results) == Counter({"Charge": 20, "InsufficientCredits": 30})
@@ -130,15 +130,15 @@ def test_http_storm_through_concurrent_handler_invocations(
 
 
 def test_commits_beyond_their_holds_overdraw_by_at_most_the_excess(
-    metering: Billing, ledger: Any
+    metering: Service, ledger: Any
 ) -> None:
     wid = _wallet(metering, "20")
-    holds = storm(20, lambda i: Billing().reserve(wid, Cost(Decimal(1)), _req(), "agent"))
+    holds = storm(20, lambda i: Metering().reserve(wid, Cost(Decimal(1)), _req(), "agent"))
     assert kinds(holds) == Counter({"Reservation": 20})
 
     # The work already happened: every commit succeeds, each 1.25 over its hold.
     commits = storm(
-        20, lambda i: Billing().commit(wid, holds[i].reservation_id, Cost(Decimal("2.25")), _req())
+        20, lambda i: Metering().commit(wid, holds[i].reservation_id, Cost(Decimal("2.25")), _req())
     )
 
     assert kinds(commits) == Counter({"Ended": 20})
@@ -147,9 +147,9 @@ def test_commits_beyond_their_holds_overdraw_by_at_most_the_excess(
     refused = storm(
         THREADS,
         lambda i: (
-            Billing().reserve(wid, Cost(Decimal("0.000001")), _req(), "chat")
+            Metering().reserve(wid, Cost(Decimal("0.000001")), _req(), "chat")
             if i % 2
-            else Billing().charge(wid, Cost(Decimal("0.000001")), _req(), "chat")
+            else Metering().charge(wid, Cost(Decimal("0.000001")), _req(), "chat")
         ),
     )
     assert kinds(refused) == Counter({"InsufficientCredits": THREADS})
@@ -190,7 +190,7 @@ def _debits(wid: str, tally: Tally, seed: int, rounds: int) -> None:
     of a few dozen sessions ends holds every way even when the wallet soon runs dry.
     """
     rng = random.Random(seed)
-    service = Billing()
+    service = Service()
     for n in range(rounds):
         amount = Decimal(1) if n == 0 else Decimal(rng.randint(1, 40)) / 4
         try:
@@ -223,7 +223,7 @@ def _debits(wid: str, tally: Tally, seed: int, rounds: int) -> None:
 
 
 def _check_tally(
-    metering: Billing, ledger: Any, wid: str, initial: Decimal, tally: Tally
+    metering: Service, ledger: Any, wid: str, initial: Decimal, tally: Tally
 ) -> list[dict[str, Any]]:
     wallet = metering.get_wallet(wid)
     balance = initial + sum(tally.granted.values()) - sum(tally.charged.values())
@@ -245,7 +245,7 @@ def _check_tally(
 
 
 def test_mixed_storm_of_reserve_commit_release_and_charge_keeps_the_invariants(
-    metering: Billing, ledger: Any
+    metering: Service, ledger: Any
 ) -> None:
     initial = Decimal(150)
     wid = _wallet(metering, str(initial))
@@ -261,7 +261,7 @@ def test_mixed_storm_of_reserve_commit_release_and_charge_keeps_the_invariants(
 
 def _grants(wid: str, tally: Tally, seed: int, count: int) -> None:
     rng = random.Random(seed)
-    service = Billing()
+    service = Service()
     now = datetime.now(UTC)
     for _ in range(count):
         credits = Decimal(rng.randint(1, 20))
@@ -283,7 +283,7 @@ def _grants(wid: str, tally: Tally, seed: int, count: int) -> None:
 
 
 def test_grants_racing_debits_keep_the_sum_and_the_buckets_right(
-    metering: Billing, ledger: Any
+    metering: Service, ledger: Any
 ) -> None:
     initial = Decimal(10)
     wid = _wallet(metering, str(initial))

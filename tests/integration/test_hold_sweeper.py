@@ -22,14 +22,16 @@ from typing import Any
 
 import pytest
 
-from credit_meter.billing.billing import Billing
 from credit_meter.core import clock
 from credit_meter.core.errors import Conflict
 from credit_meter.core.wallets import Ended
+from credit_meter.metering.expiry import HoldExpiry
 from credit_meter.metering.service import SWEEP_REVISIT_SECONDS, Cost, Metering, Request
 from credit_meter.storage import items as stored
+from credit_meter.storage import wallet_record
 from devtools.apigw import FakeContext
 from tests.principals import TEST_ORG
+from tests.services import Service
 
 pytestmark = pytest.mark.integration
 
@@ -65,14 +67,14 @@ def run_handler(meter_table: str) -> Callable[[], dict[str, Any]]:
     return lambda: handler(copy.deepcopy(SCHEDULE_EVENT), FakeContext())
 
 
-def new_wallet(metering: Billing, credits: str = "1000") -> str:
+def new_wallet(metering: Service, credits: str = "1000") -> str:
     wallet_id = f"sweep-{uuid.uuid4().hex[:10]}"
     # in the test caller's organisation: some tests go on through the API
     metering.put_wallet(wallet_id, "enterprise", Decimal(credits), org_id=TEST_ORG)
     return wallet_id
 
 
-def hold(metering: Billing, wallet_id: str, credits: int, ttl: int, member: str = "ann") -> str:
+def hold(metering: Service, wallet_id: str, credits: int, ttl: int, member: str = "ann") -> str:
     request = Request(uuid.uuid4().hex)
     return metering.reserve(
         wallet_id, Cost(Decimal(credits)), request, "chat", member, ttl
@@ -91,15 +93,15 @@ def statuses(ledger: Any, wallet_id: str) -> dict[str, tuple[str, Decimal]]:
 def on_index(ledger: Any, wallet_id: str) -> bool:
     page = ledger.client.query(
         TableName=ledger.table,
-        IndexName=stored.SWEEP_INDEX,
+        IndexName=wallet_record.SWEEP_INDEX,
         KeyConditionExpression="sweep_shard = :s",
-        ExpressionAttributeValues={":s": {"S": stored.sweep_shard(wallet_id)}},
+        ExpressionAttributeValues={":s": {"S": wallet_record.sweep_shard(wallet_id)}},
     )
     return any(i["pk"]["S"] == stored.wallet_pk(wallet_id) for i in page["Items"])
 
 
 def test_the_scheduled_handler_expires_due_holds(
-    metering: Billing, ledger: Any, now: Clock, run_handler: Callable[[], dict[str, Any]]
+    metering: Service, ledger: Any, now: Clock, run_handler: Callable[[], dict[str, Any]]
 ) -> None:
     done, mixed, idle = (new_wallet(metering) for _ in range(3))
     due = [hold(metering, done, 10, 60), hold(metering, mixed, 20, 30, member="bo")]
@@ -126,7 +128,7 @@ def test_the_scheduled_handler_expires_due_holds(
 
 
 def test_the_handler_raises_for_a_failed_wallet_after_sweeping_the_others(
-    metering: Billing,
+    metering: Service,
     ledger: Any,
     now: Clock,
     monkeypatch: pytest.MonkeyPatch,
@@ -138,16 +140,16 @@ def test_the_handler_raises_for_a_failed_wallet_after_sweeping_the_others(
     for wallet_id in wallets:
         hold(metering, wallet_id, 10, 60)
     broken = wallets[1]
-    expire_holds = Metering.expire_holds
+    expire_holds = HoldExpiry.expire_holds
 
-    def fail_one(self: Metering, wallet_id: str) -> int:
+    def fail_one(self: HoldExpiry, wallet_id: str) -> int:
         if wallet_id == broken:
             raise RuntimeError("injected failure")
         return expire_holds(self, wallet_id)
 
     now.at(60)
     with monkeypatch.context() as patched:
-        patched.setattr(Metering, "expire_holds", fail_one)
+        patched.setattr(HoldExpiry, "expire_holds", fail_one)
         with pytest.raises(RuntimeError, match=f"1 wallets not swept: .*{broken}"):
             run_handler()
     assert [metering.get_wallet(w).held for w in wallets] == [0, 10, 0]
@@ -162,7 +164,7 @@ def test_the_handler_raises_for_a_failed_wallet_after_sweeping_the_others(
 
 @pytest.mark.parametrize("holds", [40, 64])
 def test_every_due_hold_ends_in_one_sweep_in_batches_of_24(
-    metering: Billing, ledger: Any, now: Clock, holds: int
+    metering: Service, ledger: Any, now: Clock, holds: int
 ) -> None:
     wallet_id = new_wallet(metering)
     rids = [hold(metering, wallet_id, 1 + n % 3, 60 + n % 11) for n in range(holds)]
@@ -178,7 +180,7 @@ def test_every_due_hold_ends_in_one_sweep_in_batches_of_24(
 
 
 def test_commit_after_the_sweep_is_409_and_a_late_commit_before_it_wins(
-    metering: Billing, ledger: Any, now: Clock, api: Callable[..., tuple[int, Any]]
+    metering: Service, ledger: Any, now: Clock, api: Callable[..., tuple[int, Any]]
 ) -> None:
     wallet_id = new_wallet(metering, "100")
     path = f"/v1/wallets/{wallet_id}/reservations"
@@ -210,7 +212,7 @@ SWEEPERS = 2
 
 
 def test_late_commits_race_concurrent_sweeps_and_each_hold_ends_once(
-    metering: Billing, ledger: Any, now: Clock
+    metering: Service, ledger: Any, now: Clock
 ) -> None:
     """Every hold is past expires_at; 8 threads commit them (in random order, spread over
     about a second) while 2 threads sweep over and over. Which side wins each hold depends on
@@ -235,7 +237,7 @@ def test_late_commits_race_concurrent_sweeps_and_each_hold_ends_once(
         for rid in rids[worker::COMMITTERS]:
             time.sleep(random.uniform(0, 0.6))  # spread the commits over the sweeps
             try:
-                results[rid] = Billing().commit(
+                results[rid] = Metering().commit(
                     wallet_id, rid, Cost(credits=charge[rid]), Request(f"commit-{rid}")
                 )
             except Exception as error:
@@ -246,7 +248,7 @@ def test_late_commits_race_concurrent_sweeps_and_each_hold_ends_once(
         barrier.wait(timeout=30)
         reports = []
         while committing.is_set():
-            reports.append(Billing().sweep())
+            reports.append(Metering().sweep())
         return reports
 
     with ThreadPoolExecutor(COMMITTERS + SWEEPERS) as pool:

@@ -1,4 +1,4 @@
-"""A Hypothesis state machine drives the real data layer (``Billing`` on DynamoDB Local)
+"""A Hypothesis state machine drives the real data layer (``Service`` on DynamoDB Local)
 against a model in plain Python: balance, holds, buckets in burn-down order, overdraft, and
 the ledger every accepted operation should leave behind (docs/domain.md).
 
@@ -26,10 +26,11 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from credit_meter.billing.billing import MAX_BUCKETS, Billing
+from credit_meter.billing.buckets import MAX_BUCKETS
 from credit_meter.core.catalog import UsageLine
 from credit_meter.core.errors import Conflict, IdempotencyConflict, InsufficientCredits
 from credit_meter.metering.service import Cost, Request
+from tests.services import Service
 
 pytestmark = pytest.mark.integration
 
@@ -132,7 +133,7 @@ def _price(lines: list[tuple[tuple[str, str | None], int]]) -> Decimal:
 
 
 class LedgerMachine(RuleBasedStateMachine):
-    service: Billing
+    service: Service
     ledger: Any
 
     def __init__(self) -> None:
@@ -443,7 +444,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 assert (entry.get("feature"), entry.get("member_id")) == (hold.feature, hold.member)
 
 
-def test_the_data_layer_behaves_like_the_model(metering: Billing, ledger: Any) -> None:
+def test_the_data_layer_behaves_like_the_model(metering: Service, ledger: Any) -> None:
     LedgerMachine.service = metering
     LedgerMachine.ledger = ledger
     run_state_machine_as_test(

@@ -1,12 +1,12 @@
 """A Hypothesis state machine drives spending limits and member budgets on the real data layer
-(``Billing`` and ``Controls`` on DynamoDB Local) against a model in plain Python.
+(``tests.services.Service`` and ``Controls`` on DynamoDB Local) against a model in plain Python.
 
 Each example is a new wallet (enterprise, 60 credits) shared by members ``ann``, ``bob`` and
 ``cat`` (and debits for no member). Random sequences of ``set_limits``,
 ``set_member_budget``, ``reserve``, ``commit`` (for less, exactly, or more than held),
 ``release``, ``charge`` and retries of keyed requests run one at a time; the model predicts
 each answer exactly (the limit is tested first, then the member's budget, then the credits:
-``service._refusal``'s order) and after every step the wallet item must satisfy
+``metering.refusals.refusal``'s order) and after every step the wallet item must satisfy
 
 * ``lrem == (lim or 10**15) − used − held``;
 * for each budget entry, ``r == (c or 0) − u − Σ`` the open holds tagged with it;
@@ -35,7 +35,6 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from credit_meter.billing.billing import Billing
 from credit_meter.controls.controls import Controls
 from credit_meter.core.errors import (
     DomainError,
@@ -47,6 +46,7 @@ from credit_meter.core.errors import (
 from credit_meter.core.ids import ReservationId, member_tag
 from credit_meter.core.wallets import Charge, Ended, Reservation
 from credit_meter.metering.service import Cost, Request
+from tests.services import Service
 
 pytestmark = pytest.mark.integration
 
@@ -137,7 +137,7 @@ class Model:
 
 
 class LimitMachine(RuleBasedStateMachine):
-    billing: Billing
+    billing: Service
     controls: Controls
     ledger: Any
 
@@ -359,7 +359,7 @@ class LimitMachine(RuleBasedStateMachine):
             self.ledger.check(self.wid)
 
 
-def test_limits_and_budgets_behave_like_the_model(metering: Billing, ledger: Any) -> None:
+def test_limits_and_budgets_behave_like_the_model(metering: Service, ledger: Any) -> None:
     LimitMachine.billing = metering
     LimitMachine.controls = Controls()
     LimitMachine.ledger = ledger

@@ -9,8 +9,8 @@ relatively, so whatever lands meanwhile, the rooms stay exact: afterwards the wa
 satisfies ``lrem = (lim or 10¹⁵) − used − held`` and, per budget, ``r = (c or 0) − u −`` its
 open holds (``rooms_are_exact``).
 
-Threads call the service directly (``Billing`` for wallets and debits, ``Controls`` for limits
-and budgets), released together by a barrier (``tests/storms.py``); one storm runs the real
+Threads call the service directly (``Metering`` for debits, ``Controls`` for limits and
+budgets), released together by a barrier (``tests/storms.py``); one storm runs the real
 handler in worker processes (``lambdas``). Every storm ends with the stream-projected ledger
 checked against the invariants (``Ledger.check``).
 """
@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from credit_meter.billing.billing import Advanced, Billing
+from credit_meter.billing.periods import Advanced, Periods
 from credit_meter.controls.controls import Controls
 from credit_meter.core import clock
 from credit_meter.core.errors import (
@@ -41,8 +41,9 @@ from credit_meter.core.errors import (
 )
 from credit_meter.core.ids import ReservationId, member_tag
 from credit_meter.core.wallets import Charge, Ended, Reservation
-from credit_meter.metering.service import Cost, Request
-from credit_meter.storage import items as stored
+from credit_meter.metering.service import Cost, Metering, Request
+from credit_meter.storage import wallet_record
+from tests.services import Service
 from tests.storms import kinds, storm
 
 pytestmark = pytest.mark.integration
@@ -52,7 +53,7 @@ ONE = Decimal(1)
 NO_LIMIT = Decimal(10**15)
 
 
-def _wallet(metering: Billing, credits: str = "1000") -> str:
+def _wallet(metering: Service, credits: str = "1000") -> str:
     wid = f"limit-{uuid.uuid4().hex[:10]}"
     metering.put_wallet(wid, "enterprise", Decimal(credits))
     return wid
@@ -85,11 +86,11 @@ def budget_of(item: dict[str, Any], member: str) -> dict[str, Any]:
 # -- the spending limit ------------------------------------------------------------------------
 
 
-def test_a_charge_storm_stops_exactly_at_the_limit(metering: Billing, ledger: Any) -> None:
+def test_a_charge_storm_stops_exactly_at_the_limit(metering: Service, ledger: Any) -> None:
     wid = _wallet(metering, "100")
     Controls().set_limits(wid, None, Decimal(20))
 
-    results = storm(50, lambda i: Billing().charge(wid, Cost(ONE), _req(), "chat", f"m{i % 5}"))
+    results = storm(50, lambda i: Metering().charge(wid, Cost(ONE), _req(), "chat", f"m{i % 5}"))
 
     # 80 credits are left, yet every refusal is the limit's: 403, never 402
     assert kinds(results) == Counter({"Charge": 20, "SpendingLimitReached": 30})
@@ -107,7 +108,7 @@ ROUNDS = 3
 
 
 def test_charges_and_reserve_commits_stop_exactly_at_the_limit(
-    metering: Billing, ledger: Any
+    metering: Service, ledger: Any
 ) -> None:
     """40 threads, 3 rounds each: a 1-credit charge, or a 1-credit hold committed for 1.
     Holds count as spent and a commit of exactly the hold gives nothing back, so exactly 30
@@ -118,7 +119,7 @@ def test_charges_and_reserve_commits_stop_exactly_at_the_limit(
     outcomes: Counter[str] = Counter()
 
     def work(i: int) -> None:
-        service = Billing()
+        service = Service()
         for n in range(ROUNDS):
             try:
                 if (i + n) % 2:
@@ -149,7 +150,7 @@ def test_charges_and_reserve_commits_stop_exactly_at_the_limit(
 
 
 def test_releases_and_small_commits_give_room_back_under_a_storm(
-    metering: Billing, ledger: Any
+    metering: Service, ledger: Any
 ) -> None:
     """Holds of 1-4 credits under a limit of 20, committed for less (or released): the room
     comes back, so more debits pass than the limit, but used + held never passes it."""
@@ -160,7 +161,7 @@ def test_releases_and_small_commits_give_room_back_under_a_storm(
 
     def work(i: int) -> Counter[str]:
         rng = random.Random(i)
-        service = Billing()
+        service = Service()
         seen: Counter[str] = Counter()
         for _ in range(6):
             amount = Decimal(rng.randint(1, 4))
@@ -232,7 +233,7 @@ MEMBERS = {"ann": Decimal(10), "bob": Decimal(15), "cat": None, "dan": None}
 PER_MEMBER = 12
 
 
-def test_a_member_budget_storm_stops_only_that_member(metering: Billing, ledger: Any) -> None:
+def test_a_member_budget_storm_stops_only_that_member(metering: Service, ledger: Any) -> None:
     """12 threads per member, 3 rounds of a 1-credit debit each (a charge, or a hold committed
     for 1): ann (budget 10) and bob (15) stop exactly at their budgets; cat (no budget) and dan
     (a budget without a cap) get all 36 through, and nobody is refused for lack of credits."""
@@ -250,7 +251,7 @@ def test_a_member_budget_storm_stops_only_that_member(metering: Billing, ledger:
 
     def work(i: int) -> None:
         member = members[i % len(members)]
-        service = Billing()
+        service = Service()
         for n in range(ROUNDS):
             try:
                 if (i // len(members) + n) % 2:
@@ -290,7 +291,7 @@ def test_a_member_budget_storm_stops_only_that_member(metering: Billing, ledger:
     assert by_member == Counter({"ann": 10, "bob": 15, "cat": attempts, "dan": attempts})
 
 
-def test_concurrent_new_budgets_stop_at_32_members(metering: Billing, ledger: Any) -> None:
+def test_concurrent_new_budgets_stop_at_32_members(metering: Service, ledger: Any) -> None:
     """40 members get a budget at once in a wallet that has none yet: the first ones race to
     make the map, and exactly 32 get in; the others are refused with 409, writing nothing."""
     wid = _wallet(metering, "100")
@@ -301,14 +302,14 @@ def test_concurrent_new_budgets_stop_at_32_members(metering: Billing, ledger: An
     refused = [r for r in results if isinstance(r, Conflict)]
     assert {r.code for r in refused} == {"too-many-member-budgets"}
     item = rooms_are_exact(ledger, wid)
-    assert len(item["mb"]) == stored.MAX_MEMBER_BUDGETS == 32
+    assert len(item["mb"]) == wallet_record.MAX_MEMBER_BUDGETS == 32
     granted = {i for i, r in enumerate(results) if not isinstance(r, Exception)}
     assert {e["n"] for e in item["mb"].values()} == {f"m{i:02d}" for i in granted}
     for entry in item["mb"].values():
         assert entry["c"] == entry["r"] == int(entry["n"][1:]) + 1 and entry["u"] == 0
 
 
-def test_member_budgets_and_the_wallet_limit_together(metering: Billing, ledger: Any) -> None:
+def test_member_budgets_and_the_wallet_limit_together(metering: Service, ledger: Any) -> None:
     """ann's budget of 8 and a wallet limit of 20 shared by ann, bob and cat: ann stops at 8
     (member-budget-reached, unless the wallet's room ran out first), the wallet at 20."""
     wid = _wallet(metering, "1000")
@@ -319,7 +320,7 @@ def test_member_budgets_and_the_wallet_limit_together(metering: Billing, ledger:
 
     results = storm(
         60,
-        lambda i: Billing().charge(wid, Cost(ONE), _req(), "chat", members[i % 3]),
+        lambda i: Metering().charge(wid, Cost(ONE), _req(), "chat", members[i % 3]),
     )
 
     outcome = Counter((members[i % 3], type(r).__name__) for i, r in enumerate(results))
@@ -342,7 +343,7 @@ CAPS = [None, Decimal(5), Decimal(20), Decimal(40), ZERO]
 
 
 def test_limits_and_budgets_changed_while_debits_land_keep_the_rooms_exact(
-    metering: Billing, ledger: Any
+    metering: Service, ledger: Any
 ) -> None:
     """24 threads debit (charges, holds committed for less or more, releases) for ann, bob and
     nobody, while 4 threads change the wallet's limit and ann's and bob's budgets over and
@@ -359,7 +360,7 @@ def test_limits_and_budgets_changed_while_debits_land_keep_the_rooms_exact(
 
     def debit(i: int) -> None:
         rng = random.Random(i)
-        service = Billing()
+        service = Service()
         member = [None, "ann", "bob"][i % 3]
         for _ in range(8):
             amount = Decimal(rng.randint(1, 12)) / 4
@@ -447,7 +448,7 @@ def _debits_after(entries: list[dict[str, Any]], boundary: int) -> dict[str | No
 
 
 def test_the_reset_racing_debits_gives_back_exactly_the_ended_period_use(
-    metering: Billing, ledger: Any, now: Clock
+    metering: Service, ledger: Any, now: Clock
 ) -> None:
     """Past the period's end, 4 threads run the reset (three times each) while 20 threads
     charge and reserve/commit for ann (budget 60), bob (budget 40) and nobody, under a limit
@@ -459,7 +460,7 @@ def test_the_reset_racing_debits_gives_back_exactly_the_ended_period_use(
     controls.set_limits(wid, Decimal(200), Decimal(300))
     controls.set_member_budget(wid, "ann", Decimal(60))
     controls.set_member_budget(wid, "bob", Decimal(40))
-    service = Billing()
+    service = Service()
     service.charge(wid, Cost(Decimal(100)), _req(), "chat")
     service.charge(wid, Cost(Decimal(30)), _req(), "chat", "ann")
     service.charge(wid, Cost(Decimal(20)), _req(), "chat", "bob")
@@ -473,7 +474,7 @@ def test_the_reset_racing_debits_gives_back_exactly_the_ended_period_use(
     def debits(i: int) -> None:
         rng = random.Random(i)
         member = [None, "ann", "bob"][i % 3]
-        service = Billing()
+        service = Service()
         for _ in range(6):
             amount = Decimal(rng.randint(1, 8)) / 2
             try:
@@ -492,7 +493,7 @@ def test_the_reset_racing_debits_gives_back_exactly_the_ended_period_use(
         done = []
         for _ in range(3):
             time.sleep(rng.uniform(0, 0.02))
-            done.append(Billing().advance(wid))
+            done.append(Periods().advance(wid))
         return done
 
     results = storm(debitors + resetters, lambda i: debits(i) if i < debitors else resets(i))
@@ -502,7 +503,7 @@ def test_the_reset_racing_debits_gives_back_exactly_the_ended_period_use(
     assert len(advanced) == resetters * 3
     assert [a.reset for a in advanced].count(True) == 1, "the period was reset more than once"
     # the hold opened in the old period commits in the new one
-    Billing().commit(wid, across.reservation_id, Cost(Decimal(12)), _req())
+    Metering().commit(wid, across.reservation_id, Cost(Decimal(12)), _req())
 
     item = rooms_are_exact(ledger, wid)
     assert item["ps"] == pe and item["held"] == 0
@@ -535,7 +536,7 @@ SWEEPERS = 2
 
 
 def test_the_sweeper_racing_commits_on_budgeted_holds_ends_each_once(
-    metering: Billing, ledger: Any, now: Clock
+    metering: Service, ledger: Any, now: Clock
 ) -> None:
     """30 budgeted holds (ann and bob), all past expires_at: 8 threads commit them (some for
     more than held) while 2 threads sweep over and over. Each hold ends once, as a commit or
@@ -546,7 +547,7 @@ def test_the_sweeper_racing_commits_on_budgeted_holds_ends_each_once(
     controls.set_member_budget(wid, "ann", Decimal(100))
     controls.set_member_budget(wid, "bob", Decimal(100))
     held: dict[str, tuple[str, Decimal]] = {}
-    service = Billing()
+    service = Service()
     for n in range(HOLDS):
         member, credits = ["ann", "bob"][n % 2], Decimal(2 + n % 3)
         rid = service.reserve(wid, Cost(credits), _req(), "chat", member, 60).reservation_id
@@ -568,7 +569,7 @@ def test_the_sweeper_racing_commits_on_budgeted_holds_ends_each_once(
         for rid in rids[worker::COMMITTERS]:
             time.sleep(random.uniform(0, 0.4))
             try:
-                results[rid] = Billing().commit(wid, rid, Cost(charge[rid]), _req())
+                results[rid] = Metering().commit(wid, rid, Cost(charge[rid]), _req())
             except Exception as error:
                 results[rid] = error
         return results
@@ -577,7 +578,7 @@ def test_the_sweeper_racing_commits_on_budgeted_holds_ends_each_once(
         barrier.wait(timeout=30)
         expired = 0
         while committing.is_set():
-            expired += Billing().sweep().expired
+            expired += Metering().sweep().expired
         return expired
 
     with ThreadPoolExecutor(COMMITTERS + SWEEPERS) as pool:
@@ -612,7 +613,7 @@ def test_the_sweeper_racing_commits_on_budgeted_holds_ends_each_once(
 # -- replays under a storm ---------------------------------------------------------------------
 
 
-def test_concurrent_retries_of_a_budgeted_reserve_hold_once(metering: Billing, ledger: Any) -> None:
+def test_concurrent_retries_of_a_budgeted_reserve_hold_once(metering: Service, ledger: Any) -> None:
     """16 threads send the same keyed reserve for ann at once, half of them in a process that
     has not seen her budget (the hints are shared, so this is only what the storm makes of
     them): one hold, counted once against her budget, and every answer the same."""
@@ -620,7 +621,7 @@ def test_concurrent_retries_of_a_budgeted_reserve_hold_once(metering: Billing, l
     Controls().set_member_budget(wid, "ann", Decimal(5))
     request = Request(request_hash="reserve-body", idempotency_key="once")
 
-    results = storm(16, lambda _: Billing().reserve(wid, Cost(Decimal(3)), request, "chat", "ann"))
+    results = storm(16, lambda _: Metering().reserve(wid, Cost(Decimal(3)), request, "chat", "ann"))
 
     assert kinds(results) == Counter({"Reservation": 16})
     assert len({r.reservation_id for r in results if isinstance(r, Reservation)}) == 1
@@ -631,13 +632,13 @@ def test_concurrent_retries_of_a_budgeted_reserve_hold_once(metering: Billing, l
 
 
 def test_concurrent_retries_of_a_budgeted_charge_charge_once(
-    metering: Billing, ledger: Any
+    metering: Service, ledger: Any
 ) -> None:
     wid = _wallet(metering, "100")
     Controls().set_member_budget(wid, "ann", Decimal(5))
     request = Request(request_hash="charge-body", idempotency_key="once")
 
-    results = storm(16, lambda _: Billing().charge(wid, Cost(Decimal(4)), request, "chat", "ann"))
+    results = storm(16, lambda _: Metering().charge(wid, Cost(Decimal(4)), request, "chat", "ann"))
 
     assert kinds(results) == Counter({"Charge": 16})
     charges = [r for r in results if isinstance(r, Charge)]

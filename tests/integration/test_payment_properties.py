@@ -33,6 +33,7 @@ from credit_meter.payments.payments import Payments
 from credit_meter.payments.stripe_webhooks import observe
 from credit_meter.storage import items
 from devtools import stripe_events as se
+from tests.services import Service
 
 pytestmark = pytest.mark.integration
 
@@ -276,7 +277,7 @@ def test_the_wallet_holds_what_the_payments_facts_say(
     meter_table: str, ledger: Any, scenario: tuple[str, Decimal, list[Payment], list[Json], int]
 ) -> None:
     wallet_id, allowance, pays, delivered, threads = scenario
-    service = Payments()
+    service = Service()
     service.put_wallet(wallet_id, "enterprise", allowance)
     before = service.get_wallet(wallet_id).balance
 
@@ -316,7 +317,7 @@ def test_take_back_rounds_half_even(
 ) -> None:
     """The share taken back is rounded half-even to 6 decimals, ties included."""
     wallet_id = f"prop-{uuid.uuid4().hex[:12]}"
-    service = Payments()
+    service = Service()
     service.put_wallet(wallet_id, "enterprise", ZERO)
     pay = Payment(wallet_id, Decimal(credits), amount, "checkout", [refunded], [], True)
     assert pay.expected() == Decimal(credited)

@@ -33,10 +33,11 @@ from credit_meter.core.errors import Contention, InsufficientCredits
 from credit_meter.metering.service import Cost, Request
 from credit_meter.payments.payments import Payments, Recorded
 from credit_meter.payments.stripe_webhooks import observe
-from credit_meter.storage import items, store
+from credit_meter.storage import items, store, wallet_record
 from devtools import stripe_events as se
 from devtools.fake_stripe import TEST_API_KEY, FakeStripe
 from tests.principals import TEST_ORG
+from tests.services import Service
 from tests.storms import storm
 
 pytestmark = pytest.mark.integration
@@ -162,25 +163,25 @@ class Deliveries:
 
 
 @pytest.fixture
-def payments(meter_table: str) -> Payments:
-    service = Payments()
+def payments(meter_table: str) -> Service:
+    service = Service()
     service.store.client  # noqa: B018 - make the shared client now, not from many threads
     return service
 
 
 @pytest.fixture
-def deliveries(payments: Payments) -> Deliveries:
+def deliveries(payments: Service) -> Deliveries:
     return Deliveries()
 
 
-def _wallet(service: Payments, allowance: str = "0") -> str:
+def _wallet(service: Service, allowance: str = "0") -> str:
     wid = f"pay-{uuid.uuid4().hex[:10]}"
     # in the test caller's organisation: some tests go on through the API
     service.put_wallet(wid, "enterprise", Decimal(allowance), org_id=TEST_ORG)
     return wid
 
 
-def _payment_item(service: Payments, pid: str) -> Json:
+def _payment_item(service: Service, pid: str) -> Json:
     state = service.store.get(items.payment_key(pid))
     assert state is not None, f"no payment item for {pid}"
     return state
@@ -193,7 +194,7 @@ def _purchase_entries(entries: list[Json], pid: str) -> list[Json]:
 
 
 def _assert_credited_once(
-    service: Payments, ledger: Any, pay: Pay, expected: Decimal, *, base: Decimal = ZERO
+    service: Service, ledger: Any, pay: Pay, expected: Decimal, *, base: Decimal = ZERO
 ) -> list[Json]:
     """The wallet holds exactly ``expected`` from ``pay`` (its only payment), the item agrees,
     the ledger passes its checks and its entries naming the payment (grants, take-backs) add
@@ -212,7 +213,7 @@ def _assert_credited_once(
 
 
 def test_duplicate_completions_credit_each_payment_once(
-    payments: Payments, deliveries: Deliveries, ledger: Any
+    payments: Service, deliveries: Deliveries, ledger: Any
 ) -> None:
     """Four payments into one wallet, each checkout.session.completed delivered ×5 at once."""
     wid = _wallet(payments)
@@ -242,7 +243,7 @@ def test_duplicate_completions_credit_each_payment_once(
 
 
 def test_completion_intent_and_charge_racing_credit_once(
-    payments: Payments, deliveries: Deliveries, ledger: Any
+    payments: Service, deliveries: Deliveries, ledger: Any
 ) -> None:
     """checkout.session.completed, payment_intent.succeeded and charge.succeeded of one
     payment, each delivered ×6, all at once (18 threads)."""
@@ -268,7 +269,7 @@ def test_completion_intent_and_charge_racing_credit_once(
 
 
 def test_an_earlier_event_delivered_later_keeps_one_payments_line(
-    payments: Payments, deliveries: Deliveries, ledger: Any
+    payments: Service, deliveries: Deliveries, ledger: Any
 ) -> None:
     """Stripe creates payment_intent.succeeded a moment before checkout.session.completed,
     but delivers in no particular order: the completion may well arrive first. (At 3830723
@@ -289,7 +290,7 @@ def test_an_earlier_event_delivered_later_keeps_one_payments_line(
 @pytest.mark.parametrize("order", ["refund-first", "completion-first", "concurrent"])
 @pytest.mark.parametrize("refunded", [500, 125], ids=["full", "partial"])
 def test_refund_and_completion_in_any_order(
-    payments: Payments, deliveries: Deliveries, ledger: Any, order: str, refunded: int
+    payments: Service, deliveries: Deliveries, ledger: Any, order: str, refunded: int
 ) -> None:
     wid = _wallet(payments)
     pay = Pay(wid, credits="333.333333", amount=500, offer="fiat")
@@ -314,7 +315,7 @@ def test_refund_and_completion_in_any_order(
 
 
 def test_growing_partial_refunds_delivered_out_of_order(
-    payments: Payments, deliveries: Deliveries, ledger: Any
+    payments: Service, deliveries: Deliveries, ledger: Any
 ) -> None:
     """Three partial refunds (cumulative 100, 250, 400 of 1000) and the payment, each ×4,
     at once: only the largest cumulative amount counts."""
@@ -329,7 +330,7 @@ def test_growing_partial_refunds_delivered_out_of_order(
 
 
 def test_two_take_backs_in_one_millisecond_are_two_transactions(
-    payments: Payments, deliveries: Deliveries, ledger: Any
+    payments: Service, deliveries: Deliveries, ledger: Any
 ) -> None:
     """A partial refund and a dispute of one payment, recorded in the same millisecond (the
     service's clock held still): two take-backs, so two ledger transactions."""
@@ -359,7 +360,7 @@ def test_two_take_backs_in_one_millisecond_are_two_transactions(
     ids=["won", "lost", "inquiry"],
 )
 def test_dispute_created_updated_and_closed_racing(
-    payments: Payments,
+    payments: Service,
     deliveries: Deliveries,
     ledger: Any,
     statuses: tuple[str, str, str],
@@ -388,7 +389,7 @@ def test_dispute_created_updated_and_closed_racing(
 
 @pytest.mark.parametrize("outcome", ["won", "lost"])
 def test_dispute_opened_then_closed_after_the_credit(
-    payments: Payments, deliveries: Deliveries, ledger: Any, outcome: str
+    payments: Service, deliveries: Deliveries, ledger: Any, outcome: str
 ) -> None:
     """Credited, then the dispute opens (credits taken back), then it closes: a win gives them
     back as a new grant, a loss keeps them out — whatever order the ×5 duplicates land in."""
@@ -439,7 +440,7 @@ class Spenders:
 
     def spend(self, n: int) -> None:
         rnd = random.Random(1000 + n)
-        service = Payments()
+        service = Service()
         wid = self.wallet_id
         for k in range(SPENDS):
             credits = Decimal(rnd.randint(1, 12))
@@ -468,7 +469,7 @@ class Spenders:
 
 
 def test_many_payments_into_one_wallet_while_it_is_metered(
-    payments: Payments, deliveries: Deliveries, ledger: Any
+    payments: Service, deliveries: Deliveries, ledger: Any
 ) -> None:
     """20 payments (each: completion, intent and charge, the completion twice) land in one
     wallet while 12 threads reserve/commit, reserve/release and charge on it (32 threads)."""
@@ -507,7 +508,7 @@ def test_many_payments_into_one_wallet_while_it_is_metered(
 
 
 def test_refunds_racing_spenders_may_overdraw_but_the_ledger_adds_up(
-    payments: Payments, deliveries: Deliveries, ledger: Any
+    payments: Service, deliveries: Deliveries, ledger: Any
 ) -> None:
     """A paid pack is being spent by 12 threads while its full refund (×5) and a second
     payment (×3 each event) arrive: the take-back may leave the balance negative
@@ -545,7 +546,7 @@ def test_refunds_racing_spenders_may_overdraw_but_the_ledger_adds_up(
 def _wallet_changes(ledger: Any, wallet_id: str) -> list[tuple[Json | None, Json]]:
     """(old image, new image) of every write of the wallet item the stream carried (after
     ``ledger.check`` drained it), amounts as Decimals."""
-    key = {"pk": {"S": items.wallet_pk(wallet_id)}, "sk": {"S": items.WALLET_SK}}
+    key = {"pk": {"S": items.wallet_pk(wallet_id)}, "sk": {"S": wallet_record.WALLET_SK}}
     found = []
     for record in ledger.records:
         change = record.get("dynamodb", {})
@@ -563,7 +564,7 @@ def test_signed_duplicates_through_the_webhook_function_credit_once(
 ) -> None:
     """Every event of a payment ×5, signed, posted at once to concurrent invocations of the
     real webhook function; a forged copy is refused and changes nothing."""
-    service = Payments()
+    service = Service()
     wid = _wallet(service, "5")
     pay = Pay(wid, credits="2500", amount=2000, offer="pack_2500")
     requests = [webhooks.request(e) for e in pay.paid_events() for _ in range(5)]
@@ -590,7 +591,7 @@ def test_signed_duplicates_through_the_webhook_function_credit_once(
 
 def test_many_payments_through_the_webhook_function(webhooks: Any, webhook_ledger: Any) -> None:
     """Ten payments into one wallet, their events ×2, posted at once: each credited once."""
-    service = Payments()
+    service = Service()
     wid = _wallet(service)
     pays = [Pay(wid, credits=str(10 * (n + 1)), amount=100) for n in range(10)]
     events = [e for p in pays for e in (p.completed(), p.pi_succeeded())] * 2
@@ -655,7 +656,7 @@ def _paid_checkout_events(fake: FakeStripe, session_id: str) -> list[Json]:
 
 
 def test_top_up_request_sent_twice_grants_once(
-    fake_stripe: FakeStripe, api: Any, payments: Payments, ledger: Any
+    fake_stripe: FakeStripe, api: Any, payments: Service, ledger: Any
 ) -> None:
     """Lago accepted the same top-up request twice and credited both. Here a top-up is a
     checkout: the same request (same Idempotency-Key) twice is the same Checkout Session,
@@ -687,7 +688,7 @@ def test_top_up_request_sent_twice_grants_once(
 
 
 def test_top_up_request_sent_twice_at_once_is_one_checkout(
-    fake_stripe: FakeStripe, payments: Payments, deliveries: Deliveries, ledger: Any
+    fake_stripe: FakeStripe, payments: Service, deliveries: Deliveries, ledger: Any
 ) -> None:
     """The same checkout request ×16 at once (same key): one session; its events ×5 at once
     credit it once. Without a key two requests are two sessions, and only a paid one counts."""

@@ -1,7 +1,7 @@
 """Resets and grants under concurrency, on DynamoDB Local (docs/domain.md;
 docs/data-model.md, billing periods and grants).
 
-Storms of 16-32 threads call the service (``Billing``, which extends ``Metering``) directly,
+Storms of 16-32 threads call the service (``Metering`` and the billing use cases) directly,
 released together by a barrier; the promo-code storm also runs through the real HTTP handler in
 worker processes (``lambdas``). The service's clock is frozen at a fixed date and moved by
 hand, so periods end and grants expire without waiting (threads share it). Where a race has
@@ -31,15 +31,20 @@ from typing import Any
 
 import pytest
 
-from credit_meter.billing.billing import Advanced, Billing, PromoCode, Referred, Transferred, Voided
+from credit_meter.billing.grants import Grants, Voided
+from credit_meter.billing.periods import Advanced, Periods
+from credit_meter.billing.promotions import PromoCode, Promotions
+from credit_meter.billing.referrals import Referrals, Referred
+from credit_meter.billing.transfers import Transferred, Transfers
 from credit_meter.core import clock
 from credit_meter.core.errors import Conflict, Contention, InsufficientCredits
 from credit_meter.core.wallets import Charge, Ended, Granted, Reservation
-from credit_meter.metering.service import Cost, Request
+from credit_meter.metering.service import Cost, Metering, Request
 from credit_meter.storage import items as stored
-from credit_meter.storage import store
+from credit_meter.storage import store, wallet_record
 from credit_meter.storage.store import Store, Update
 from devtools.apigw import FakeContext
+from tests.services import Service
 from tests.storms import kinds, storm
 
 pytestmark = pytest.mark.integration
@@ -138,7 +143,7 @@ class Between(Store):
 # -- wallets and the ledger ------------------------------------------------------------------
 
 
-def new_wallet(metering: Billing, plan: str = "starter", **kwargs: Any) -> str:
+def new_wallet(metering: Service, plan: str = "starter", **kwargs: Any) -> str:
     wid = f"rg-{uuid.uuid4().hex[:12]}"
     created, _ = metering.put_wallet(wid, plan, **kwargs)
     assert created
@@ -159,7 +164,7 @@ def wallet_changes(ledger: Any, wallet_id: str) -> list[tuple[dict[str, Any], di
     changes = []
     for record in ledger.records:
         change = record["dynamodb"]
-        if change["Keys"]["pk"]["S"] != pk or change["Keys"]["sk"]["S"] != stored.WALLET_SK:
+        if change["Keys"]["pk"]["S"] != pk or change["Keys"]["sk"]["S"] != wallet_record.WALLET_SK:
             continue
         old = store.from_item(change.get("OldImage", {}))
         changes.append((old, store.from_item(change["NewImage"])))
@@ -182,7 +187,7 @@ def assert_accepted_with_credits(ledger: Any, wallet_id: str, debits: tuple[str,
     return accepted
 
 
-def due_now(metering: Billing) -> set[str]:
+def due_now(metering: Service) -> set[str]:
     return set(metering.due_wallets())
 
 
@@ -234,7 +239,7 @@ def sqs_event(*wallet_ids: str) -> dict[str, Any]:
     ],
 )
 def test_concurrent_and_duplicate_resets_start_the_next_period_once(
-    metering: Billing,
+    metering: Service,
     ledger: Any,
     now: Clock,
     created: datetime,
@@ -258,7 +263,7 @@ def test_concurrent_and_duplicate_resets_start_the_next_period_once(
 
     now.set(reset_at)
     assert wid in due_now(metering)
-    results = storm(24, lambda _: Billing().advance(wid))
+    results = storm(24, lambda _: Periods().advance(wid))
 
     assert kinds(results) == Counter({"Advanced": 24})
     done = [r for r in results if isinstance(r, Advanced) and r.reset]
@@ -300,7 +305,7 @@ def test_concurrent_and_duplicate_resets_start_the_next_period_once(
 
     # Much later (a missed month): one reset to the current period, not one per month missed.
     now.set(period[1] + timedelta(days=40))
-    assert storm(16, lambda _: Billing().advance(wid).reset).count(True) == 1
+    assert storm(16, lambda _: Periods().advance(wid).reset).count(True) == 1
     grants = by_type(ledger.check(wid), "grant")
     assert [g["source"] for g in grants].count("monthly") == 3
 
@@ -328,7 +333,7 @@ class Tally:
 
 
 def end_hold(
-    service: Billing, wid: str, hold: Reservation, rng: random.Random, tally: Tally
+    service: Service, wid: str, hold: Reservation, rng: random.Random, tally: Tally
 ) -> None:
     """Commit (for less, exactly, more, or the held amount) or release a hold; tally it."""
     way = rng.choice(["less", "exact", "more", "release", "default"])
@@ -351,7 +356,7 @@ def end_hold(
 
 
 def test_reset_racing_reservations_commits_and_charges_loses_and_doubles_nothing(
-    metering: Billing, ledger: Any, now: Clock
+    metering: Service, ledger: Any, now: Clock
 ) -> None:
     now.set(utc(2026, 3, 10, 12))
     wid = new_wallet(metering, "starter")  # 500 a month, no rollover
@@ -369,7 +374,7 @@ def test_reset_racing_reservations_commits_and_charges_loses_and_doubles_nothing
 
     def debits(seed: int) -> None:
         rng = random.Random(seed)
-        service = Billing()
+        service = Service()
         try:  # a hold opened in the old period, ended only once the reset is done
             across: Reservation | None = service.reserve(
                 wid, Cost(Decimal(rng.randint(1, 6))), req(), "agent", f"m{seed}"
@@ -406,7 +411,7 @@ def test_reset_racing_reservations_commits_and_charges_loses_and_doubles_nothing
         rng = random.Random(seed)
         done = []
         for _ in range(3):
-            done.append(Billing().advance(wid))
+            done.append(Periods().advance(wid))
             time.sleep(rng.uniform(0, 0.01))
         with lock:
             finished.append(seed)
@@ -463,7 +468,7 @@ def test_reset_racing_reservations_commits_and_charges_loses_and_doubles_nothing
 # -- 3. promo codes: a redemption storm ------------------------------------------------------
 
 
-def create_promo(metering: Billing, credits: str, cap: int | None) -> str:
+def create_promo(metering: Service, credits: str, cap: int | None) -> str:
     code = f"STORM{uuid.uuid4().hex[:8].upper()}"
     created, _ = metering.create_promo(
         PromoCode(
@@ -491,7 +496,7 @@ def promo_item(ledger: Any, code: str) -> dict[str, Any]:
 
 
 def test_promo_redemption_storm_respects_the_cap_and_once_per_wallet(
-    metering: Billing, ledger: Any, now: Clock
+    metering: Service, ledger: Any, now: Clock
 ) -> None:
     cap = 10
     code = create_promo(metering, "25", cap)
@@ -503,7 +508,7 @@ def test_promo_redemption_storm_respects_the_cap_and_once_per_wallet(
 
     def redeem(i: int) -> Granted:
         request = req(f"redeem-{code}") if i in keyed else req()
-        return Billing().redeem(callers[i], code, request)
+        return Promotions().redeem(callers[i], code, request)
 
     results = storm(len(callers), redeem)
 
@@ -582,7 +587,7 @@ def test_promo_redemption_storm_over_http(lambdas: Any, shared_ledger: Any) -> N
 
 
 def test_referral_storm_rewards_the_referrer_at_most_ten_times(
-    metering: Billing, ledger: Any, now: Clock
+    metering: Service, ledger: Any, now: Clock
 ) -> None:
     busy = Busy()
     referrer = new_wallet(metering, "free")
@@ -590,7 +595,7 @@ def test_referral_storm_rewards_the_referrer_at_most_ten_times(
     callers = referees + referees[:6]  # six referees are referred twice, concurrently
 
     results = storm(
-        len(callers), lambda i: busy.call(lambda: Billing().refer(callers[i], referrer), i)
+        len(callers), lambda i: busy.call(lambda: Referrals().refer(callers[i], referrer), i)
     )
 
     assert kinds(results) == Counter({"Referred": len(callers)})
@@ -619,7 +624,7 @@ def test_referral_storm_rewards_the_referrer_at_most_ten_times(
     a, b, contested = (new_wallet(metering, "free") for _ in range(3))
     results = storm(
         16,
-        lambda i: busy.call(lambda: Billing().refer(contested, a if i % 2 else b), i),
+        lambda i: busy.call(lambda: Referrals().refer(contested, a if i % 2 else b), i),
     )
 
     outcome = codes(results)
@@ -644,7 +649,7 @@ def test_referral_storm_rewards_the_referrer_at_most_ten_times(
 
 
 def test_transfer_storm_never_overspends_and_moves_each_key_once(
-    metering: Billing, ledger: Any, now: Clock
+    metering: Service, ledger: Any, now: Clock
 ) -> None:
     busy = Busy()
     source = new_wallet(metering, "enterprise", allowance=Decimal(100))
@@ -663,7 +668,7 @@ def test_transfer_storm_never_overspends_and_moves_each_key_once(
 
     def send(i: int) -> Transferred:
         frm, to, credits, key = jobs[i]
-        return busy.call(lambda: Billing().transfer(frm, to, credits, "storm", req(key)), i)
+        return busy.call(lambda: Transfers().transfer(frm, to, credits, "storm", req(key)), i)
 
     results = storm(len(jobs), send)
 
@@ -716,7 +721,7 @@ def test_transfer_storm_never_overspends_and_moves_each_key_once(
 
 @pytest.mark.parametrize("when", ["together", "after-the-grant-is-touched"])
 def test_void_racing_charges_takes_the_grant_whole_or_refuses(
-    metering: Billing, ledger: Any, now: Clock, when: str
+    metering: Service, ledger: Any, now: Clock, when: str
 ) -> None:
     wid = new_wallet(metering, "enterprise", allowance=Decimal(100))  # spent first
     promo = metering.grant(wid, Decimal(50), "promo", req())  # never expires: spent after
@@ -727,7 +732,7 @@ def test_void_racing_charges_takes_the_grant_whole_or_refuses(
     touched = threading.Event()  # charges have drawn on the promo grant
 
     def charge(seed: int) -> int:
-        service, accepted = Billing(), 0
+        service, accepted = Service(), 0
         for _ in range(attempts):
             try:
                 service.charge(wid, Cost(Decimal(1)), req(), "chat", f"m{seed}")
@@ -745,7 +750,7 @@ def test_void_racing_charges_takes_the_grant_whole_or_refuses(
             assert touched.wait(timeout=20)
         else:
             time.sleep(random.Random(seed).uniform(0, 0.02))
-        return Billing().void_grant(wid, promo.grant_id)
+        return Grants().void_grant(wid, promo.grant_id)
 
     results = storm(chargers + voiders, lambda i: charge(i) if i < chargers else void(i))
 
@@ -777,15 +782,15 @@ def test_void_racing_charges_takes_the_grant_whole_or_refuses(
 
 
 def test_a_charge_between_the_voids_read_and_write_into_the_grant_refuses_the_void(
-    metering: Billing, ledger: Any, now: Clock
+    metering: Service, ledger: Any, now: Clock
 ) -> None:
     wid = new_wallet(metering, "enterprise", allowance=Decimal(100))
     promo = metering.grant(wid, Decimal(50), "promo", req())
     metering.charge(wid, Cost(Decimal(95)), req(), "chat")
 
-    racer = Between(lambda: Billing().charge(wid, Cost(Decimal(10)), req(), "chat"))
+    racer = Between(lambda: Metering().charge(wid, Cost(Decimal(10)), req(), "chat"))
     with pytest.raises(Conflict) as refused:
-        Billing(store=racer).void_grant(wid, promo.grant_id)
+        Grants(store=racer).void_grant(wid, promo.grant_id)
 
     assert isinstance(racer.raced, Charge)
     assert refused.value.code == "grant-in-use"
@@ -794,14 +799,14 @@ def test_a_charge_between_the_voids_read_and_write_into_the_grant_refuses_the_vo
 
 
 def test_a_hold_between_the_voids_read_and_write_keeps_the_grant(
-    metering: Billing, ledger: Any, now: Clock
+    metering: Service, ledger: Any, now: Clock
 ) -> None:
     wid = new_wallet(metering, "enterprise", allowance=Decimal(100))
     promo = metering.grant(wid, Decimal(50), "promo", req())
 
-    racer = Between(lambda: Billing().reserve(wid, Cost(Decimal(120)), req(), "agent"))
+    racer = Between(lambda: Metering().reserve(wid, Cost(Decimal(120)), req(), "agent"))
     with pytest.raises(Conflict) as refused:
-        Billing(store=racer).void_grant(wid, promo.grant_id)
+        Grants(store=racer).void_grant(wid, promo.grant_id)
 
     assert isinstance(racer.raced, Reservation)
     assert refused.value.code == "grant-in-use"
@@ -811,7 +816,7 @@ def test_a_hold_between_the_voids_read_and_write_keeps_the_grant(
 
 
 def test_voiding_twice_answers_the_same_before_the_ledger_catches_up(
-    metering: Billing, ledger: Any, now: Clock
+    metering: Service, ledger: Any, now: Clock
 ) -> None:
     wid = new_wallet(metering, "enterprise", allowance=Decimal(100))
     promo = metering.grant(wid, Decimal(50), "promo", req())
@@ -827,7 +832,7 @@ def test_voiding_twice_answers_the_same_before_the_ledger_catches_up(
 
 
 def test_a_grant_expiring_mid_period_is_due_then_expired_once(
-    metering: Billing, ledger: Any, now: Clock
+    metering: Service, ledger: Any, now: Clock
 ) -> None:
     wid = new_wallet(metering, "starter")
     other = new_wallet(metering, "starter")  # nothing to expire: never due before its end
@@ -843,11 +848,11 @@ def test_a_grant_expiring_mid_period_is_due_then_expired_once(
 
     now.set(expiry - timedelta(seconds=1))
     assert wid not in due_now(metering)
-    assert not Billing().advance(wid).expired
+    assert not Periods().advance(wid).expired
     now.set(expiry)
     assert due_now(metering) & {wid, other} == {wid}
 
-    results = storm(16, lambda _: Billing().advance(wid))
+    results = storm(16, lambda _: Periods().advance(wid))
 
     assert kinds(results) == Counter({"Advanced": 16})
     assert not any(r.reset for r in results if isinstance(r, Advanced))
@@ -870,15 +875,15 @@ def test_a_grant_expiring_mid_period_is_due_then_expired_once(
 
 
 def test_a_charge_between_the_expiry_read_and_write_cannot_spend_expiring_credits_twice(
-    metering: Billing, ledger: Any, now: Clock
+    metering: Service, ledger: Any, now: Clock
 ) -> None:
     wid = new_wallet(metering, "enterprise", allowance=Decimal(0))
     expiry = datetime.fromtimestamp(now.t + 86400, UTC)
     metering.grant(wid, Decimal(100), "promo", req(), expiry)
     now.set(expiry + timedelta(minutes=1))  # expired; the reset job has not run yet
 
-    racer = Between(lambda: Billing().charge(wid, Cost(Decimal(100)), req(), "chat"))
-    done = Billing(store=racer).advance(wid)
+    racer = Between(lambda: Metering().charge(wid, Cost(Decimal(100)), req(), "chat"))
+    done = Periods(store=racer).advance(wid)
 
     ledger.check(wid)
     wallet = metering.get_wallet(wid)
@@ -891,15 +896,15 @@ def test_a_charge_between_the_expiry_read_and_write_cannot_spend_expiring_credit
 
 
 def test_a_charge_between_the_reset_read_and_write_cannot_overspend(
-    metering: Billing, ledger: Any, now: Clock
+    metering: Service, ledger: Any, now: Clock
 ) -> None:
     wid = new_wallet(metering, "starter")
     pe = metering.get_wallet(wid).period_end
     metering.grant(wid, Decimal(100), "promo", req(), datetime.fromtimestamp(pe, UTC))
     now.set(pe + 60)
 
-    racer = Between(lambda: Billing().charge(wid, Cost(Decimal(600)), req(), "agent"))
-    done = Billing(store=racer).advance(wid)
+    racer = Between(lambda: Metering().charge(wid, Cost(Decimal(600)), req(), "agent"))
+    done = Periods(store=racer).advance(wid)
 
     assert done.reset and isinstance(racer.raced, Charge)
     ledger.check(wid)
@@ -911,7 +916,7 @@ def test_a_charge_between_the_reset_read_and_write_cannot_overspend(
 
 @pytest.mark.parametrize("change", ["downgrade", "cancel-downgrade"])
 def test_a_plan_change_between_the_reset_read_and_write_is_not_lost(
-    metering: Billing, ledger: Any, now: Clock, change: str
+    metering: Service, ledger: Any, now: Clock, change: str
 ) -> None:
     """A plan change bumps the bucket version, so a reset that read the wallet before it
     reads again and starts the next period on the plan asked for."""
@@ -926,7 +931,7 @@ def test_a_plan_change_between_the_reset_read_and_write_is_not_lost(
     racer = Between(lambda: metering.put_wallet(wid, wanted))
     # The plan change finds the period ended and runs the reset itself first; the reset it
     # raced then reads again and has nothing left to do. Either way: one reset.
-    outer = Billing(store=racer).advance(wid)
+    outer = Periods(store=racer).advance(wid)
     assert racer.raced[0] is False
     assert metering.get_wallet(wid).period_start == pe
     assert outer.reset is False
@@ -940,22 +945,22 @@ def test_a_plan_change_between_the_reset_read_and_write_is_not_lost(
 
 
 def test_holds_open_across_a_reset_commit_without_overdrawing(
-    metering: Billing, ledger: Any, now: Clock
+    metering: Service, ledger: Any, now: Clock
 ) -> None:
     wid = new_wallet(metering, "starter")
     pe = metering.get_wallet(wid).period_end
     metering.grant(wid, Decimal(100), "promo", req(), datetime.fromtimestamp(pe, UTC))
     holds = storm(
-        16, lambda i: Billing().reserve(wid, Cost(Decimal("37.5")), req(), "agent", f"m{i}")
+        16, lambda i: Metering().reserve(wid, Cost(Decimal("37.5")), req(), "agent", f"m{i}")
     )
     assert kinds(holds) == Counter({"Reservation": 16})  # 600 held, 0 available
     rids = [h.reservation_id for h in holds if isinstance(h, Reservation)]
     now.set(pe + 60)
 
-    assert storm(16, lambda _: Billing().advance(wid).reset).count(True) == 1
+    assert storm(16, lambda _: Periods().advance(wid).reset).count(True) == 1
     ended = storm(
         16,
-        lambda i: Billing().commit(wid, rids[i], Cost(None), req()),
+        lambda i: Metering().commit(wid, rids[i], Cost(None), req()),
     )
 
     assert kinds(ended) == Counter({"Ended": 16})

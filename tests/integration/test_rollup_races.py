@@ -8,7 +8,7 @@ on the way — concurrent writers, keyed retries, redelivered or shuffled record
 failed after writing some of its rollups — the rollups must equal :func:`usage.fold` of the
 wallet's ledger entries, attribute for attribute, and the reports that read them must agree.
 
-Writers are threads calling the service (``Billing``), released together by a barrier
+Writers are threads calling the service (``tests.services.Service``), released together by a barrier
 (``tests/storms.py``). Each operation posts at its own time, now or up to three and a quarter
 days back (a per-thread clock), so every wallet has rollups for several days, and holds left
 open are expired a day later by the sweeper's ``expire_holds``.
@@ -30,19 +30,19 @@ from typing import Any
 
 import pytest
 
-from credit_meter.billing.billing import Billing
 from credit_meter.controls.controls import Controls
 from credit_meter.core import clock, usage
 from credit_meter.core.catalog import UsageLine
 from credit_meter.core.errors import Contention, InsufficientCredits
 from credit_meter.metering.service import Cost, Request
 from credit_meter.reports.reports import Reports
-from credit_meter.storage import items as stored
 from credit_meter.storage import store as store_module
+from credit_meter.storage import wallet_record
 from devtools import table
 from devtools.stream_pump import StreamPump
 from tests.integration.conftest import Ledger, _as_lambda_sends, call_handler, function_env
 from tests.principals import TEST_ORG
+from tests.services import Service
 from tests.storms import storm
 
 pytestmark = pytest.mark.integration
@@ -172,7 +172,7 @@ def workload(wallets: list[str], n: int, seed: int) -> list[Op]:
 def perform(op: Op) -> str:
     """Run one operation (and its retries); returns what happened."""
     _days_back(op.back)
-    service = Billing()
+    service = Service()
     request = Request(op.digest, op.key)
     end_request = Request(f"{op.digest}-end")
     outcome = ""
@@ -216,7 +216,7 @@ def run_storm(ops: list[Op], threads: int) -> Counter[str]:
     return outcomes
 
 
-def make_wallets(metering: Billing, n: int) -> list[str]:
+def make_wallets(metering: Service, n: int) -> list[str]:
     """Wallets created three and a half days back (their period began before every operation):
     a large enterprise allowance (with a budget for one member), a plan with overage, a plain
     one."""
@@ -233,7 +233,7 @@ def make_wallets(metering: Billing, n: int) -> list[str]:
     return wallets
 
 
-def expire_open_holds(metering: Billing, wallets: list[str]) -> int:
+def expire_open_holds(metering: Service, wallets: list[str]) -> int:
     """The sweeper's pass a day (and a little) later: every hold left open expires."""
     _days_back(-1.01)
     try:
@@ -304,7 +304,7 @@ def projected_ledger(
             r
             for r in _as_lambda_sends(event)["Records"]
             if r["eventName"] in ("INSERT", "MODIFY")
-            and r["dynamodb"]["Keys"]["sk"]["S"] == stored.WALLET_SK
+            and r["dynamodb"]["Keys"]["sk"]["S"] == wallet_record.WALLET_SK
         ]
         if not records:
             return {"batchItemFailures": []}
@@ -341,7 +341,7 @@ def stormed(ddb_client: Any, ddb_local_endpoint: str) -> Iterator[Stormed]:
         store_module.reset_client()
         clock.set_clock(_thread_clock)
         try:
-            metering = Billing()
+            metering = Service()
             metering.store.client  # noqa: B018 - one shared client, made before the threads
             wallets = make_wallets(metering, 3)
             outcomes = run_storm(workload(wallets, STORM_OPS, seed=20261121), STORM_THREADS)
@@ -517,7 +517,7 @@ class RollupFaults:
 
 
 def test_a_record_failing_after_some_rollups_is_retried_and_counted_once(
-    metering: Billing,
+    metering: Service,
     ledger: Ledger,
     per_thread_clock: None,
     ddb_client: Any,
@@ -544,7 +544,7 @@ def test_a_record_failing_after_some_rollups_is_retried_and_counted_once(
 
 
 def test_a_failed_record_followed_by_its_wallets_next_records_in_the_batch_is_counted_once(
-    metering: Billing,
+    metering: Service,
     ledger: Ledger,
     ddb_client: Any,
     ddb_local_endpoint: str,
@@ -580,7 +580,7 @@ def test_a_failed_record_followed_by_its_wallets_next_records_in_the_batch_is_co
 
 
 def test_the_summary_of_a_wallet_that_lasts_for_millennia_forecasts_no_end(
-    metering: Billing, ledger: Ledger, api: Any
+    metering: Service, ledger: Ledger, api: Any
 ) -> None:
     """A million credits and one credit used this week: 7 million days at that rate, long
     after the period renews (and past the last date a datetime can hold)."""

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from credit_meter.billing.billing import Billing
 from credit_meter.core.errors import Contention, InsufficientCredits
 from credit_meter.metering.service import Cost, Request
 from credit_meter.storage import store
 from credit_meter.storage.store import Store
 from tests.principals import DEFAULT
+from tests.services import Service
 
 pytestmark = pytest.mark.integration
 
@@ -118,20 +118,20 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return slept
 
 
-def _wallet(metering: Billing, credits: str = "20") -> str:
+def _wallet(metering: Service, credits: str = "20") -> str:
     wid = f"conflict-{uuid.uuid4().hex[:10]}"
     metering.put_wallet(wid, "enterprise", Decimal(credits))
     return wid
 
 
-def _flaky(real_client: Any, meter_table: str, conflicts: int) -> tuple[Billing, Any]:
+def _flaky(real_client: Any, meter_table: str, conflicts: int) -> tuple[Service, Any]:
     client = ConflictingClient(real_client, conflicts)
-    return Billing(Store(meter_table, client=client)), client
+    return Service(Store(meter_table, client=client)), client
 
 
 # Each operation that writes with a transaction, prepared on a fresh wallet; run(service)
 # performs it once and returns its result.
-def _operations(metering: Billing, wid: str) -> dict[str, Any]:
+def _operations(metering: Service, wid: str) -> dict[str, Any]:
     held = metering.reserve(wid, Cost(Decimal(5)), Request("r"), "chat", "alice")
     return {
         "reserve": lambda s: s.reserve(wid, Cost(Decimal(3)), Request("r2", "k-1"), "chat"),
@@ -157,7 +157,7 @@ _EFFECT = {
 def test_conflicts_are_retried_and_the_operation_happens_once(
     op: str,
     conflicts: int,
-    metering: Billing,
+    metering: Service,
     real_client: Any,
     meter_table: str,
     ledger: Any,
@@ -185,7 +185,7 @@ def test_conflicts_are_retried_and_the_operation_happens_once(
 @pytest.mark.parametrize("op", sorted(_EFFECT))
 def test_endless_conflicts_raise_contention_and_write_nothing(
     op: str,
-    metering: Billing,
+    metering: Service,
     real_client: Any,
     meter_table: str,
     ledger: Any,
@@ -206,7 +206,7 @@ def test_endless_conflicts_raise_contention_and_write_nothing(
 
 
 def test_a_real_condition_failure_after_conflicts_is_not_retried_further(
-    metering: Billing,
+    metering: Service,
     real_client: Any,
     meter_table: str,
     sleeps: list[float],

@@ -34,7 +34,7 @@ import pytest
 
 from credit_meter.api import access
 from credit_meter.api.access import METER, PLATFORM, RULES, Rule, Tenancy
-from credit_meter.billing.billing import Billing
+from credit_meter.billing.plans import Plans
 from credit_meter.core.errors import OrgNotFound, WalletNotFound
 from credit_meter.storage.store import Store
 from devtools.apigw import FakeContext, http_event
@@ -470,7 +470,7 @@ def test_put_wallet_creates_in_the_callers_organisation(
 def test_a_wallet_without_an_organisation_is_adopted_by_the_platform_only(
     api: Api, world: Json, table_items: Callable[..., list[Json]]
 ) -> None:
-    Billing().put_wallet("w-legacy", "free")  # made before organisations were required
+    Plans().put_wallet("w-legacy", "free")  # made before organisations were required
     legacy = "/v1/wallets/w-legacy"
     before = table_items()
     for claims in (*CALLERS.values(), org_token(ORG_B)):

@@ -19,8 +19,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from credit_meter.core import alerts
-from credit_meter.core.alerts import Threshold, crossings, is_crossed, wallet_state
+from credit_meter.core.alerts import Alert, Threshold, WalletFacts
+from credit_meter.storage import wallet_record
 from credit_meter.storage.store import from_item
+from credit_meter.storage.wallet_record import alert_facts
 
 EVENTS = Path(__file__).parents[2] / "events"
 Json = dict[str, Any]
@@ -57,6 +59,29 @@ def fired(old: Json | None, new: Json, record: str = "1") -> list[tuple[str, str
     return [(a.detail_type, a.key) for a in crossings(old, new, record, occurred_at=0)]
 
 
+# The rules read facts; these helpers give them stored images, as the alerts function does.
+
+
+def crossings(
+    old: Json | None, new: Json, record: str, occurred_at: float | None = None
+) -> list[Alert]:
+    before = None if old is None else alert_facts(old)
+    return alerts.crossings(before, alert_facts(new), record, occurred_at=occurred_at)
+
+
+def is_crossed(image: Json, t: Threshold) -> bool:
+    return alerts.is_crossed(alert_facts(image), t)
+
+
+def wallet_state(image: Json) -> alerts.WalletState:
+    return alerts.wallet_state(alert_facts(image))
+
+
+def thresholds_of(image: Json) -> tuple[Threshold, ...]:
+    """The thresholds of a stored image that may hold nothing but ``alr``."""
+    return alerts.thresholds_of(WalletFacts("w", thresholds=wallet_record.alert_thresholds(image)))
+
+
 CROSSED = "credits.threshold_crossed"
 
 
@@ -64,7 +89,7 @@ CROSSED = "credits.threshold_crossed"
 
 
 def test_the_defaults_are_consumed_75_90_and_100_percent() -> None:
-    assert alerts.thresholds_of(BASE) == alerts.DEFAULT_THRESHOLDS
+    assert thresholds_of(BASE) == alerts.DEFAULT_THRESHOLDS
     assert [(t.type, t.value) for t in alerts.DEFAULT_THRESHOLDS] == [
         ("consumed_percent", 75),
         ("consumed_percent", 90),
@@ -79,14 +104,14 @@ def test_thresholds_round_trip_through_the_stored_form() -> None:
         Threshold("remaining_percent", Decimal(10)),
         Threshold("remaining_credits", Decimal(25)),
     )
-    stored = alerts.threshold_items(ts)
+    stored = wallet_record.threshold_items(ts)
     assert stored == [
         {"t": "c", "v": Decimal("50.5")},
         {"t": "r", "v": Decimal(10)},
         {"t": "a", "v": Decimal(25)},
     ]
-    assert alerts.thresholds_of({"alr": stored}) == ts
-    assert alerts.thresholds_of({"alr": []}) == ()  # alerts off
+    assert thresholds_of({"alr": stored}) == ts
+    assert thresholds_of({"alr": []}) == ()  # alerts off
 
 
 def test_a_charge_past_75_percent_fires_it() -> None:
@@ -128,7 +153,7 @@ def test_a_reset_re_arms_the_consumed_thresholds() -> None:
 
 
 def test_remaining_percent_fires_on_the_balance_and_re_arms_on_a_top_up() -> None:
-    config = {"alr": alerts.threshold_items([Threshold("remaining_percent", Decimal(20))])}
+    config = {"alr": wallet_record.threshold_items([Threshold("remaining_percent", Decimal(20))])}
     assert fired(spent(390, **config), spent(400, **config)) == [(CROSSED, "remaining_percent:20")]
     assert fired(spent(400, **config), spent(450, **config)) == []
     topped = wallet(used=450, bal=550, avail=550, **config)
@@ -138,14 +163,14 @@ def test_remaining_percent_fires_on_the_balance_and_re_arms_on_a_top_up() -> Non
 
 
 def test_remaining_credits_fires_at_or_below_the_value() -> None:
-    config = {"alr": alerts.threshold_items([Threshold("remaining_credits", Decimal(100))])}
+    config = {"alr": wallet_record.threshold_items([Threshold("remaining_credits", Decimal(100))])}
     assert fired(spent(399, **config), spent(400, **config)) == [(CROSSED, "remaining_credits:100")]
     assert fired(spent(400, **config), spent(401, **config)) == []
 
 
 def test_percentages_never_fire_without_an_allowance() -> None:
     config = {
-        "alr": alerts.threshold_items(
+        "alr": wallet_record.threshold_items(
             [
                 Threshold("consumed_percent", Decimal(1)),
                 Threshold("remaining_percent", Decimal(99)),
@@ -156,7 +181,7 @@ def test_percentages_never_fire_without_an_allowance() -> None:
     old = wallet(allow=0, used=0, bal=100, avail=100, **config)
     new = wallet(allow=0, used=95, bal=5, avail=5, **config)
     assert fired(old, new) == [(CROSSED, "remaining_credits:10")]
-    for t in alerts.thresholds_of(new)[:2]:
+    for t in thresholds_of(new)[:2]:
         assert not is_crossed(new, t)
 
 
@@ -167,8 +192,12 @@ def test_alerts_off_fires_no_threshold_but_still_depletion() -> None:
 
 
 def test_a_threshold_added_while_already_past_fires_with_the_new_configuration() -> None:
-    old = spent(400, alr=alerts.threshold_items([Threshold("consumed_percent", Decimal(90))]))
-    new = spent(400, alr=alerts.threshold_items([Threshold("consumed_percent", Decimal(50))]))
+    old = spent(
+        400, alr=wallet_record.threshold_items([Threshold("consumed_percent", Decimal(90))])
+    )
+    new = spent(
+        400, alr=wallet_record.threshold_items([Threshold("consumed_percent", Decimal(50))])
+    )
     assert fired(old, new) == [(CROSSED, "consumed_percent:50")]
     # Removing a crossed threshold fires nothing.
     assert fired(new, spent(400, alr=[])) == []
@@ -307,7 +336,7 @@ def test_the_detail_carries_the_wallet_and_the_crossing() -> None:
 
 # -- property: every crossing fires once, until re-armed --------------------------------------
 
-CONFIG = alerts.threshold_items(
+CONFIG = wallet_record.threshold_items(
     [
         Threshold("consumed_percent", Decimal(50)),
         Threshold("consumed_percent", Decimal(90)),
@@ -346,12 +375,12 @@ def _holds(key: str) -> Callable[[Json], bool]:
         return lambda w: "lat" in w and w["used"] >= w["lat"]
     if key == "limit:wallet":
         return lambda w: "lim" in w and w["used"] >= w["lim"]
-    (t,) = [t for t in alerts.thresholds_of({"alr": CONFIG}) if t.key == key]
+    (t,) = [t for t in thresholds_of({"alr": CONFIG}) if t.key == key]
     return lambda w: is_crossed(w, t)
 
 
 KEYS = [
-    *(t.key for t in alerts.thresholds_of({"alr": CONFIG})),
+    *(t.key for t in thresholds_of({"alr": CONFIG})),
     "spend:300",
     "limit:wallet",
     "depleted",

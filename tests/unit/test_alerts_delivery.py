@@ -28,8 +28,10 @@ import boto3
 import pytest
 
 from credit_meter.controls import notify
-from credit_meter.core.alerts import Alert, crossings
+from credit_meter.core import alerts
+from credit_meter.core.alerts import Alert
 from credit_meter.storage.store import from_item, to_item
+from credit_meter.storage.wallet_record import alert_facts
 from devtools import table
 from devtools.apigw import FakeContext
 
@@ -41,6 +43,14 @@ STREAM_ARN = (
 )
 
 pytestmark = pytest.mark.usefixtures("fresh_table")
+
+
+def crossings(
+    old: dict[str, Any] | None, new: dict[str, Any], record: str, occurred_at: float | None = None
+) -> list[Alert]:
+    """:func:`alerts.crossings` on stored images, as the alerts function calls it."""
+    before = None if old is None else alert_facts(old)
+    return alerts.crossings(before, alert_facts(new), record, occurred_at=occurred_at)
 
 
 def _sample() -> Json:

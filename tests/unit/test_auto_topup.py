@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from credit_meter.core import clock
-from credit_meter.storage import items
+from credit_meter.storage import items, wallet_record
 from credit_meter.storage.store import Store
 from devtools import stripe_events as se
 from devtools.apigw import FakeContext
@@ -89,7 +89,7 @@ def settings(api: Api) -> Json:
 
 
 def wallet_item(wallet_id: str = "w1") -> Json:
-    item = Store().get(items.wallet_key(wallet_id))
+    item = Store().get(wallet_record.key(wallet_id))
     assert item is not None
     return item
 
@@ -524,7 +524,9 @@ def test_records_that_are_not_wallet_writes_are_ignored(
     run()
     charge(api, "20")  # a crossing: the wallet write and the charge's record
     records = stream_records()
-    wallet_writes = [r for r in records if r["dynamodb"]["Keys"]["sk"]["S"] == items.WALLET_SK]
+    wallet_writes = [
+        r for r in records if r["dynamodb"]["Keys"]["sk"]["S"] == wallet_record.WALLET_SK
+    ]
     others = [r for r in records if r not in wallet_writes]
     assert wallet_writes and others
     run(others)

@@ -33,7 +33,7 @@ import pytest
 
 from credit_meter.core import clock
 from credit_meter.core.errors import InvalidRequest
-from credit_meter.storage import items
+from credit_meter.storage import wallet_record
 from credit_meter.storage.store import Store
 from tests.bad_inputs import case, check_problem, names
 
@@ -1078,9 +1078,9 @@ def billing_world(api: Any) -> dict[str, str]:
         return out
 
     def monthly(wallet_id: str) -> str:
-        wallet = Store().get(items.wallet_key(wallet_id))
+        wallet = Store().get(wallet_record.key(wallet_id))
         assert wallet is not None
-        (found,) = [b.id for b in items.buckets(wallet) if b.source == "monthly"]
+        (found,) = [b.id for b in wallet_record.buckets(wallet) if b.source == "monthly"]
         return found
 
     for wallet_id in ("w3", "w4", "w5", "w6"):

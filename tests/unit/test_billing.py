@@ -1,9 +1,9 @@
 """Plans, billing periods, resets and grants (issue 4): anchors, plan changes, the reset job's
-``Billing.advance``, rollover and overage, the burn-down order, welcome bonuses, promo codes,
+``Periods.advance``, rollover and overage, the burn-down order, welcome bonuses, promo codes,
 referrals, adjustments, transfers, voids, the grants list, and a wallet living through a year.
 
 Everything runs through the real HTTP handler (``api``) except the reset itself, which is
-``Billing().advance`` as the reset worker calls it. Each test has a table and a clock of its own
+``Periods().advance`` as the reset worker calls it. Each test has a table and a clock of its own
 (``credit_meter.core.clock``), starting at 2026-01-31 15:00 UTC unless it says otherwise: a wallet
 created then has the anchor day 31 and its first period runs from Jan 31 to Feb 28. Every
 expected number is worked out by hand in the comments next to it.
@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
-from credit_meter.billing.billing import Advanced, Billing
+from credit_meter.billing.periods import Advanced, Periods
 from credit_meter.core import clock, periods, wallets
 from credit_meter.core.money import fmt
 from credit_meter.reports import projector
-from credit_meter.storage import items
+from credit_meter.storage import items, wallet_record
 from credit_meter.storage.store import Store
 from devtools.apigw import FakeContext
 
@@ -192,7 +192,7 @@ def refer(api: Api, wallet_id: str, referrer: str) -> tuple[int, dict[str, str],
 
 def advance(wallet_id: str) -> Advanced:
     """What the reset worker does for one queued wallet."""
-    return Billing().advance(wallet_id)
+    return Periods().advance(wallet_id)
 
 
 def pages(api: Api, url: str, limit: int = 100) -> list[dict[str, Any]]:
@@ -233,14 +233,14 @@ def entry_count(api: Api, wallet_id: str, project: Callable[[], None]) -> int:
 
 
 def wallet_item(wallet_id: str) -> dict[str, Any]:
-    item = Store().get(items.wallet_key(wallet_id))
+    item = Store().get(wallet_record.key(wallet_id))
     assert item is not None
     return item
 
 
 def bucket_ids(wallet_id: str) -> dict[str, str]:
     """Bucket id by source (one bucket per source in the wallets that use this)."""
-    found = {b.source: b.id for b in items.buckets(wallet_item(wallet_id))}
+    found = {b.source: b.id for b in wallet_record.buckets(wallet_item(wallet_id))}
     return found
 
 
@@ -1690,7 +1690,7 @@ class LedgerMirror:
         assert Decimal(wallet["avail"]) == balance - Decimal(wallet["held"])
         left = {
             v.bucket.id: v.remaining
-            for v in wallets.remaining(items.buckets(wallet), Decimal(wallet["drawn"]))
+            for v in wallets.remaining(wallet_record.buckets(wallet), Decimal(wallet["drawn"]))
         }
         lines = {sk: line for (p, sk), line in self.lines.items() if p == pk}
         assert set(left) <= {line["grant_id"] for line in lines.values()}
@@ -1830,7 +1830,7 @@ def test_a_wallet_lives_through_a_year(
 def test_a_wallet_holds_at_most_its_maximum_of_grants(api: Api, now: Clock) -> None:
     """Every open grant is part of the hot wallet item: past the maximum, new grants are
     refused with 409 (nothing written), while the allowance's reset still works."""
-    from credit_meter.billing.billing import MAX_BUCKETS
+    from credit_meter.billing.buckets import MAX_BUCKETS
 
     create(api, "w1")  # the free allowance: one grant
     for _n in range(MAX_BUCKETS - 1):

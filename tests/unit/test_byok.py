@@ -24,7 +24,7 @@ from credit_meter.byok import envelope, keys
 from credit_meter.byok.keys import Byok
 from credit_meter.core import clock
 from credit_meter.core.errors import ByokNotFound
-from credit_meter.storage import items
+from credit_meter.storage import items, wallet_record
 from credit_meter.storage.store import Put, Store
 from devtools.apigw import FakeContext, http_event
 from tests.logs import captured_logs
@@ -74,7 +74,7 @@ def all_items(aws: Any) -> list[dict[str, Any]]:
 
 def flags(aws: Any, wallet_id: str) -> set[str]:
     """The users a wallet is flagged with (``ky``), read raw."""
-    item = raw_item(aws, items.wallet_key(wallet_id))
+    item = raw_item(aws, wallet_record.key(wallet_id))
     assert item is not None
     return set(item.get(keys.FLAG, {}).get("SS", []))
 
@@ -82,7 +82,11 @@ def flags(aws: Any, wallet_id: str) -> set[str]:
 def add_wallet(wallet_id: str, org_id: str | None, member: bool = True) -> None:
     """A wallet in an organisation as billing writes it: the wallet (with ``org``) and its
     membership line in one transaction. Only the attributes these tests read."""
-    wallet = {"pk": items.wallet_pk(wallet_id), "sk": items.WALLET_SK, "wallet_id": wallet_id}
+    wallet = {
+        "pk": items.wallet_pk(wallet_id),
+        "sk": wallet_record.WALLET_SK,
+        "wallet_id": wallet_id,
+    }
     if org_id is None:
         Store().put_new(Put(wallet))
         return
@@ -284,7 +288,7 @@ def test_put_and_delete_flag_the_wallets_of_the_organisation(table: str, aws: An
     Byok().delete("o1", "u1")
     assert flags(aws, "w1") == flags(aws, "w2") == {"u2"}
     Byok().delete("o1", "u2")
-    wallet = raw_item(aws, items.wallet_key("w1"))
+    wallet = raw_item(aws, wallet_record.key("w1"))
     assert wallet is not None and keys.FLAG not in wallet  # the empty set is gone
     assert flags(aws, "w3") == set()
 
@@ -320,7 +324,7 @@ def test_a_flag_write_that_contradicts_the_key_item_is_skipped(table: str, aws: 
 def test_a_flag_never_creates_a_wallet(table: str, aws: Any) -> None:
     Store().put_new(Put(items.membership("o1", "ghost"), None))  # a line without its wallet
     Byok().put("o1", "u1", "openai", KEY_A)
-    assert raw_item(aws, items.wallet_key("ghost")) is None
+    assert raw_item(aws, wallet_record.key("ghost")) is None
     assert keys.flags_for_new_member(Store(), "o1", "ghost") == 0
 
 
@@ -328,7 +332,7 @@ def test_the_hot_path_reads_the_flags(table: str) -> None:
     """Through the store, as the metering path reads a wallet: ``ky`` is a set of user ids."""
     add_wallet("w1", "o1")
     Byok().put("o1", "u1", "openai", KEY_A)
-    wallet = Store().get(items.wallet_key("w1"))
+    wallet = Store().get(wallet_record.key("w1"))
     assert wallet is not None and wallet[keys.FLAG] == {"u1"}
 
 

@@ -16,7 +16,7 @@ import boto3
 import pytest
 
 from credit_meter.byok import envelope
-from credit_meter.metering import service
+from credit_meter.metering import pricing_modes
 from devtools.apigw import FakeContext, http_event
 from tests.logs import captured_logs
 from tests.principals import TEST_ORG, token
@@ -51,7 +51,7 @@ def setup(
     of both functions captured."""
     monkeypatch.setenv(envelope.KEY_ID_ENV, kms_key)
     monkeypatch.delenv(envelope.LOCAL_KEY_FILE_ENV, raising=False)
-    monkeypatch.setattr(service, "mode_hints", service._ModeHints())
+    monkeypatch.setattr(pricing_modes, "mode_hints", pricing_modes.ModeHints())
     status, _, body = api("PUT", f"/v1/wallets/{WID}", {"plan": "pro"}, as_=ADMIN)
     assert status == 201, body
     metering = importlib.import_module("metering_api.app")

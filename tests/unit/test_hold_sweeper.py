@@ -23,15 +23,16 @@ from typing import Any
 
 import pytest
 
-from credit_meter.billing.billing import Billing
 from credit_meter.core import clock
 from credit_meter.core.errors import Conflict
-from credit_meter.metering import service
+from credit_meter.metering import expiry
+from credit_meter.metering.expiry import HoldExpiry
 from credit_meter.metering.service import SWEEP_REVISIT_SECONDS, Cost, Metering, Request
-from credit_meter.storage import items
+from credit_meter.storage import items, wallet_record
 from credit_meter.storage.store import Store, from_item
 from devtools import monitoring, table
 from devtools.apigw import FakeContext
+from tests.services import Service
 
 Api = Callable[..., tuple[int, dict[str, str], Any]]
 Summary = dict[str, Any]
@@ -121,7 +122,7 @@ def money(api: Api, wallet: str = W) -> tuple[str, str, str]:
 
 
 def wallet_item(wallet_id: str = WID) -> dict[str, Any]:
-    item = Store().get(items.wallet_key(wallet_id))
+    item = Store().get(wallet_record.key(wallet_id))
     assert item is not None
     return item
 
@@ -130,9 +131,9 @@ def on_index(aws: Any, wallet_id: str = WID) -> int | None:
     """The wallet's ``sweep_at`` as ``SweepIndex`` has it, or None when it is not there."""
     page = aws.query(
         TableName=os.environ["TABLE_NAME"],
-        IndexName=items.SWEEP_INDEX,
+        IndexName=wallet_record.SWEEP_INDEX,
         KeyConditionExpression="sweep_shard = :s",
-        ExpressionAttributeValues={":s": {"S": items.sweep_shard(wallet_id)}},
+        ExpressionAttributeValues={":s": {"S": wallet_record.sweep_shard(wallet_id)}},
     )
     found = [from_item(i) for i in page["Items"] if i["pk"]["S"] == items.wallet_pk(wallet_id)]
     assert len(found) <= 1
@@ -227,7 +228,7 @@ def _forget_the_sweep_index(aws: Any) -> None:
     """Make the wallet look as the release before the sweeper left it."""
     aws.update_item(
         TableName=os.environ["TABLE_NAME"],
-        Key={"pk": {"S": items.wallet_pk(WID)}, "sk": {"S": items.WALLET_SK}},
+        Key={"pk": {"S": items.wallet_pk(WID)}, "sk": {"S": wallet_record.WALLET_SK}},
         UpdateExpression="REMOVE sweep_shard, sweep_at",
     )
 
@@ -351,7 +352,7 @@ def test_every_due_hold_of_a_wallet_ends_in_one_sweep_in_batches(
 ) -> None:
     """The batching, with batches of 3 (moto copies the table per transaction item); the
     integration tests expire 40 and 64 holds in batches of the real size, 24."""
-    monkeypatch.setattr(service, "EXPIRE_BATCH", 3)
+    monkeypatch.setattr(expiry, "EXPIRE_BATCH", 3)
     new_wallet(api)
     metering = Metering()
     for n in range(holds):
@@ -403,7 +404,7 @@ def test_sweep_at_never_runs_more_than_a_minute_ahead(now: Clock) -> None:
     after each step the wallet's ``sweep_at`` is at most a minute ahead of now and of every
     open hold's expiry, and a sweep leaves no hold more than a minute past its expiry."""
     rng = random.Random(20260131)
-    metering = Billing()
+    metering = Service()
     metering.put_wallet(WID, "enterprise", Decimal(10_000))
     open_holds: list[str] = []
     for step in range(30):
@@ -489,7 +490,7 @@ def test_a_wallet_that_changes_under_the_sweeper_is_read_again(
 
     def get_then_interleave(self: Store, key: dict[str, str]) -> dict[str, Any] | None:
         item = get(self, key)
-        if key == items.wallet_key(WID) and not interleaved:
+        if key == wallet_record.key(WID) and not interleaved:
             interleaved.append(True)
             meanwhile(Metering(), rids)
         return item
@@ -513,7 +514,7 @@ def test_the_handler_sweeps_every_shard_and_summarises(
     api: Api, now: Clock, run_handler: Callable[[], Summary]
 ) -> None:
     wallets = [f"team-{n}" for n in range(5)]
-    assert len({items.sweep_shard(w) for w in wallets}) == 5
+    assert len({wallet_record.sweep_shard(w) for w in wallets}) == 5
     for n, wallet_id in enumerate(wallets):
         wallet = new_wallet(api, wallet_id)
         for _ in range(n % 2 + 1):
@@ -539,16 +540,16 @@ def test_the_handler_raises_when_a_wallet_fails_and_sweeps_the_others(
     wallets = ["alpha", "bravo", "charlie"]
     for wallet_id in wallets:
         reserve(api, "10", 60, new_wallet(api, wallet_id))
-    expire_holds = Metering.expire_holds
+    expire_holds = HoldExpiry.expire_holds
 
-    def failing_for_bravo(self: Metering, wallet_id: str) -> int:
+    def failing_for_bravo(self: HoldExpiry, wallet_id: str) -> int:
         if wallet_id == "bravo":
             raise RuntimeError("injected failure")
         return expire_holds(self, wallet_id)
 
     now.at(60)
     with monkeypatch.context() as patched:
-        patched.setattr(Metering, "expire_holds", failing_for_bravo)
+        patched.setattr(HoldExpiry, "expire_holds", failing_for_bravo)
         with pytest.raises(sweeper_app.SweepIncomplete, match="1 wallets not swept") as failed:
             run_handler()
         assert run_sweep()["failed"] == {"bravo": "RuntimeError: injected failure"}
@@ -588,7 +589,9 @@ def test_query_index_upto_reads_every_page() -> None:
     store = Store("ledger", client=client)  # type: ignore[arg-type]
 
     found = list(
-        store.query_index_upto(items.SWEEP_INDEX, "sweep_shard", "S#03", "sweep_at", Decimal(99))
+        store.query_index_upto(
+            wallet_record.SWEEP_INDEX, "sweep_shard", "S#03", "sweep_at", Decimal(99)
+        )
     )
 
     assert [f["pk"] for f in found] == ["W#w0", "W#w1", "W#w2"]
@@ -604,9 +607,9 @@ def test_query_index_upto_reads_every_page() -> None:
 
 
 def test_sweep_shards_spread_wallets_and_are_stable() -> None:
-    shards = {items.sweep_shard(f"wallet-{n}") for n in range(500)}
-    assert shards == {f"S#{n:02d}" for n in range(items.SWEEP_SHARDS)}
-    assert items.sweep_shard("acme") == items.sweep_shard("acme")
+    shards = {wallet_record.sweep_shard(f"wallet-{n}") for n in range(500)}
+    assert shards == {f"S#{n:02d}" for n in range(wallet_record.SWEEP_SHARDS)}
+    assert wallet_record.sweep_shard("acme") == wallet_record.sweep_shard("acme")
     assert items.wallet_id_of(items.wallet_pk("a#b")) == "a#b"
 
 
@@ -625,7 +628,9 @@ INDEX_ARN = {"Fn::Sub": "${LedgerTable.Arn}/index/SweepIndex"}
 
 def test_template_has_the_sparse_keys_only_sweep_index() -> None:
     props = _resources()["LedgerTable"]["Properties"]
-    (index,) = [i for i in props["GlobalSecondaryIndexes"] if i["IndexName"] == items.SWEEP_INDEX]
+    (index,) = [
+        i for i in props["GlobalSecondaryIndexes"] if i["IndexName"] == wallet_record.SWEEP_INDEX
+    ]
     assert index["KeySchema"] == [
         {"AttributeName": "sweep_shard", "KeyType": "HASH"},
         {"AttributeName": "sweep_at", "KeyType": "RANGE"},
@@ -634,7 +639,10 @@ def test_template_has_the_sparse_keys_only_sweep_index() -> None:
     types = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
     assert (types["sweep_shard"], types["sweep_at"]) == ("S", "N")
     index_definition = table.table_definition_from_template()["GlobalSecondaryIndexes"]
-    assert [i["IndexName"] for i in index_definition] == [items.SWEEP_INDEX, items.DUE_INDEX]
+    assert [i["IndexName"] for i in index_definition] == [
+        wallet_record.SWEEP_INDEX,
+        wallet_record.DUE_INDEX,
+    ]
 
 
 def test_template_runs_the_sweeper_every_minute_with_retries_and_a_dlq() -> None:

@@ -7,7 +7,7 @@ would take ``used + held`` past the limit is refused with 403 ``spending-limit-r
 same conditional write as the debit, while a commit never fails (it may overshoot). A member's
 budget (``PUT …/members/{member_id}/budget``) works the same way inside the wallet and is
 refused with 403 ``member-budget-reached``; a hold counted against a budget carries the
-member's 12-hex tag at the end of its reservation id. The monthly reset (``Billing.advance``,
+member's 12-hex tag at the end of its reservation id. The monthly reset (``Periods.advance``,
 what the reset worker runs) gives the limit's room and every member's room back.
 
 Each test has a table and a clock of its own, starting at 2026-01-31 15:00 UTC: wallet ``w1``
@@ -33,12 +33,11 @@ from typing import Any, cast
 
 import pytest
 
-from credit_meter.billing.billing import Billing
-from credit_meter.controls import controls
+from credit_meter.billing.periods import Periods
 from credit_meter.core import clock
-from credit_meter.metering import service
+from credit_meter.metering import pricing_modes
 from credit_meter.metering.service import Metering
-from credit_meter.storage import items
+from credit_meter.storage import wallet_record
 from credit_meter.storage.store import Store
 
 Api = Callable[..., tuple[int, dict[str, str], Any]]
@@ -108,11 +107,10 @@ def now() -> Iterator[Clock]:
 
 
 def new_hints(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Forget which members have budgets, as a new Lambda instance would (the service and
-    the controls share the hints); returns the new, empty hints."""
-    hints = type(service.budget_hints)()
-    monkeypatch.setattr(service, "budget_hints", hints)
-    monkeypatch.setattr(controls, "budget_hints", hints)
+    """Forget which members have budgets, as a new Lambda instance would (the debits and
+    the member budgets share the hints); returns the new, empty hints."""
+    hints = pricing_modes.BudgetHints()
+    monkeypatch.setattr(pricing_modes, "budget_hints", hints)
     return hints
 
 
@@ -231,7 +229,7 @@ def usage(api: Api, member: str) -> tuple[str | None, str, str, str | None]:
 
 
 def wallet_item(wallet_id: str = "w1") -> Json:
-    found = Store().get(items.wallet_key(wallet_id))
+    found = Store().get(wallet_record.key(wallet_id))
     assert found is not None
     return found
 
@@ -262,7 +260,7 @@ def sweep() -> int:
 def reset(now: Clock) -> None:
     """Move past the period's end and run what the reset worker runs for w1."""
     now.set(PERIOD_END + timedelta(seconds=30))
-    assert Billing().advance("w1").reset
+    assert Periods().advance("w1").reset
 
 
 # -- the spending limit -------------------------------------------------------------------------
@@ -608,7 +606,7 @@ def test_the_reset_gives_the_limit_its_room_back(api: Api, wallet: Json, now: Cl
     at_limit(charge(api, "0.000001"), "20", "0", "spending-limit-reached")
     assert state(api) == "capped"
     # A second run finds nothing to do and leaves the room alone.
-    assert not Billing().advance("w1").reset
+    assert not Periods().advance("w1").reset
     assert room(api) == "0"
     rooms_are_exact()
 
@@ -799,7 +797,7 @@ def test_the_reset_gives_every_member_room_back(api: Api, wallet: Json, now: Clo
     assert usage(api, "bob") == ("5", "1", "0", "4")
     at_limit(charge(api, "4.000001", "bob"), "5", "4", "member-budget-reached")
     assert room(api) == "19"
-    assert not Billing().advance("w1").reset  # nothing more to give back
+    assert not Periods().advance("w1").reset  # nothing more to give back
     assert usage(api, "alice") == ("10", "10", "0", "0")
     rooms_are_exact()
 

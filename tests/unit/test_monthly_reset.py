@@ -28,7 +28,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from botocore.exceptions import ClientError
 
 from credit_meter.core import clock
-from credit_meter.storage import items, store
+from credit_meter.storage import items, store, wallet_record
 from credit_meter.storage.store import Store
 from devtools import monitoring, table
 from devtools.apigw import FakeContext
@@ -221,14 +221,14 @@ def test_dispatch_reads_only_the_due_index(
     now.set(PERIOD_END)
     assert run_dispatch(reset_app) == {"due": 3, "queued": 3}
     # one Query per shard of the keys-only index, up to now; no scan, no wallet read
-    assert [name for name, _ in recording.calls] == ["query"] * items.DUE_SHARDS
+    assert [name for name, _ in recording.calls] == ["query"] * wallet_record.DUE_SHARDS
     shards = set()
     for _, params in recording.calls:
-        assert params["IndexName"] == items.DUE_INDEX
+        assert params["IndexName"] == wallet_record.DUE_INDEX
         values = params["ExpressionAttributeValues"]
         assert values[":upto"] == {"N": str(int(PERIOD_END.timestamp()))}
         shards.add(values[":h"]["S"])
-    assert shards == {f"D#{n:02d}" for n in range(items.DUE_SHARDS)}
+    assert shards == {f"D#{n:02d}" for n in range(wallet_record.DUE_SHARDS)}
 
 
 def test_dispatch_finds_due_wallets_in_every_shard_and_sends_ten_per_request(
@@ -237,7 +237,7 @@ def test_dispatch_finds_due_wallets_in_every_shard_and_sends_ten_per_request(
     wallets = [f"team-{n:02d}" for n in range(23)]
     for wallet_id in wallets:
         create(api, wallet_id)
-    assert len({items.due_shard(w) for w in wallets}) >= 10  # spread over many shards
+    assert len({wallet_record.due_shard(w) for w in wallets}) >= 10  # spread over many shards
     sent: list[int] = []
     real = reset_app.sqs_client()
 
@@ -445,26 +445,26 @@ def test_dispatch_then_worker_end_to_end(
 
 def test_the_due_index_follows_each_wallet(api: Api, now: Clock, aws: Any) -> None:
     create(api, "w1")
-    item = Store().get(items.wallet_key("w1"))
+    item = Store().get(wallet_record.key("w1"))
     assert item is not None
     assert (item["due_shard"], int(item["due_at"])) == (
-        items.due_shard("w1"),
+        wallet_record.due_shard("w1"),
         int(PERIOD_END.timestamp()),
     )
     keys = aws.query(
         TableName=os.environ["TABLE_NAME"],
-        IndexName=items.DUE_INDEX,
+        IndexName=wallet_record.DUE_INDEX,
         KeyConditionExpression="due_shard = :s",
-        ExpressionAttributeValues={":s": {"S": items.due_shard("w1")}},
+        ExpressionAttributeValues={":s": {"S": wallet_record.due_shard("w1")}},
     )["Items"]
     assert [k["pk"]["S"] for k in keys] == ["W#w1"]
     assert keys[0].keys() == {"pk", "sk", "due_shard", "due_at"}  # keys only
 
 
 def test_due_shards_spread_wallets_and_are_stable() -> None:
-    shards = {items.due_shard(f"wallet-{n}") for n in range(500)}
-    assert shards == {f"D#{n:02d}" for n in range(items.DUE_SHARDS)}
-    assert items.due_shard("acme") == items.due_shard("acme")
+    shards = {wallet_record.due_shard(f"wallet-{n}") for n in range(500)}
+    assert shards == {f"D#{n:02d}" for n in range(wallet_record.DUE_SHARDS)}
+    assert wallet_record.due_shard("acme") == wallet_record.due_shard("acme")
 
 
 # -- the template -------------------------------------------------------------------------------
@@ -495,7 +495,9 @@ def _granted(function_id: str) -> set[tuple[str, str]]:
 
 def test_template_has_the_sparse_keys_only_due_index() -> None:
     props = _resources()["LedgerTable"]["Properties"]
-    (index,) = [i for i in props["GlobalSecondaryIndexes"] if i["IndexName"] == items.DUE_INDEX]
+    (index,) = [
+        i for i in props["GlobalSecondaryIndexes"] if i["IndexName"] == wallet_record.DUE_INDEX
+    ]
     assert index["KeySchema"] == [
         {"AttributeName": "due_shard", "KeyType": "HASH"},
         {"AttributeName": "due_at", "KeyType": "RANGE"},

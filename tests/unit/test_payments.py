@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from credit_meter.billing.billing import Billing
+from credit_meter.billing.periods import Periods
 from credit_meter.core import clock
 from credit_meter.storage import items
 from credit_meter.storage.store import Store
@@ -1207,10 +1207,10 @@ def test_a_business_purchase_expires_at_the_period_end(
         None
     ]
     fixed_clock(end)
-    advanced = Billing().advance("biz")
+    advanced = Periods().advance("biz")
     assert advanced.reset
     assert money(api, "biz") == ("2000", "0", "2000")  # the purchase is gone, a new allowance
-    assert Billing().advance("w1").reset
+    assert Periods().advance("w1").reset
     assert money(api, "w1") == ("550", "0", "550")  # elsewhere purchases stay
 
 

@@ -464,7 +464,7 @@ KNOWN_BUGS = [
         {"enabled": False, "customer_id": CARD["customer_id"]},
         "payment_method_id",
         "customer_id without payment_method_id is only refused when enabling "
-        "(payments.py Payments.set_auto_topup validates inside `if enabled:`); disabled, it "
+        "(auto_topup.py AutoTopups.set_auto_topup validates inside `if enabled:`); disabled, it "
         "answers 200 and stores customer_id with payment_method_id null, erasing a saved card",
     ),
     bug(
@@ -473,7 +473,7 @@ KNOWN_BUGS = [
         AUTO,
         {"enabled": False, "pack": "pack_1", "threshold": "10"},
         "pack",
-        "an unknown pack is only refused when enabling (payments.py Payments.set_auto_topup "
+        "an unknown pack is only refused when enabling (auto_topup.py AutoTopups.set_auto_topup "
         "validates inside `if enabled:`); disabled, it answers 200 and writes the settings",
     ),
 ]

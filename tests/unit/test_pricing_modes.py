@@ -16,8 +16,8 @@ from typing import Any
 import boto3
 import pytest
 
-from credit_meter.metering import service
-from credit_meter.storage import items
+from credit_meter.metering import pricing_modes, service
+from credit_meter.storage import wallet_record
 
 WID = "w-modes"
 TOKENS = [
@@ -31,8 +31,8 @@ COMPUTE = [{"meter": "compute_minute", "quantity": 3}]  # 1 each: 3 credits
 @pytest.fixture(autouse=True)
 def fresh_hints(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts from a process that has seen no wallet (the hints are only guesses)."""
-    monkeypatch.setattr(service, "mode_hints", service._ModeHints())
-    monkeypatch.setattr(service, "budget_hints", service._BudgetHints())
+    monkeypatch.setattr(pricing_modes, "mode_hints", pricing_modes.ModeHints())
+    monkeypatch.setattr(pricing_modes, "budget_hints", pricing_modes.BudgetHints())
 
 
 def _table() -> Any:
@@ -43,7 +43,7 @@ def _table() -> Any:
 
 def _set_byok(wallet_id: str, *members: str) -> None:
     """What the BYOK module's fan-out leaves on a wallet: the members with an active key."""
-    key = items.wallet_key(wallet_id)
+    key = wallet_record.key(wallet_id)
     if members:
         _table().update_item(
             Key=key, UpdateExpression="SET ky = :m", ExpressionAttributeValues={":m": set(members)}
@@ -177,11 +177,11 @@ def test_a_stale_guess_is_corrected_by_the_condition(api: Any, wallet: str) -> N
     charge = {"usage": TOKENS, "member_id": "alice", "feature": "chat"}
     status, _, first = api("POST", f"/v1/wallets/{wallet}/charges", charge)
     assert (status, Decimal(first["charged"])) == (201, 0)  # guessed credits, refused, redone
-    assert service.mode_hints.guess(wallet, "alice") == "byok"
+    assert pricing_modes.mode_hints.guess(wallet, "alice") == "byok"
     _set_byok(wallet)  # the key is deleted: this process still guesses BYOK
     status, _, second = api("POST", f"/v1/wallets/{wallet}/charges", charge)
     assert (status, Decimal(second["charged"])) == (201, price)
-    assert service.mode_hints.guess(wallet, "alice") is None
+    assert pricing_modes.mode_hints.guess(wallet, "alice") is None
 
 
 def test_bypass_records_everything_and_charges_nothing(

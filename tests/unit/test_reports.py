@@ -67,7 +67,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from credit_meter.billing.billing import Billing
+from credit_meter.billing.periods import Periods
+from credit_meter.billing.plans import Plans
 from credit_meter.core import clock, usage
 from credit_meter.core.catalog import UsageLine, catalog
 from credit_meter.core.errors import Conflict
@@ -235,7 +236,7 @@ def build_world(api: Api, project_ledger: Callable[[], None]) -> Json:
         t.set(T0 + timedelta(minutes=10))
         # made before organisations were required: the API shows it to nobody until the
         # platform (credits:admin) adopts it into an organisation
-        created, view = Billing().put_wallet("acme-lab", "pro")
+        created, view = Plans().put_wallet("acme-lab", "pro")
         assert (created, view.org_id) == (True, None)
         t.set(T0 + timedelta(minutes=20))
         joined = ok(api("PUT", B, {"plan": "pro", "org_id": "acme"}), 200)
@@ -325,7 +326,7 @@ def build_world(api: Api, project_ledger: Callable[[], None]) -> Json:
         at(4, 9, 23, 59)
         rid = reserve(api, A, "agent", "8")
         at(4, 10, 0, 0, 30)
-        assert Billing().advance("acme-main").reset
+        assert Periods().advance("acme-main").reset
         at(4, 10, 0, 1)
         late = [unit("compute_minute", 3), tok("output_tokens", "gpt-4o", 10000)]
         assert commit(api, A, rid, {"usage": late}) == {
@@ -335,7 +336,7 @@ def build_world(api: Api, project_ledger: Callable[[], None]) -> Json:
             "released": "1",
         }
         at(4, 10, 0, 2)
-        Billing().advance("acme-main")  # the credits kept for the hold expire
+        Periods().advance("acme-main")  # the credits kept for the hold expire
         project_ledger()
     return seen
 
@@ -1289,7 +1290,7 @@ def test_a_wallet_does_not_move_to_another_org(
         assert table_items() == before
         # the service itself refuses a move (a request that raced the API's check)
         with pytest.raises(Conflict) as refusal:
-            Billing().put_wallet("acme-lab", "pro", org_id="globex")
+            Plans().put_wallet("acme-lab", "pro", org_id="globex")
         assert (refusal.value.code, "acme" in refusal.value.detail) == ("organisation-set", True)
         assert table_items() == before
         assert ok(api("GET", B))["org_id"] == "acme"
@@ -1308,7 +1309,7 @@ def test_wallets_join_an_org_at_creation_or_later_once(
             "o1"
         )
         # made before organisations were required (the API always puts a wallet in one)
-        assert Billing().put_wallet("w2", "free")[1].org_id is None
+        assert Plans().put_wallet("w2", "free")[1].org_id is None
         # the caller's organisation, named or not
         assert ok(o2("PUT", "/v1/wallets/w3", {"plan": "free"}), 201)["org_id"] == "o2"
         refused(api("GET", "/v1/orgs/o3/usage", as_=org_token("o3")), 404, "organisation-not-found")
@@ -1446,7 +1447,7 @@ def test_replaying_the_stream_changes_no_rollup(
         assert sweep() == 1
         charge(api, w, "chat", credits="0.000001")
         t.set(datetime(2026, 2, 28, 0, 1, tzinfo=UTC))
-        assert Billing().advance("r1").reset
+        assert Periods().advance("r1").reset
         charge(api, w, "chat", "ana", credits="1")
         project_ledger()
         first = rollups(table_items("r1"))
@@ -1518,7 +1519,7 @@ def run_operation(api: Api, t: Clock, op: str, n: int) -> None:
     else:  # the period ends and the reset job runs
         end = datetime.fromisoformat(ok(api("GET", w))["period"]["end"])
         t.set(max(t.now, end + timedelta(seconds=30)))  # time never goes back
-        assert Billing().advance("p1").reset
+        assert Periods().advance("p1").reset
 
 
 @settings(

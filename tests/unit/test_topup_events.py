@@ -77,11 +77,11 @@ def test_checkout_payments_and_auto_topup_events(
 def test_auto_topup_function_with_the_stream_event(
     metering_app: Any, stripe_requests: Any, table_items: Any
 ) -> None:
-    from credit_meter.payments.payments import Payments
+    from credit_meter.payments.auto_topup import AutoTopups
 
     assert _call(metering_app, "api-put-wallet.json")[0] == 201
     card = {"customer_id": "cus_events", "payment_method_id": "pm_card_visa"}
-    Payments().set_auto_topup("acme", True, Decimal(100), "pack_2500", **card)
+    AutoTopups().set_auto_topup("acme", True, Decimal(100), "pack_2500", **card)
     # Spend 420 of 500: the wallet is really at 80, as the sample record shows it.
     charge = {"feature": "chat", "credits": "420"}
     backend = token(org="acme-corp", scopes=["credits:meter"])  # as the sample events' org

@@ -268,12 +268,12 @@ class Tenancy:
         key = (self.store.table, wallet_id)
         org = _wallet_orgs.get(key)
         if org is None:
-            from credit_meter.storage import items
+            from credit_meter.storage import wallet_record
 
             # Read consistently (a wallet created a moment ago must be found), whole: the
             # store has no projection, the item is small, and this happens once per wallet
             # and container.
-            item = self.store.get(items.wallet_key(wallet_id))
+            item = self.store.get(wallet_record.key(wallet_id))
             if item is None:
                 if creating:
                     return

@@ -14,7 +14,7 @@ from credit_meter.core.alerts import MAX_THRESHOLDS, Threshold
 
 if TYPE_CHECKING:
     from credit_meter.controls.controls import Alerts, Limits, MemberBudget
-    from credit_meter.payments.topups import FiatTopups
+    from credit_meter.core.offers import FiatTopups
 
 _HUNDRED = Decimal(100)
 _CENT = Decimal("0.01")

@@ -42,14 +42,10 @@ from credit_meter.core.wallets import (
 from credit_meter.metering.service import Cost
 
 if TYPE_CHECKING:  # imported by the routes that use them, not on the hot path's cold start
-    from credit_meter.billing.billing import (
-        Adjusted,
-        GrantLine,
-        PromoCode,
-        Referred,
-        Transferred,
-        Voided,
-    )
+    from credit_meter.billing.grants import Adjusted, GrantLine, Voided
+    from credit_meter.billing.promotions import PromoCode
+    from credit_meter.billing.referrals import Referred
+    from credit_meter.billing.transfers import Transferred
 
 _AMOUNT_SCHEMA = {
     "oneOf": [
@@ -315,7 +311,7 @@ class PromoCodeIn(RequestBody):
         return self
 
     def promo(self) -> PromoCode:
-        from credit_meter.billing.billing import PromoCode
+        from credit_meter.billing.promotions import PromoCode
 
         def ts(moment: datetime | None) -> int | None:
             return None if moment is None else int(moment.timestamp())

@@ -21,10 +21,10 @@ from credit_meter.api.models import (
     _Out,
 )
 from credit_meter.core import clock
-from credit_meter.payments.topups import Topups, minor_units
+from credit_meter.core.offers import Topups, minor_units
 
 if TYPE_CHECKING:
-    from credit_meter.payments.payments import PaymentLine
+    from credit_meter.payments.facts import PaymentLine
     from credit_meter.payments.topups import AutoTopup, Checkout
 
 StrictBool = Annotated[bool, Field(strict=True)]

@@ -24,12 +24,12 @@ from typing import Any
 from credit_meter.byok import envelope
 from credit_meter.core import clock
 from credit_meter.core.errors import ByokNotFound
-from credit_meter.storage import items
+from credit_meter.storage import items, wallet_record
 from credit_meter.storage.store import Check, Put, Store, Update, WriteRejected
 
 KEY_PREFIX = "K#"
 AUDIT_PREFIX = "KA#"
-FLAG = "ky"  # on the wallet item: the String Set of users of its organisation with a key
+FLAG = wallet_record.BYOK_MEMBERS  # the wallet's String Set of its organisation's users with a key
 AUDIT_DAYS = 365
 _PAGE = 100
 
@@ -216,7 +216,7 @@ def _flag(store: Store, org_id: str, user_id: str, wallet_id: str, present: bool
         "attribute_exists(pk)" if present else "attribute_not_exists(pk)",
     )
     update = Update(
-        key=items.wallet_key(wallet_id),
+        key=wallet_record.key(wallet_id),
         expression=f"{'ADD' if present else 'DELETE'} #ky :u",
         # Never creates a wallet: ADD on a missing item would make a stub one.
         condition="attribute_exists(pk)",

@@ -14,7 +14,6 @@ and must not make alerts flap.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
@@ -32,17 +31,6 @@ RESTORED = "credits.restored"
 LIMIT_REACHED = "limit.reached"
 EVENT_TYPES = (THRESHOLD_CROSSED, DEPLETED, RESTORED, LIMIT_REACHED)
 
-# Stored form (`alr` on the wallet item): one letter per type keeps the hot item small.
-_CODES: dict[str, str] = {
-    "consumed_percent": "c",
-    "remaining_percent": "r",
-    "remaining_credits": "a",
-}
-_TYPES: dict[str, ThresholdType] = {
-    "c": "consumed_percent",
-    "r": "remaining_percent",
-    "a": "remaining_credits",
-}
 _HUNDRED = Decimal(100)
 _ZERO = Decimal(0)
 
@@ -66,80 +54,99 @@ DEFAULT_THRESHOLDS: tuple[Threshold, ...] = (
 MAX_THRESHOLDS = 10
 
 
-def thresholds_of(wallet: Mapping[str, Any]) -> tuple[Threshold, ...]:
-    """The wallet's thresholds: its ``alr`` list, else the defaults; an empty ``alr`` means
-    alerts are off."""
-    stored = wallet.get("alr")
-    if stored is None:
-        return DEFAULT_THRESHOLDS
-    return tuple(Threshold(_TYPES[str(entry["t"])], Decimal(entry["v"])) for entry in stored)
+@dataclass(frozen=True, slots=True)
+class BudgetFacts:
+    """A member budget as the rules read it. ``hit``: the start of the period in which the
+    budget first refused a debit, if it did."""
+
+    tag: str
+    member_id: str | None
+    cap: Decimal | None
+    used: Decimal
+    hit: Decimal | None = None
 
 
-def threshold_items(ts: Sequence[Threshold]) -> list[dict[str, Any]]:
-    """The stored form of ``ts`` for the wallet's ``alr`` attribute."""
-    return [{"t": _CODES[t.type], "v": t.value} for t in ts]
+@dataclass(frozen=True, slots=True)
+class WalletFacts:
+    """What the alert rules read of one wallet image (built from the stored item by
+    :func:`credit_meter.storage.wallet_record.alert_facts`; absent amounts count as 0).
+    ``thresholds`` None: the owner chose none, the defaults apply (empty: alerts off)."""
+
+    wallet_id: str
+    plan: str | None = None
+    period_start: Decimal = _ZERO
+    period_end: Decimal = _ZERO
+    balance: Decimal = _ZERO
+    available: Decimal = _ZERO
+    used: Decimal = _ZERO
+    allowance: Decimal = _ZERO
+    overage: bool = False
+    thresholds: tuple[Threshold, ...] | None = None
+    limit: Decimal | None = None
+    limit_alert: Decimal | None = None
+    limit_room: Decimal | None = None
+    limit_hit: Decimal | None = None
+    budgets: tuple[BudgetFacts, ...] = ()
 
 
-def _num(wallet: Mapping[str, Any], name: str) -> Decimal:
-    value = wallet.get(name)
-    return _ZERO if value is None else Decimal(value)
+def thresholds_of(wallet: WalletFacts) -> tuple[Threshold, ...]:
+    """The wallet's thresholds, else the defaults."""
+    return DEFAULT_THRESHOLDS if wallet.thresholds is None else wallet.thresholds
 
 
-def is_crossed(wallet: Mapping[str, Any], t: Threshold) -> bool:
+def is_crossed(wallet: WalletFacts, t: Threshold) -> bool:
     """Whether the wallet is past threshold ``t`` (percentages need an allowance above 0)."""
-    allowance, balance = _num(wallet, "allow"), _num(wallet, "bal")
+    allowance, balance = wallet.allowance, wallet.balance
     if t.type == "remaining_credits":
         return balance <= t.value
     if allowance <= 0:
         return False
     if t.type == "consumed_percent":
-        return _num(wallet, "used") * _HUNDRED >= t.value * allowance
+        return wallet.used * _HUNDRED >= t.value * allowance
     return balance * _HUNDRED <= t.value * allowance
 
 
-def _spend_crossed(wallet: Mapping[str, Any]) -> bool:
-    lat = wallet.get("lat")
-    return lat is not None and _num(wallet, "used") >= Decimal(lat)
+def _spend_crossed(wallet: WalletFacts) -> bool:
+    lat = wallet.limit_alert
+    return lat is not None and wallet.used >= lat
 
 
-def _refused_this_period(marker: Any, wallet: Mapping[str, Any]) -> bool:
+def _refused_this_period(marker: Decimal | None, wallet: WalletFacts) -> bool:
     """A limit's ``hit`` marker (the start of the period in which it first refused a debit)
     names the current period."""
-    return marker is not None and Decimal(marker) == _num(wallet, "ps")
+    return marker is not None and marker == wallet.period_start
 
 
-def _capped(wallet: Mapping[str, Any]) -> bool:
-    lim = wallet.get("lim")
-    return lim is not None and _num(wallet, "used") >= Decimal(lim)
+def _capped(wallet: WalletFacts) -> bool:
+    return wallet.limit is not None and wallet.used >= wallet.limit
 
 
-def _limit_reached(wallet: Mapping[str, Any]) -> bool:
+def _limit_reached(wallet: WalletFacts) -> bool:
     """What ``limit.reached`` reports: used up to the limit, or the limit refused a debit this
-    period (a refused debit writes nothing else, so its mark ``lhit`` is what tells the
-    stream)."""
-    return _capped(wallet) or ("lim" in wallet and _refused_this_period(wallet.get("lhit"), wallet))
-
-
-def _budget_reached(wallet: Mapping[str, Any], budget: Mapping[str, Any]) -> bool:
-    cap = budget.get("c")
-    return cap is not None and (
-        Decimal(budget.get("u") or 0) >= Decimal(cap)
-        or _refused_this_period(budget.get("h"), wallet)
+    period (a refused debit writes nothing else, so its mark is what tells the stream)."""
+    return _capped(wallet) or (
+        wallet.limit is not None and _refused_this_period(wallet.limit_hit, wallet)
     )
 
 
-def _depleted(wallet: Mapping[str, Any]) -> bool:
-    return _num(wallet, "bal") <= 0
+def _budget_reached(wallet: WalletFacts, budget: BudgetFacts) -> bool:
+    return budget.cap is not None and (
+        budget.used >= budget.cap or _refused_this_period(budget.hit, wallet)
+    )
 
 
-def wallet_state(wallet: Mapping[str, Any]) -> WalletState:
+def _depleted(wallet: WalletFacts) -> bool:
+    return wallet.balance <= 0
+
+
+def wallet_state(wallet: WalletFacts) -> WalletState:
     """``capped`` (spending limit reached, or open holds fill what is left of it: new holds
     are refused), ``depleted`` (new holds are refused, or nothing is left), ``alerting`` (a
     threshold or the spending alert is crossed) or ``ok``."""
-    room = wallet.get("lrem")
-    if _capped(wallet) or ("lim" in wallet and room is not None and Decimal(room) <= 0):
+    room = wallet.limit_room
+    if _capped(wallet) or (wallet.limit is not None and room is not None and room <= 0):
         return "capped"
-    if (_num(wallet, "avail") <= 0 and not wallet.get("ovr")) or _depleted(wallet):
+    if (wallet.available <= 0 and not wallet.overage) or _depleted(wallet):
         return "depleted"
     if _spend_crossed(wallet) or any(is_crossed(wallet, t) for t in thresholds_of(wallet)):
         return "alerting"
@@ -170,7 +177,7 @@ class _Condition:
     extra: dict[str, Any]  # the detail fields particular to the condition
 
 
-def _conditions(wallet: Mapping[str, Any]) -> dict[str, _Condition]:
+def _conditions(wallet: WalletFacts) -> dict[str, _Condition]:
     """Every condition that holds on this image, judged with its own configuration, by key."""
     held: dict[str, _Condition] = {}
     for t in thresholds_of(wallet):
@@ -179,24 +186,24 @@ def _conditions(wallet: Mapping[str, Any]) -> dict[str, _Condition]:
                 THRESHOLD_CROSSED, t.key, {"threshold": {"type": t.type, "value": fmt(t.value)}}
             )
     if _spend_crossed(wallet):
-        lat = fmt(_num(wallet, "lat"))
+        lat = fmt(wallet.limit_alert or _ZERO)
         key = f"spend:{lat}"
         held[key] = _Condition(
             THRESHOLD_CROSSED, key, {"threshold": {"type": "spend", "value": lat}}
         )
     if _limit_reached(wallet):
         held["limit:wallet"] = _Condition(LIMIT_REACHED, "limit:wallet", {"scope": "wallet"})
-    for tag, budget in sorted((wallet.get("mb") or {}).items()):
+    for budget in sorted(wallet.budgets, key=lambda b: b.tag):
         if _budget_reached(wallet, budget):
-            cap, used = budget["c"], Decimal(budget.get("u") or 0)
-            key = f"limit:member:{tag}"
+            cap, used = budget.cap or _ZERO, budget.used
+            key = f"limit:member:{budget.tag}"
             held[key] = _Condition(
                 LIMIT_REACHED,
                 key,
                 {
                     "scope": "member",
-                    "member_id": budget.get("n"),
-                    "member_budget": {"cap": fmt(Decimal(cap)), "used": fmt(used)},
+                    "member_id": budget.member_id,
+                    "member_budget": {"cap": fmt(cap), "used": fmt(used)},
                 },
             )
     if _depleted(wallet):
@@ -205,30 +212,29 @@ def _conditions(wallet: Mapping[str, Any]) -> dict[str, _Condition]:
 
 
 def _detail(
-    wallet: Mapping[str, Any], condition: _Condition, alert: str, occurred_at: float
+    wallet: WalletFacts, condition: _Condition, alert: str, occurred_at: float
 ) -> dict[str, Any]:
-    lim = wallet.get("lim")
     detail: dict[str, Any] = {
         "id": alert,
-        "wallet_id": str(wallet["wallet_id"]),
-        "plan": wallet.get("plan"),
-        "period": {"start": iso(float(_num(wallet, "ps"))), "end": iso(float(_num(wallet, "pe")))},
+        "wallet_id": wallet.wallet_id,
+        "plan": wallet.plan,
+        "period": {"start": iso(float(wallet.period_start)), "end": iso(float(wallet.period_end))},
         "occurred_at": iso(occurred_at),
         "state": wallet_state(wallet),
-        "balance": fmt(_num(wallet, "bal")),
-        "available": fmt(_num(wallet, "avail")),
-        "used": fmt(_num(wallet, "used")),
-        "allowance": fmt(_num(wallet, "allow")),
+        "balance": fmt(wallet.balance),
+        "available": fmt(wallet.available),
+        "used": fmt(wallet.used),
+        "allowance": fmt(wallet.allowance),
     }
-    if lim is not None:
-        detail["limit"] = fmt(Decimal(lim))
+    if wallet.limit is not None:
+        detail["limit"] = fmt(wallet.limit)
     detail.update(condition.extra)
     return detail
 
 
 def crossings(
-    old: Mapping[str, Any] | None,
-    new: Mapping[str, Any],
+    old: WalletFacts | None,
+    new: WalletFacts,
     record_id: str,
     *,
     occurred_at: float | None = None,
@@ -244,7 +250,7 @@ def crossings(
     fired = [c for key, c in after.items() if key not in before]
     if "depleted" in before and "depleted" not in after:
         fired.append(_Condition(RESTORED, "restored", {}))
-    wallet_id = str(new["wallet_id"])
+    wallet_id = new.wallet_id
     alerts = []
     for condition in fired:
         ident = alert_id(wallet_id, record_id, condition.detail_type, condition.key)

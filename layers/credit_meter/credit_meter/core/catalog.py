@@ -18,7 +18,7 @@ from credit_meter.core.errors import FieldProblem, InvalidRequest
 from credit_meter.core.money import quantize
 
 if TYPE_CHECKING:
-    from credit_meter.payments.topups import Topups
+    from credit_meter.core.offers import Topups
 
 TOKENS_PER_PRICE_UNIT = Decimal(1000)
 
@@ -62,7 +62,7 @@ class Source:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """A plan's monthly terms (DESIGN §3; docs/data-model.md explains each)."""
+    """A plan's monthly terms (docs/domain.md; docs/data-model.md explains each)."""
 
     name: str
     allowance: Decimal | None  # None: custom, set per wallet
@@ -95,15 +95,38 @@ class Catalog:
 
     @property
     def topups(self) -> Topups:
-        """Credit packs and top-ups by amount (:mod:`credit_meter.payments.topups`): parsed when a
+        """Credit packs and top-ups by amount (:mod:`credit_meter.core.offers`): parsed when a
         top-up route first needs them, so the metering routes' cold start does not."""
-        from credit_meter.payments.topups import parse_topups
+        from credit_meter.core.offers import parse_topups
 
         return parse_topups(self.topups_json)
 
     def price(self, usage: list[UsageLine], mode: str | None = None) -> Decimal:
         """The cost of a usage list in credits; unknown meters or models are field problems."""
         return sum((line.cost for line in self.itemise(usage, mode)), Decimal(0))
+
+    def _price_line(self, i: int, line: UsageLine, mode: str | None) -> _Priced | FieldProblem:
+        """One usage line priced unrounded, or what is wrong with it (``usage.<i>``)."""
+        meter = self.meters.get(line.meter)
+        if meter is None:
+            return FieldProblem(f"usage.{i}.meter", f"unknown meter {line.meter!r}")
+        if not meter.per_tier:
+            if line.model is not None:
+                return FieldProblem(
+                    f"usage.{i}.model", f"meter {meter.name!r} is not priced by model"
+                )
+            assert meter.credits_per_unit is not None
+            unit_price = meter.credits_per_unit if mode != BYPASS else Decimal(0)
+            return line, meter, None, unit_price, line.quantity * unit_price
+        if line.model is None:
+            return FieldProblem(f"usage.{i}.model", f"required for meter {meter.name!r}")
+        tier = self.models.get(line.model)
+        if tier is None:
+            return FieldProblem(f"usage.{i}.model", f"unknown model {line.model!r}")
+        unit_price = self.tiers[tier][meter.name]
+        if mode is not None:  # BYOK or bypass: the provider bills the tokens
+            unit_price = Decimal(0)
+        return line, meter, tier, unit_price, line.quantity * unit_price / TOKENS_PER_PRICE_UNIT
 
     def itemise(self, usage: list[UsageLine], mode: str | None = None) -> list[PricedLine]:
         """Each usage line priced: what the activity log shows and the usage reports add up.
@@ -118,51 +141,16 @@ class Catalog:
         unit price and cost of 0, so the activity log still shows them.
         """
         problems: list[FieldProblem] = []
-        priced: list[tuple[UsageLine, Meter, str | None, Decimal, Decimal]] = []
+        priced: list[_Priced] = []
         for i, line in enumerate(usage):
-            meter = self.meters.get(line.meter)
-            if meter is None:
-                problems.append(FieldProblem(f"usage.{i}.meter", f"unknown meter {line.meter!r}"))
-                continue
-            if meter.per_tier:
-                if line.model is None:
-                    problems.append(
-                        FieldProblem(f"usage.{i}.model", f"required for meter {meter.name!r}")
-                    )
-                    continue
-                tier = self.models.get(line.model)
-                if tier is None:
-                    problems.append(
-                        FieldProblem(f"usage.{i}.model", f"unknown model {line.model!r}")
-                    )
-                    continue
-                unit_price = self.tiers[tier][meter.name]
-                if mode is not None:  # BYOK or bypass: the provider bills the tokens
-                    unit_price = Decimal(0)
-                raw = line.quantity * unit_price / TOKENS_PER_PRICE_UNIT
-                priced.append((line, meter, tier, unit_price, raw))
+            found = self._price_line(i, line, mode)
+            if isinstance(found, FieldProblem):
+                problems.append(found)
             else:
-                if line.model is not None:
-                    problems.append(
-                        FieldProblem(
-                            f"usage.{i}.model", f"meter {meter.name!r} is not priced by model"
-                        )
-                    )
-                    continue
-                assert meter.credits_per_unit is not None
-                unit_price = meter.credits_per_unit if mode != BYPASS else Decimal(0)
-                priced.append((line, meter, None, unit_price, line.quantity * unit_price))
+                priced.append(found)
         if problems:
             raise InvalidRequest(problems)
-        total = quantize(sum((raw for *_, raw in priced), Decimal(0)))
-        costs = [quantize(raw) for *_, raw in priced]
-        left = total - sum(costs, Decimal(0))
-        for i in sorted(range(len(costs)), key=lambda i: costs[i], reverse=True):
-            if left == 0:
-                break
-            step = max(left, -costs[i])  # never below zero
-            costs[i] += step
-            left -= step
+        costs = _costs_adding_up([raw for *_, raw in priced])
         return [
             PricedLine(
                 meter=m.name,
@@ -264,3 +252,22 @@ def catalog() -> Catalog:
     path = os.environ.get("CATALOG_PATH") or str(Path(__file__).parents[1] / "catalog.json")
     with open(path, encoding="utf-8") as fh:
         return parse_catalog(json.load(fh))
+
+
+# A usage line priced before rounding: the line, its meter, tier, unit price and raw cost.
+_Priced = tuple[UsageLine, Meter, str | None, Decimal, Decimal]
+
+
+def _costs_adding_up(raws: list[Decimal]) -> list[Decimal]:
+    """Each raw cost rounded, the lines adding up exactly to the rounded total: rounding each
+    alone could miss it by a millionth, so the difference goes to the costliest lines."""
+    total = quantize(sum(raws, Decimal(0)))
+    costs = [quantize(raw) for raw in raws]
+    left = total - sum(costs, Decimal(0))
+    for i in sorted(range(len(costs)), key=lambda i: costs[i], reverse=True):
+        if left == 0:
+            break
+        step = max(left, -costs[i])  # never below zero
+        costs[i] += step
+        left -= step
+    return costs

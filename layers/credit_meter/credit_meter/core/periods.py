@@ -103,14 +103,7 @@ def roll(
     postings: list[Posting] = []
     allowance_left = ZERO
     newly_kept = False
-    # What the open holds stand on: credits kept for holds at an earlier expiry first (they
-    # were set aside for those holds), then the buckets in burn-down order.
-    backing = max(ZERO, held)
-    keep_for: dict[str, Decimal] = {}
-    for view in sorted(views, key=lambda v: not v.bucket.kept):
-        take = min(max(ZERO, view.remaining), backing)
-        keep_for[view.bucket.id] = take
-        backing -= take
+    keep_for = _backing(views, held)
     for view in views:
         b = view.bucket
         if view.remaining <= 0:
@@ -132,24 +125,7 @@ def roll(
     new_drawn = owed
     period = None
     if ends:
-        start, end = period_at(terms.period_end, terms.anchor_day, now)
-        start_ms = start * 1000
-        prio = catalog.sources["monthly"].priority
-        rolled = min(allowance_left, terms.plan.rollover_cap)
-        if rolled > 0:
-            gid = grant_id(start_ms, terms.wallet_id, "rollover", str(start))
-            kept.append(Bucket(gid, "rollover", rolled, prio, start_ms, end))
-            postings.append(Posting("grant", rolled, "rollover", gid, end))
-        if owed > 0 and terms.plan.overage:
-            postings.append(Posting("overage", owed, "overage"))
-            new_drawn = ZERO
-        if terms.next_allowance > 0:
-            gid = grant_id(start_ms, terms.wallet_id, "monthly", str(start))
-            kept.append(Bucket(gid, "monthly", terms.next_allowance, prio, start_ms, end))
-            postings.append(Posting("grant", terms.next_allowance, "monthly", gid, end))
-        period = NewPeriod(
-            start, end, terms.next_plan.name, terms.next_allowance, terms.next_plan.overage
-        )
+        period, new_drawn = _next_period(now, terms, catalog, allowance_left, owed, kept, postings)
     kept.sort(key=lambda b: wallets.burn_key(b, catalog))
     period_end = period.end if period else terms.period_end
     return Rolled(
@@ -161,6 +137,52 @@ def roll(
         due_at=due_at(kept, period_end),
         newly_kept=newly_kept,
     )
+
+
+def _backing(views: list[wallets.BucketView], held: Decimal) -> dict[str, Decimal]:
+    """What the open holds stand on, by bucket: credits kept for holds at an earlier expiry
+    first (they were set aside for those holds), then the buckets in burn-down order."""
+    backing = max(ZERO, held)
+    keep_for: dict[str, Decimal] = {}
+    for view in sorted(views, key=lambda v: not v.bucket.kept):
+        take = min(max(ZERO, view.remaining), backing)
+        keep_for[view.bucket.id] = take
+        backing -= take
+    return keep_for
+
+
+def _next_period(
+    now: int,
+    terms: Terms,
+    catalog: Catalog,
+    allowance_left: Decimal,
+    owed: Decimal,
+    kept: list[Bucket],
+    postings: list[Posting],
+) -> tuple[NewPeriod, Decimal]:
+    """The period that follows the ended one: the rollover and the new allowance added to
+    ``kept`` and ``postings``, an overdraft forgiven when the plan allows overage. Returns the
+    period and what stays drawn."""
+    start, end = period_at(terms.period_end, terms.anchor_day, now)
+    start_ms = start * 1000
+    prio = catalog.sources["monthly"].priority
+    new_drawn = owed
+    rolled = min(allowance_left, terms.plan.rollover_cap)
+    if rolled > 0:
+        gid = grant_id(start_ms, terms.wallet_id, "rollover", str(start))
+        kept.append(Bucket(gid, "rollover", rolled, prio, start_ms, end))
+        postings.append(Posting("grant", rolled, "rollover", gid, end))
+    if owed > 0 and terms.plan.overage:
+        postings.append(Posting("overage", owed, "overage"))
+        new_drawn = ZERO
+    if terms.next_allowance > 0:
+        gid = grant_id(start_ms, terms.wallet_id, "monthly", str(start))
+        kept.append(Bucket(gid, "monthly", terms.next_allowance, prio, start_ms, end))
+        postings.append(Posting("grant", terms.next_allowance, "monthly", gid, end))
+    period = NewPeriod(
+        start, end, terms.next_plan.name, terms.next_allowance, terms.next_plan.overage
+    )
+    return period, new_drawn
 
 
 def due_at(buckets: list[Bucket], period_end: int) -> int:

@@ -4,7 +4,7 @@ Buckets are kept in burn-down order with the amount each held when the list was 
 debits on the hot path only advance one counter, ``drawn``, so a debit is a single arithmetic
 update with no read. What each bucket has left is derived: bucket *i* of amounts a₁…aₙ has
 ``min(aᵢ, max(0, a₁+…+aᵢ − drawn))``. Anything drawn beyond the sum is the overdraft a commit may
-leave behind (DESIGN §2), which the next credit repays first.
+leave behind (docs/domain.md, the overdraft rule), which the next credit repays first.
 """
 
 from __future__ import annotations
@@ -176,7 +176,8 @@ def take_back(
 ) -> Rebased:
     """Take ``amount`` back (a refunded or disputed payment): first from what the buckets in
     ``from_ids`` have left, the rest as a debit in burn-down order, which may overdraw the
-    wallet (DESIGN §2: taking credits back may drive the balance negative).
+    wallet (docs/domain.md, the overdraft rule: taking credits back may drive the balance
+    negative).
 
     Like :func:`add_bucket`, ``drawn_delta`` is relative: debits that land between the read
     and the write stay counted. ``repaid`` is what came out of the named buckets.

@@ -11,17 +11,22 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from credit_meter.billing.billing import Billing
 from credit_meter.core import clock
+from credit_meter.core.catalog import Catalog, catalog
 from credit_meter.core.errors import FieldProblem, InvalidRequest, no_wallet
 from credit_meter.payments.topups import Attempt, AutoTopup, Gateway, checkout_metadata
-from credit_meter.storage import items
+from credit_meter.storage import items, wallet_record
 from credit_meter.storage.records import now_ms
-from credit_meter.storage.store import Update, WriteRejected
+from credit_meter.storage.store import Store, Update, WriteRejected
 
 
-class AutoTopups(Billing):
-    """Auto top-up's settings and its state machine, driven by the stream of wallet writes."""
+class AutoTopups:
+    """Auto top-up's settings and its state machine, driven by the stream of wallet writes. The
+    purchase it starts is credited like any other (:mod:`credit_meter.payments.payments`)."""
+
+    def __init__(self, store: Store | None = None, cat: Catalog | None = None) -> None:
+        self.store = store or Store()
+        self.catalog = cat or catalog()
 
     def set_auto_topup(
         self,
@@ -35,26 +40,10 @@ class AutoTopups(Billing):
         """Turn auto top-up on (when available falls below ``threshold``, buy ``pack`` with the
         saved card) or off. The card is the one given, else the last paid checkout's."""
         settings = self.store.get(items.auto_topup_key(wallet_id)) or {}
-        problems = []
-        if enabled and threshold is None:
-            problems.append(FieldProblem("threshold", "required to enable auto top-up"))
-        if enabled and pack is None:
-            problems.append(FieldProblem("pack", "required to enable auto top-up"))
-        if pack is not None and pack not in self.catalog.topups.packs:
-            known = ", ".join(sorted(self.catalog.topups.packs))
-            problems.append(FieldProblem("pack", f"unknown pack {pack!r} ({known})"))
-        if (customer_id is None) != (payment_method_id is None):
-            problems.append(
-                FieldProblem("payment_method_id", "give both customer_id and payment_method_id")
-            )
-        elif enabled and customer_id is None and not settings.get("payment_method_id"):
-            problems.append(
-                FieldProblem(
-                    "payment_method_id",
-                    "no saved payment method: buy once with save_payment_method, "
-                    "or give customer_id and payment_method_id",
-                )
-            )
+        has_card = bool(settings.get("payment_method_id"))
+        problems = self._problems(
+            enabled, threshold, pack, customer_id, payment_method_id, has_card
+        )
         if problems:
             raise InvalidRequest(problems)
         fields: dict[str, Any] = {"kind": "auto_topup", "enabled": enabled}
@@ -66,26 +55,7 @@ class AutoTopups(Billing):
             fields.update(
                 customer_id=customer_id, payment_method_id=payment_method_id, card_at=now_ms()
             )
-        if enabled:
-            # The state rides on the wallet, where the stream shows every balance change. A
-            # state already there stays: saving the settings again while a purchase is on its
-            # way (fired) or backing off (declined) must not look like a new crossing.
-            wallet_write = Update(
-                key=items.wallet_key(wallet_id),
-                expression="SET atx = :x, ats = if_not_exists(ats, :armed), "
-                "atn = if_not_exists(atn, :zero)",
-                condition="attribute_exists(pk)",
-                values={":x": threshold, ":armed": "armed", ":zero": 0},
-            )
-        else:
-            # Without atx the auto top-up function no longer sees the wallet. Its state and
-            # crossing count stay: turning it on again while a purchase is on its way must
-            # not buy a second time.
-            wallet_write = Update(
-                key=items.wallet_key(wallet_id),
-                expression="REMOVE atx",
-                condition="attribute_exists(pk)",
-            )
+        wallet_write = _state_write(wallet_id, enabled, threshold)
         try:
             # The wallet write's condition is the existence check: no read before it.
             self.store.transact(
@@ -98,7 +68,7 @@ class AutoTopups(Billing):
             with contextlib.suppress(WriteRejected):
                 self.store.update(
                     Update(
-                        key=items.wallet_key(wallet_id),
+                        key=wallet_record.key(wallet_id),
                         expression="SET ats = :armed REMOVE atb",
                         condition="ats = :declined",
                         values={":armed": "armed", ":declined": "declined"},
@@ -106,21 +76,52 @@ class AutoTopups(Billing):
                 )
         return self.auto_topup(wallet_id)
 
+    def _problems(
+        self,
+        enabled: bool,
+        threshold: Decimal | None,
+        pack: str | None,
+        customer_id: str | None,
+        payment_method_id: str | None,
+        has_card: bool,
+    ) -> list[FieldProblem]:
+        problems = []
+        if enabled and threshold is None:
+            problems.append(FieldProblem("threshold", "required to enable auto top-up"))
+        if enabled and pack is None:
+            problems.append(FieldProblem("pack", "required to enable auto top-up"))
+        if pack is not None and pack not in self.catalog.topups.packs:
+            known = ", ".join(sorted(self.catalog.topups.packs))
+            problems.append(FieldProblem("pack", f"unknown pack {pack!r} ({known})"))
+        if (customer_id is None) != (payment_method_id is None):
+            problems.append(
+                FieldProblem("payment_method_id", "give both customer_id and payment_method_id")
+            )
+        elif enabled and customer_id is None and not has_card:
+            problems.append(
+                FieldProblem(
+                    "payment_method_id",
+                    "no saved payment method: buy once with save_payment_method, "
+                    "or give customer_id and payment_method_id",
+                )
+            )
+        return problems
+
     def auto_topup(self, wallet_id: str) -> AutoTopup:
-        wallet = self.store.get(items.wallet_key(wallet_id))
+        wallet = self.store.get(wallet_record.key(wallet_id))
         if wallet is None:
             raise no_wallet(wallet_id)
         settings = self.store.get(items.auto_topup_key(wallet_id)) or {}
         enabled = bool(settings.get("enabled"))
         threshold = settings.get("threshold")
-        retry = wallet.get("atb")
+        retry = wallet.get(wallet_record.AUTO_TOPUP_RETRY_AFTER)
         return AutoTopup(
             wallet_id=wallet_id,
             enabled=enabled,
             threshold=None if threshold is None else Decimal(threshold),
             pack=settings.get("pack"),
             has_payment_method=bool(settings.get("payment_method_id")),
-            state=wallet.get("ats") if enabled else None,
+            state=wallet.get(wallet_record.AUTO_TOPUP_STATE) if enabled else None,
             retry_after=None if retry is None or not enabled else int(retry),
             last_attempt=settings.get("last_attempt"),
         )
@@ -133,21 +134,22 @@ class AutoTopups(Billing):
     ) -> Attempt | None:
         """What the auto top-up function does with one wallet write from the stream: buy the
         pack once per crossing below the threshold; re-arm once available is back above it."""
-        threshold = wallet.get("atx")
-        state = wallet.get("ats")
+        threshold = wallet.get(wallet_record.AUTO_TOPUP_THRESHOLD)
+        state = wallet.get(wallet_record.AUTO_TOPUP_STATE)
         if threshold is None or state is None:
             return None
-        wallet_id = wallet["wallet_id"]
-        below = Decimal(wallet["avail"]) < Decimal(threshold)
-        crossing = int(wallet.get("atn", 0))
+        wallet_id = wallet_record.wallet_id(wallet)
+        below = wallet_record.available(wallet) < Decimal(threshold)
+        crossing = _crossing(wallet, 0)
         if not below:
             if state != "armed":
                 self._set_state(wallet_id, crossing, state, "armed")
             return None
         now = int(clock.now_ts())
-        if state == "armed" or (state == "declined" and now >= int(wallet.get("atb", 0))):
+        retry_after = int(wallet.get(wallet_record.AUTO_TOPUP_RETRY_AFTER, 0))
+        if state == "armed" or (state == "declined" and now >= retry_after):
             fired = self._fire(wallet_id, crossing, state)
-        elif state == "fired" and int((old or {}).get("atn", -1)) != crossing:
+        elif state == "fired" and _crossing(old or {}, -1) != crossing:
             # The claim's own write: if the attempt after it was cut short, finish it now
             # (same crossing, same idempotency key: Stripe answers the first attempt again).
             fired = crossing
@@ -162,7 +164,7 @@ class AutoTopups(Billing):
         with contextlib.suppress(WriteRejected):
             self.store.update(
                 Update(
-                    key=items.wallet_key(wallet_id),
+                    key=wallet_record.key(wallet_id),
                     expression="SET ats = :s REMOVE atb",
                     condition="ats = :seen AND atn = :n",
                     values={":s": state, ":seen": seen, ":n": crossing},
@@ -175,7 +177,7 @@ class AutoTopups(Billing):
         try:
             self.store.update(
                 Update(
-                    key=items.wallet_key(wallet_id),
+                    key=wallet_record.key(wallet_id),
                     expression="SET ats = :fired, atn = :next REMOVE atb",
                     # Still below now, not only in the (maybe late) stream record.
                     condition="ats = :seen AND atn = :n AND avail < atx",
@@ -190,7 +192,10 @@ class AutoTopups(Billing):
         except WriteRejected as rejected:
             now = rejected.old[0] or {}
             # Claimed by an earlier delivery of this same record that did not finish: resume.
-            if now.get("ats") == "fired" and int(now.get("atn", -1)) == crossing + 1:
+            if (
+                now.get(wallet_record.AUTO_TOPUP_STATE) == "fired"
+                and _crossing(now, -1) == crossing + 1
+            ):
                 return crossing + 1
             return None
         return crossing + 1
@@ -241,9 +246,36 @@ class AutoTopups(Billing):
         with contextlib.suppress(WriteRejected):
             self.store.update(
                 Update(
-                    key=items.wallet_key(wallet_id),
+                    key=wallet_record.key(wallet_id),
                     expression="SET ats = :d, atb = :until",
                     condition="atn = :n AND ats = :fired",
                     values={":d": "declined", ":until": until, ":n": crossing, ":fired": "fired"},
                 )
             )
+
+
+def _state_write(wallet_id: str, enabled: bool, threshold: Decimal | None) -> Update:
+    """The wallet's side of saving the settings; its condition is the wallet's existence."""
+    if enabled:
+        # The state rides on the wallet, where the stream shows every balance change. A
+        # state already there stays: saving the settings again while a purchase is on its
+        # way (fired) or backing off (declined) must not look like a new crossing.
+        return Update(
+            key=wallet_record.key(wallet_id),
+            expression="SET atx = :x, ats = if_not_exists(ats, :armed), "
+            "atn = if_not_exists(atn, :zero)",
+            condition="attribute_exists(pk)",
+            values={":x": threshold, ":armed": "armed", ":zero": 0},
+        )
+    # Without atx the auto top-up function no longer sees the wallet. Its state and crossing
+    # count stay: turning it on again while a purchase is on its way must not buy a second time.
+    return Update(
+        key=wallet_record.key(wallet_id),
+        expression="REMOVE atx",
+        condition="attribute_exists(pk)",
+    )
+
+
+def _crossing(wallet: dict[str, Any], default: int) -> int:
+    """The wallet's auto top-up crossing number (``atn``), ``default`` before the first."""
+    return int(wallet.get(wallet_record.AUTO_TOPUP_CROSSING, default))

@@ -1,7 +1,7 @@
 """Top-ups: checkouts, payments credited exactly once, refunds and disputes (auto top-up:
 :mod:`credit_meter.payments.auto_topup`). No knowledge of Stripe's SDK or of API Gateway: the
-webhook function turns each Stripe event into an :class:`Observation`, and checkouts go through a
-:class:`~credit_meter.payments.topups.Gateway`.
+webhook function turns each Stripe event into an :class:`~credit_meter.payments.facts.Observation`,
+and checkouts go through a :class:`~credit_meter.payments.topups.Gateway`.
 
 A payment is known by its PaymentIntent id, which every event about it carries (the checkout
 session, the PaymentIntent, the charge, the dispute). Its state is one item holding *facts*
@@ -9,7 +9,8 @@ that only ever grow — paid, failed, the amount refunded so far, each dispute's
 the credits it has put in the wallet so far. Each event merges its facts in and then moves the
 wallet by ``target − credited`` in the same transaction, on condition that the payment item
 is still the version read. So an event delivered twice, late, out of order or concurrently
-changes nothing the second time: the credits follow from the facts, not from the events.
+changes nothing the second time: the credits follow from the facts, not from the events
+(:mod:`credit_meter.payments.facts`).
 """
 
 from __future__ import annotations
@@ -22,77 +23,31 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from credit_meter.billing.billing import _bucket_update, _BucketChange
+from credit_meter.billing import buckets
+from credit_meter.billing.buckets import BucketChange, bucket_update
 from credit_meter.core import wallets
+from credit_meter.core.catalog import Catalog, catalog
 from credit_meter.core.errors import Contention, PaymentNotFound, no_wallet
 from credit_meter.core.ids import grant_id
 from credit_meter.core.money import ZERO
 from credit_meter.core.wallets import Bucket
 from credit_meter.payments.auto_topup import AutoTopups
+from credit_meter.payments.facts import (
+    Observation,
+    PaymentLine,
+    line,
+    merge,
+    same_facts,
+    status_of,
+    target_credits,
+)
 from credit_meter.payments.topups import Checkout, Gateway, checkout_metadata
-from credit_meter.storage import items
+from credit_meter.storage import items, wallet_record
 from credit_meter.storage.pages import decode_cursor, encode_cursor
 from credit_meter.storage.records import now_ms, record_ttl
-from credit_meter.storage.store import Put, Update, WriteRejected
+from credit_meter.storage.store import Put, Store, Update, WriteRejected
 
 _ATTEMPTS = 20
-_EVENTS_KEPT = 20
-# State attribute <- Observation field, for what a payment's first word settles.
-_FIRST_SAID = {
-    "wallet_id": "wallet_id",
-    "credits": "credits",
-    "amount": "amount",
-    "currency": "currency",
-    "topup": "kind",  # checkout or auto_topup ("kind" names the item type in the table)
-    "offer": "offer",
-    "crossing": "crossing",
-    "session_id": "session_id",
-    "invoice_id": "invoice_id",
-    "receipt_url": "receipt_url",
-    "customer_id": "customer_id",
-    "payment_method_id": "payment_method_id",
-}
-_ITEM_KEYS = frozenset({"pk", "sk", "kind", "ttl"})  # where a state is stored, not what it says
-
-# Dispute statuses under which the disputed funds have left the merchant's balance.
-_FUNDS_WITHDRAWN = frozenset({"needs_response", "under_review", "lost"})
-# A dispute's final statuses; a late "created" never reopens one of these.
-_DISPUTE_FINAL = frozenset({"won", "lost", "warning_closed", "prevented"})
-# Shown as "disputed" in the payments list.
-_DISPUTE_OPEN = frozenset(
-    {"needs_response", "under_review", "warning_needs_response", "warning_under_review", "lost"}
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Observation:
-    """What one Stripe event says about one payment. Fields an event does not carry are None."""
-
-    event_id: str
-    event_type: str
-    payment_id: str  # the PaymentIntent id
-    at: int  # when Stripe created the event, epoch milliseconds
-    created: int | None = None  # when the payment's object was created (not a dispute's), ms
-    wallet_id: str | None = None
-    credits: Decimal | None = None
-    amount: int | None = None  # in the currency's smallest unit
-    currency: str | None = None
-    kind: str | None = None  # checkout, auto_topup
-    offer: str | None = None
-    crossing: int | None = None  # an auto top-up's crossing number
-    session_id: str | None = None
-    invoice_id: str | None = None
-    receipt_url: str | None = None
-    customer_id: str | None = None
-    payment_method_id: str | None = None
-    saves_method: bool = False  # the payer agreed to keep the card (setup_future_usage)
-    paid: bool = False
-    failed: bool = False
-    failure: str | None = None
-    refunded: int | None = None  # the cumulative amount refunded, smallest unit
-    dispute_id: str | None = None
-    dispute_status: str | None = None
-    dispute_amount: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,150 +62,20 @@ class Recorded:
     unknown_wallet: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class PaymentLine:
-    """One payment as the payments list shows it."""
+class Payments:
+    """Checkouts and the payments they become: purchase buckets added and taken back with the
+    billing bucket change (:mod:`credit_meter.billing.buckets`). A declined auto top-up's back-off
+    goes to its sibling :class:`~credit_meter.payments.auto_topup.AutoTopups`."""
 
-    payment_id: str
-    created_at: int  # epoch milliseconds
-    amount: int | None
-    currency: str | None
-    credits: Decimal | None
-    credited: Decimal
-    status: str  # pending, paid, failed, refunded, disputed
-    kind: str | None
-    offer: str | None
-    refunded_amount: int
-    invoice_id: str | None
-    receipt_url: str | None
-    checkout_session_id: str | None
-
-
-# -- the facts and what follows from them ------------------------------------------------------
-
-
-def merge(state: dict[str, Any] | None, obs: Observation) -> dict[str, Any]:
-    """The payment's state with one more event's facts; merging the same event again, or the
-    events in any other order, gives the same facts."""
-    new: dict[str, Any] = {"payment_id": obs.payment_id, "first_at": obs.created or obs.at}
-    new.update({k: v for k, v in (state or {}).items() if k not in _ITEM_KEYS})
-    # first_at (the payment's date, as the first event told it) never changes afterwards: the
-    # payments-list line's key has it.
-    for name, value in _FIRST_SAID.items():
-        said = getattr(obs, value)
-        if said is not None and new.get(name) is None:  # the first to say it wins
-            new[name] = said
-    new["paid"] = bool(new.get("paid")) or obs.paid
-    if obs.paid and "paid_at" not in new:
-        new["paid_at"] = obs.at
-    new["failed"] = bool(new.get("failed")) or obs.failed
-    if obs.failure and not new.get("failure"):
-        new["failure"] = obs.failure
-    if obs.refunded is not None:
-        new["refunded"] = max(int(new.get("refunded", 0)), obs.refunded)
-    if obs.dispute_id is not None and obs.dispute_status is not None:
-        disputes = dict(new.get("disputes") or {})
-        seen = disputes.get(obs.dispute_id)
-        if seen is None or _newer_dispute_status(seen, obs):
-            disputes[obs.dispute_id] = {
-                "status": obs.dispute_status,
-                "amount": obs.dispute_amount or (seen or {}).get("amount") or 0,
-                "at": obs.at,
-            }
-        new["disputes"] = disputes
-    events = [e for e in (new.get("events") or []) if e != obs.event_id]
-    new["events"] = [*events, obs.event_id][-_EVENTS_KEPT:]
-    return new
-
-
-def _newer_dispute_status(seen: dict[str, Any], obs: Observation) -> bool:
-    """Whether an event's dispute status replaces the one seen: a final status is kept; else
-    the later event wins, and of two at the same second the one that withdraws the funds (the
-    order in which events arrive says nothing: Stripe does not keep it)."""
-    if seen["status"] in _DISPUTE_FINAL:
-        return False
-    if obs.dispute_status in _DISPUTE_FINAL:
-        return True
-    at = int(seen.get("at", 0))
-    if obs.at != at:
-        return obs.at > at
-    return obs.dispute_status in _FUNDS_WITHDRAWN
-
-
-def withdrawn(state: dict[str, Any]) -> int:
-    """How much of the payment went back to the payer: refunds plus disputed funds."""
-    disputed = sum(
-        int(d.get("amount") or 0)
-        for d in (state.get("disputes") or {}).values()
-        if d["status"] in _FUNDS_WITHDRAWN
-    )
-    return int(state.get("refunded", 0)) + disputed
-
-
-def target_credits(state: dict[str, Any]) -> Decimal:
-    """The credits the payment should have in its wallet: all of them once paid, less the
-    share of the amount that went back (rounded half-even to the credit's 6 decimals)."""
-    credits = state.get("credits")
-    if not state.get("paid") or credits is None or state.get("unknown_wallet"):
-        return ZERO
-    credits = Decimal(credits)
-    amount = int(state.get("amount") or 0)
-    back = withdrawn(state)
-    if back <= 0:
-        return credits
-    if amount <= 0 or back >= amount:
-        return ZERO
-    taken = (credits * back / amount).quantize(Decimal("0.000001"), rounding="ROUND_HALF_EVEN")
-    return credits - taken
-
-
-def status_of(state: dict[str, Any]) -> str:
-    if any(d["status"] in _DISPUTE_OPEN for d in (state.get("disputes") or {}).values()):
-        return "disputed"
-    if int(state.get("refunded", 0)) > 0:
-        return "refunded"
-    if state.get("paid"):
-        return "paid"
-    if state.get("failed"):
-        return "failed"
-    return "pending"
-
-
-def _line(state: dict[str, Any]) -> PaymentLine:
-    def opt_int(name: str) -> int | None:
-        value = state.get(name)
-        return None if value is None else int(value)
-
-    credits = state.get("credits")
-    return PaymentLine(
-        payment_id=state["payment_id"],
-        created_at=int(state["first_at"]),
-        amount=opt_int("amount"),
-        currency=state.get("currency"),
-        credits=None if credits is None else Decimal(credits),
-        credited=Decimal(state.get("credited", 0)),
-        status=status_of(state),
-        kind=state.get("topup"),
-        offer=state.get("offer"),
-        refunded_amount=int(state.get("refunded", 0)),
-        invoice_id=state.get("invoice_id"),
-        receipt_url=state.get("receipt_url"),
-        checkout_session_id=state.get("session_id"),
-    )
-
-
-def _same_facts(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
-    if old is None:
-        return False
-    ignore = {"events", "ver", "updated_at", *_ITEM_KEYS}
-    return {k: v for k, v in old.items() if k not in ignore} == {
-        k: v for k, v in new.items() if k not in ignore
-    }
-
-
-class Payments(AutoTopups):
-    """Top-ups on top of the wallet lifecycle (they add and take back purchase buckets), and
-    auto top-up's settings and state machine (:mod:`credit_meter.payments.auto_topup`)."""
+    def __init__(
+        self,
+        store: Store | None = None,
+        cat: Catalog | None = None,
+        auto_topups: AutoTopups | None = None,
+    ) -> None:
+        self.store = store or Store()
+        self.catalog = cat or catalog()
+        self.auto_topups = auto_topups or AutoTopups(self.store, self.catalog)
 
     # -- checkout ---------------------------------------------------------------------------
 
@@ -267,7 +92,7 @@ class Payments(AutoTopups):
         gateway: Callable[[], Gateway],
     ) -> Checkout:
         offer = self.catalog.topups.offer(pack, amount, currency)
-        if self.store.get(items.wallet_key(wallet_id)) is None:
+        if self.store.get(wallet_record.key(wallet_id)) is None:
             raise no_wallet(wallet_id)
         settings = self.store.get(items.auto_topup_key(wallet_id)) or {}
         return gateway().create_checkout(
@@ -292,7 +117,7 @@ class Payments(AutoTopups):
             wallet_id = new.get("wallet_id")
             wallet = None
             if wallet_id is not None and not new.get("unknown_wallet"):
-                wallet = self.store.get(items.wallet_key(wallet_id))
+                wallet = self.store.get(wallet_record.key(wallet_id))
                 if wallet is None and new.get("paid"):
                     # Paid into a wallet that does not exist: kept for an operator, never
                     # credited (a wallet created later under that id is someone else's).
@@ -300,7 +125,7 @@ class Payments(AutoTopups):
             credited = Decimal((old or {}).get("credited", 0))
             target = target_credits(new) if wallet is not None else credited
             delta = target - credited
-            if _same_facts(old, new) and delta == 0:
+            if same_facts(old, new) and delta == 0:
                 self._follow_up(wallet, new, obs)  # a retry finishes what a failure left
                 return self._recorded(new, ZERO)
             new["credited"] = target
@@ -364,7 +189,7 @@ class Payments(AutoTopups):
             and not state.get("paid")
             and state.get("crossing") is not None
         ):
-            self.auto_topup_declined(wallet_id, int(state["crossing"]))
+            self.auto_topups.auto_topup_declined(wallet_id, int(state["crossing"]))
 
     @staticmethod
     def _recorded(state: dict[str, Any], delta: Decimal) -> Recorded:
@@ -387,18 +212,21 @@ class Payments(AutoTopups):
     ) -> Update:
         """The wallet write that moves it by ``delta`` for this payment (state["gids"] grows)."""
         at = now_ms()
-        buckets = items.buckets(wallet)
-        drawn = Decimal(wallet["drawn"])
+        held = wallet_record.buckets(wallet)
+        drawn = wallet_record.drawn(wallet)
         pid = state["payment_id"]
         gids = list(state.get("gids") or [])
         if delta > 0:
             gid = grant_id(at, wallet_id, "payment", pid, str(state["ver"]))
-            expires = self._period_end(wallet) if self._purchases_expire(wallet) else None
+            expires = None
+            if buckets.purchases_expire(wallet, self.catalog):
+                expires = buckets.period_end(wallet)
             prio = self.catalog.sources["purchase"].priority
             bucket = Bucket(gid, "purchase", delta, prio, at, expires)
-            rebased = wallets.add_bucket(buckets, drawn, bucket, self.catalog)
+            # Not buckets.add_bucket: a payment is credited even beyond the maximum of grants.
+            rebased = wallets.add_bucket(held, drawn, bucket, self.catalog)
             reason = "payment " + pid if not gids else "payment " + pid + " reinstated"
-            post = items.posting(
+            post = wallet_record.posting(
                 gid,
                 "grant",
                 delta,
@@ -411,11 +239,11 @@ class Payments(AutoTopups):
             )
             state["gids"] = [*gids, gid]
         else:
-            rebased = wallets.take_back(buckets, drawn, set(gids), -delta, self.catalog)
+            rebased = wallets.take_back(held, drawn, set(gids), -delta, self.catalog)
             why = "dispute" if obs.dispute_id is not None else "refund"
             # Like a grant id: time-sortable, and apart for every version of the payment.
             reversal = grant_id(at, wallet_id, "reversal", pid, str(state["ver"]))
-            post = items.posting(
+            post = wallet_record.posting(
                 "rev_" + reversal.removeprefix("grt_"),
                 "reversal",
                 delta,
@@ -424,14 +252,14 @@ class Payments(AutoTopups):
                 source="purchase",
                 reason=f"{why} of payment {pid}",
             )
-        change = _BucketChange(
+        change = BucketChange(
             buckets=rebased.buckets,
             drawn_delta=rebased.drawn_delta,
             balance_delta=delta,
             posts=[post],
-            period_end=int(wallet["pe"]),
+            period_end=wallet_record.period_end(wallet),
         )
-        return _bucket_update(wallet_id, wallet, change)
+        return bucket_update(wallet_id, wallet, change)
 
     def _save_method(self, wallet_id: str, state: dict[str, Any]) -> None:
         """Keep the card of a paid checkout made with ``save_payment_method`` for auto top-ups:
@@ -463,12 +291,12 @@ class Payments(AutoTopups):
     ) -> tuple[list[PaymentLine], str | None]:
         """The wallet's payments, newest first."""
         start = None if cursor is None else decode_cursor(cursor, items.PAYMENT_LINE_PREFIX)
-        if self.store.get(items.wallet_key(wallet_id)) is None:
+        if self.store.get(wallet_record.key(wallet_id)) is None:
             raise no_wallet(wallet_id)
         found, last = self.store.query_page(
             items.wallet_pk(wallet_id), items.PAYMENT_LINE_PREFIX, limit, start
         )
-        return [_line(s) for s in found], None if last is None else encode_cursor(last)
+        return [line(s) for s in found], None if last is None else encode_cursor(last)
 
     def invoice_link(self, wallet_id: str, payment_id: str, gateway: Callable[[], Gateway]) -> str:
         state = self.store.get(items.payment_key(payment_id))

@@ -17,7 +17,8 @@ import stripe
 
 from credit_meter.core.errors import PaymentProviderError
 from credit_meter.core.idempotency import key_reused
-from credit_meter.payments.topups import Attempt, Checkout, Offer, deployment
+from credit_meter.core.offers import Offer
+from credit_meter.payments.topups import Attempt, Checkout, deployment
 from credit_meter.storage.secret_values import secret
 
 

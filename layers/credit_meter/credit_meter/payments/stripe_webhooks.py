@@ -1,4 +1,4 @@
-"""Stripe events → :class:`~credit_meter.payments.payments.Observation`: what each event type says
+"""Stripe events → :class:`~credit_meter.payments.facts.Observation`: what each event type says
 about a payment, read from the event's JSON (already verified by the webhook function). Plain dict
 reading: no Stripe SDK here, so the domain can be tested without it.
 
@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from credit_meter.core.money import AmountError, parse_amount
-from credit_meter.payments.payments import Observation
+from credit_meter.payments.facts import Observation
 from credit_meter.payments.topups import deployment
 
 HANDLED = frozenset(

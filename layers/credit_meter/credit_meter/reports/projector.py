@@ -19,8 +19,10 @@ from typing import Any
 
 from credit_meter.core.catalog import catalog
 from credit_meter.core.usage import DAY_PREFIX, USAGE_TYPES, Delta, decode_line, rollup_deltas
-from credit_meter.storage.items import ENTRY_PREFIX, GRANT_PREFIX, WALLET_SK
+from credit_meter.storage import wallet_record
+from credit_meter.storage.items import ENTRY_PREFIX, GRANT_PREFIX
 from credit_meter.storage.store import Update, from_item
+from credit_meter.storage.wallet_record import WALLET_SK
 
 # Postings that end a grant, and the status its line in the grants list takes.
 _ENDS = {"expire": "expired", "void": "voided"}
@@ -97,18 +99,18 @@ def entries_for_change(
     """The ledger entry items a wallet change posts (deserialised images in, items out)."""
     if not new_image or new_image.get("sk") != WALLET_SK:
         return []
-    old_seq = int(old_image.get("seq", 0)) if old_image else 0
-    new_seq = int(new_image.get("seq", 0))
-    posts = new_image.get("posts") or []
+    old_seq = wallet_record.seq(old_image) if old_image else 0
+    new_seq = wallet_record.seq(new_image)
+    posts = wallet_record.posts(new_image)
     if new_seq <= old_seq or not posts:
         return []
     if new_seq - old_seq != len(posts):
         raise ValueError(
             f"{new_image['pk']}: seq moved {old_seq}->{new_seq} but {len(posts)} postings"
         )
-    holds = (old_image or {}).get("hd", {})
-    balance = Decimal(new_image["bal"])
-    period_start = int(new_image["ps"])
+    holds = wallet_record.open_holds(old_image or {})
+    balance = wallet_record.balance(new_image)
+    period_start = wallet_record.period_start(new_image)
     entries = []
     for offset, post in enumerate(reversed(posts)):
         seq = new_seq - offset
@@ -125,8 +127,8 @@ def entries_for_change(
             "at": int(post["at"]),
             "status": post["st"],
         }
-        feature = post.get("f", hold.get("f"))
-        member = post.get("m", hold.get("m"))
+        feature = post.get("f", hold.get(wallet_record.HOLD_FEATURE))
+        member = post.get("m", hold.get(wallet_record.HOLD_MEMBER))
         if feature is not None:
             entry["feature"] = feature
         if member is not None:
@@ -145,8 +147,8 @@ def entries_for_change(
             entry["lines"] = [decode_line(text, cat) for text in post["u"]]
         if post["ty"] in USAGE_TYPES:
             entry["period_start"] = period_start
-        if "k" in post and "c" in hold:
-            entry["held"] = Decimal(hold["c"])
+        if "k" in post and wallet_record.HOLD_CREDITS in hold:
+            entry["held"] = wallet_record.hold_credits(hold)
         entries.append(entry)
         balance -= Decimal(post["d"])
     entries.reverse()

@@ -33,7 +33,7 @@ from credit_meter.core.usage import (
     period_key,
 )
 from credit_meter.core.wallets import Entry
-from credit_meter.storage import items
+from credit_meter.storage import items, wallet_record
 from credit_meter.storage.items import ENTRY_PREFIX
 from credit_meter.storage.pages import decode_cursor, encode_cursor
 from credit_meter.storage.store import Store
@@ -172,15 +172,17 @@ class Reports:
         window = [now - timedelta(days=i) for i in range(BURN_WINDOW_DAYS)]
         # The wallet and the window's day rollups in one request, then the period's rollup
         # (its key is the wallet's period start).
-        keys = [items.wallet_key(wallet_id)]
+        keys = [wallet_record.key(wallet_id)]
         keys += [{"pk": pk, "sk": day_key(d.isoformat())} for d in window]
         found = self.store.batch_get(keys)
-        wallet = next((i for i in found if i["sk"] == items.WALLET_SK), None)
+        wallet = next((i for i in found if i["sk"] == wallet_record.WALLET_SK), None)
         if wallet is None:
             raise WalletNotFound(f"wallet {wallet_id} does not exist")
-        period = self.store.get({"pk": pk, "sk": period_key(int(wallet["ps"]))})
-        burned = sum((Decimal(i.get("t", 0)) for i in found if i["sk"] != items.WALLET_SK), ZERO)
-        view = items.wallet_view(wallet)
+        period = self.store.get({"pk": pk, "sk": period_key(wallet_record.period_start(wallet))})
+        burned = sum(
+            (Decimal(i.get("t", 0)) for i in found if i["sk"] != wallet_record.WALLET_SK), ZERO
+        )
+        view = wallet_record.view(wallet)
         rate = (burned / BURN_WINDOW_DAYS).quantize(QUANTUM)
         remaining = view.available
         runs_out: date | None = None
@@ -363,7 +365,7 @@ class Reports:
         )
 
     def _wallet_exists(self, wallet_id: str) -> None:
-        if self.store.get(items.wallet_key(wallet_id)) is None:
+        if self.store.get(wallet_record.key(wallet_id)) is None:
             raise WalletNotFound(f"wallet {wallet_id} does not exist")
 
 

@@ -1,20 +1,17 @@
-"""How the domain is stored: item keys, attribute names and the mapping to domain values.
+"""How the domain is stored: the keys of the table's items and the mapping of ledger entries.
 
-``docs/data-model.md`` describes every item. The wallet item is the hot one, so its attributes
-have short names (each write is billed on the item's whole size, names included).
+``docs/data-model.md`` describes every item. The wallet item's own shape (attribute names,
+readers, update expressions) is :mod:`credit_meter.storage.wallet_record`'s.
 """
 
 from __future__ import annotations
 
-import zlib
 from decimal import Decimal
 from typing import Any
 
-from credit_meter.core import alerts, wallets
 from credit_meter.core.catalog import PricedLine
-from credit_meter.core.wallets import Bucket, Entry, WalletView
+from credit_meter.core.wallets import Entry
 
-WALLET_SK = "W"
 ENTRY_PREFIX = "T#"
 RECORD_PREFIX = "R#"
 HOLD_RECORD = "H"  # a reservation: its request, then how it ended
@@ -30,18 +27,6 @@ PROMO_SK = "P"
 PAYMENT_SK = "PAY"  # a payment's state, under its own partition (``payment_key``)
 PAYMENT_LINE_PREFIX = "Y#"  # the wallet's payments list: Y#<first seen ms hex>#<payment id>
 AUTO_TOPUP_SK = "A"  # a wallet's auto top-up settings and last attempt
-# ``lrem`` (room left under the spending limit) of a wallet without a limit: every debit still
-# counts down from it, so the hot path's one expression serves wallets with and without limits.
-NO_LIMIT_ROOM = Decimal(10**15)
-# A member's budget lives in the wallet (``mb.<tag>``) so it is tested in the debit's own write;
-# this many at most keeps the hot item small (each adds ~60 bytes).
-MAX_MEMBER_BUDGETS = 32
-# Wallets with open holds are spread over this many partitions of the sweep index.
-SWEEP_SHARDS = 16
-SWEEP_INDEX = "SweepIndex"
-# Wallets are spread over this many partitions of the due index (period ends, bucket expiries).
-DUE_SHARDS = 16
-DUE_INDEX = "DueIndex"
 
 
 def wallet_pk(wallet_id: str) -> str:
@@ -50,14 +35,6 @@ def wallet_pk(wallet_id: str) -> str:
 
 def wallet_id_of(pk: str) -> str:
     return pk.removeprefix("W#")
-
-
-def sweep_shard(wallet_id: str) -> str:
-    return f"S#{zlib.crc32(wallet_id.encode()) % SWEEP_SHARDS:02d}"
-
-
-def due_shard(wallet_id: str) -> str:
-    return f"D#{zlib.crc32(wallet_id.encode()) % DUE_SHARDS:02d}"
 
 
 def promo_key(code: str) -> dict[str, str]:
@@ -80,10 +57,6 @@ def grant_item_key(wallet_id: str, gid: str) -> dict[str, str]:
     return {"pk": wallet_pk(wallet_id), "sk": f"{GRANT_PREFIX}{gid}"}
 
 
-def wallet_key(wallet_id: str) -> dict[str, str]:
-    return {"pk": wallet_pk(wallet_id), "sk": WALLET_SK}
-
-
 def org_pk(org_id: str) -> str:
     return f"{ORG_PREFIX}{org_id}"
 
@@ -100,108 +73,6 @@ def membership(org_id: str, wallet_id: str) -> dict[str, Any]:
 
 def record_key(wallet_id: str, kind: str, key: str) -> dict[str, str]:
     return {"pk": wallet_pk(wallet_id), "sk": f"{RECORD_PREFIX}{kind}{key}"}
-
-
-def bucket_item(b: Bucket) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        "id": b.id,
-        "src": b.source,
-        "amt": b.amount,
-        "pri": b.priority,
-        "at": b.created_at,
-    }
-    if b.expires_at is not None:
-        item["exp"] = b.expires_at
-    if b.granted is not None:
-        item["g"] = b.granted
-    if b.kept:
-        item["kp"] = True
-    return item
-
-
-def bucket(item: dict[str, Any]) -> Bucket:
-    return Bucket(
-        id=item["id"],
-        source=item["src"],
-        amount=Decimal(item["amt"]),
-        priority=int(item["pri"]),
-        created_at=int(item["at"]),
-        expires_at=int(item["exp"]) if "exp" in item else None,
-        granted=Decimal(item["g"]) if "g" in item else None,
-        kept=bool(item.get("kp", False)),
-    )
-
-
-def buckets(wallet: dict[str, Any]) -> list[Bucket]:
-    return [bucket(b) for b in wallet.get("bk", [])]
-
-
-def posting(
-    transaction_id: str,
-    kind: str,
-    credits: Decimal,
-    status: str,
-    at: int,
-    *,
-    feature: str | None = None,
-    member_id: str | None = None,
-    hold_key: str | None = None,
-    source: str | None = None,
-    bucket_id: str | None = None,
-    expires_at: int | None = None,
-    reason: str | None = None,
-    partial: bool = False,
-    usage: list[str] | None = None,
-    mode: str | None = None,
-) -> dict[str, Any]:
-    """One ledger posting as the wallet write leaves it for the projector (``posts``).
-
-    A reservation's posting names its hold (``k``) instead of repeating its feature and member:
-    the projector reads them from the hold in the write's old image.
-    """
-    post: dict[str, Any] = {"id": transaction_id, "ty": kind, "d": credits, "st": status, "at": at}
-    optional = {
-        "f": feature,
-        "m": member_id,
-        "k": hold_key,
-        "src": source,
-        "b": bucket_id,
-        "x": expires_at,
-        "r": reason,
-    }
-    post.update({name: value for name, value in optional.items() if value is not None})
-    if partial:  # an expiry that leaves part of the bucket (for open holds)
-        post["pt"] = True
-    if usage:  # the priced usage lines (charges and commits costed by usage)
-        post["u"] = usage
-    if mode is not None:  # priced as BYOK or bypass rather than in credits
-        post["mo"] = mode
-    return post
-
-
-def wallet_view(item: dict[str, Any]) -> WalletView:
-    lim, lat = item.get("lim"), item.get("lat")
-    return WalletView(
-        wallet_id=item["wallet_id"],
-        plan=item["plan"],
-        period_start=int(item["ps"]),
-        period_end=int(item["pe"]),
-        balance=Decimal(item["bal"]),
-        held=Decimal(item["held"]),
-        available=Decimal(item["avail"]),
-        allowance=Decimal(item["allow"]),
-        used=Decimal(item["used"]),
-        buckets=wallets.remaining(buckets(item), Decimal(item["drawn"])),
-        anchor_day=int(item.get("anc", 1)),
-        pending_plan=item.get("pn"),
-        overage=bool(item.get("ovr", False)),
-        state=alerts.wallet_state(item),
-        alert_threshold=None if lat is None else Decimal(lat),
-        allowed_limit=None if lim is None else Decimal(lim),
-        limit_remaining=None if lim is None else max(Decimal(0), Decimal(item["lrem"])),
-        org_id=item.get("org"),
-        bypass=bool(item.get("bp", False)),
-    )
 
 
 def entry(item: dict[str, Any]) -> Entry:
