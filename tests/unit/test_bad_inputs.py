@@ -1165,10 +1165,12 @@ def test_grant_expiring_after_year_9999_in_utc_is_refused(api: Any, table_items:
 
 
 @pytest.mark.parametrize("wallet_id", ["w1\n", "w1\r\n", "\nw1", "w1 "])
-def test_a_wallet_id_must_match_as_a_whole(metering_app: Any, wallet_id: str) -> None:
+def test_a_wallet_id_must_match_as_a_whole(wallet_id: str) -> None:
+    from credit_meter.api.routes.base import valid_wallet
+
     # Not through HTTP: a request path cannot carry a line break, and the router's pattern
     # (anchored with ``$``) would drop a trailing one before the handler saw it.
     with pytest.raises(InvalidRequest) as refused:
-        metering_app._wallet(wallet_id)
+        valid_wallet(wallet_id)
     assert [p.field for p in refused.value.problems] == ["wallet_id"]
-    assert metering_app._wallet("w1") == "w1"
+    assert valid_wallet("w1") == "w1"

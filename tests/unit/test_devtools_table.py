@@ -555,7 +555,7 @@ def _emitted_metrics() -> set[str]:
     found: set[str] = set()
     for path in [
         *root.glob("functions/*/app.py"),
-        *root.glob("layers/credit_meter/credit_meter/*.py"),
+        *root.glob("layers/credit_meter/credit_meter/**/*.py"),
     ]:
         found |= set(re.findall(r'add_metric\(\s*name="(\w+)"', path.read_text()))
         found |= set(re.findall(r'"(Alerts\w+|AutoTopups\w+)"', path.read_text()))

@@ -27,6 +27,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from credit_meter.api import access
+from credit_meter.api.routes import base as routes_base
 from credit_meter.byok import envelope
 from credit_meter.core.errors import Forbidden
 from devtools import openapi, stripe_events
@@ -155,8 +156,11 @@ def test_documented_patterns_are_the_handlers(
     # The handler matches the whole value (``fullmatch``); a JSON Schema pattern matches
     # anywhere in it, so the document anchors the same expression.
     parameters = doc["components"]["parameters"]
-    assert parameters["WalletId"]["schema"]["pattern"] == f"^{metering_app._WALLET_ID.pattern}$"
-    assert parameters["IdempotencyKey"]["schema"]["pattern"] == f"^{metering_app._KEY.pattern}$"
+    assert parameters["WalletId"]["schema"]["pattern"] == f"^{routes_base.WALLET_ID.pattern}$"
+    assert (
+        parameters["IdempotencyKey"]["schema"]["pattern"]
+        == f"^{routes_base.IDEMPOTENCY_KEY.pattern}$"
+    )
     assert parameters["UserId"]["schema"]["pattern"] == f"^{byok_app.USER_ID.pattern}$"
 
 

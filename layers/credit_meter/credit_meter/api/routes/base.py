@@ -32,11 +32,11 @@ from credit_meter.metering.service import Metering, Request
 metrics = Metrics()
 router = Router()
 
-_WALLET_ID = re.compile(ID_PATTERN)  # organisation ids follow the same rule
-_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+WALLET_ID = re.compile(ID_PATTERN)  # organisation ids follow the same rule
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 PAYMENT_ID = re.compile(r"pi_[A-Za-z0-9_]{1,250}")
 # A member id in a path: as in bodies, less "/" (a path cannot carry it).
-_MEMBER_ID = re.compile(r"[A-Za-z0-9][\w.:@-]{0,63}")
+MEMBER_ID = re.compile(r"[A-Za-z0-9][\w.:@-]{0,63}")
 
 
 def metering() -> Metering:
@@ -44,13 +44,13 @@ def metering() -> Metering:
 
 
 def valid_wallet(wallet_id: str) -> str:
-    if not _WALLET_ID.fullmatch(wallet_id):
+    if not WALLET_ID.fullmatch(wallet_id):
         raise InvalidRequest([FieldProblem("wallet_id", "use 1-128 letters, digits, _ . : @ -")])
     return wallet_id
 
 
 def valid_org(org_id: str) -> str:
-    if not _WALLET_ID.fullmatch(org_id):
+    if not WALLET_ID.fullmatch(org_id):
         raise InvalidRequest([FieldProblem("org_id", "use 1-128 letters, digits, _ . : @ -")])
     return org_id
 
@@ -65,7 +65,7 @@ def no_query() -> None:
 
 
 def valid_member(member_id: str) -> str:
-    if not _MEMBER_ID.fullmatch(member_id):
+    if not MEMBER_ID.fullmatch(member_id):
         raise InvalidRequest(
             [
                 FieldProblem(
@@ -85,7 +85,7 @@ def read_body[Body: BaseModel](model: type[Body], optional: bool = False) -> Bod
 
 def idempotent_request(body: RequestBody, route: str) -> Request:
     key = router.current_event.headers.get("idempotency-key")
-    if key is not None and not _KEY.fullmatch(key):
+    if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
         raise InvalidRequest(
             [FieldProblem("Idempotency-Key", "use 1-255 visible ASCII characters")]
         )
