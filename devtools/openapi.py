@@ -175,13 +175,15 @@ def _hand_written_schemas() -> dict[str, Any]:
                 },
             ],
         },
-        # The caller's claims are missing or incomplete (access.principal_of).
+        # The caller's claims are missing or incomplete (access.principal_of). A one-value
+        # enum, not const: client generators (openapi-python-client) cannot merge a const
+        # with ProblemOut's string `type` and drop the schema, and every 401 with it.
         "UnauthenticatedProblem": {
-            "allOf": [_ref("ProblemOut"), {"properties": {"type": {"const": _type(UNAUTH)}}}],
+            "allOf": [_ref("ProblemOut"), {"properties": {"type": {"enum": [_type(UNAUTH)]}}}],
         },
         # The caller's role or scopes do not allow the route (access.authorize).
         "ForbiddenProblem": {
-            "allOf": [_ref("ProblemOut"), {"properties": {"type": {"const": _type(FORBIDDEN)}}}],
+            "allOf": [_ref("ProblemOut"), {"properties": {"type": {"enum": [_type(FORBIDDEN)]}}}],
         },
         # A metering write's 403: either of the two (their `type`s tell them apart).
         "ForbiddenOrLimitProblem": {
@@ -962,7 +964,7 @@ def _paths() -> dict[str, Any]:
                 "the same session.",
                 _responses(
                     {201: ("CheckoutOut", "The checkout to send the buyer to.")},
-                    [*BODY_PROBLEMS, "NotFound", "PaymentProvider"],
+                    [*BODY_PROBLEMS, "NotFound", "Conflict", "PaymentProvider"],
                 ),
                 body=_body("CheckoutIn"),
                 idempotent=True,
