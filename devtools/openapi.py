@@ -448,7 +448,8 @@ def _query_parameters(
     for name, prop in schema["properties"].items():
         prop = {k: v for k, v in prop.items() if k != "title"}
         if "anyOf" in prop:  # ``X | None``: a query parameter is simply left out
-            prop = {**next(p for p in prop.pop("anyOf") if p.get("type") != "null"), **prop}
+            kept = [p for p in prop.pop("anyOf") if p.get("type") != "null"]
+            prop = {**(kept[0] if len(kept) == 1 else {"anyOf": kept}), **prop}
             prop.pop("default", None)
         own = prop.pop("description", None)
         description = (descriptions or {}).get(name, own)

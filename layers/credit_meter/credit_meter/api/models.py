@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -51,13 +52,40 @@ if TYPE_CHECKING:  # imported by the routes that use them, not on the hot path's
         Voided,
     )
 
-_AMOUNT_SCHEMA = {
-    "oneOf": [
-        {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"},
-        {"type": "number"},
-    ],
-    "description": "Credits: a decimal with at most 6 fractional digits, as string or number.",
-}
+# What parse_amount accepts, as JSON Schema: a string holding a plain decimal with at most six
+# fractional digits that count (zeros may follow them: "1.5000000" is 1.5), or a number; at
+# most 10^12 in size. JSON Schema has no numeric bounds for strings, so the string's are a
+# pattern: "up to ``digits`` integer digits, or exactly 10^digits".
+_FRACTION = r"(\.[0-9]{1,6}0*)?"
+_ZERO = r"0+(\.0+)?"
+_AMOUNT_DESCRIPTION = (
+    "Credits: a decimal with at most 6 fractional digits, at most 10^12 in size, as a string "
+    "(ASCII digits, an optional leading `-` and fraction; no exponent) or a number."
+)
+
+
+def decimal_schema(
+    digits: int = 12, *, sign: str = "positive", description: str = _AMOUNT_DESCRIPTION
+) -> dict[str, Any]:
+    """A decimal of at most 10^``digits`` in size. ``sign``: "positive" (> 0), "non-negative"
+    (>= 0), "non-zero" (either sign), or "at-least-one" (>= 1)."""
+    top = 10**digits
+    size = rf"(?:0*[0-9]{{1,{digits}}}{_FRACTION}|0*{top}(\.0+)?)"
+    number: dict[str, Any] = {"type": "number", "maximum": top, "multipleOf": 0.000001}
+    if sign == "positive":
+        text, number["exclusiveMinimum"] = f"^(?!{_ZERO}$){size}$", 0
+    elif sign == "non-negative":
+        text, number["minimum"] = f"^{size}$", 0
+    elif sign == "at-least-one":
+        text = rf"^(?:0*[1-9][0-9]{{0,{digits - 1}}}{_FRACTION}|0*{top}(\.0+)?)$"
+        number["minimum"] = 1
+    else:
+        text = f"^(?!-?{_ZERO}$)-?{size}$"
+        number = {**number, "minimum": -top, "not": {"const": 0}}
+    return {"oneOf": [{"type": "string", "pattern": text}, number], "description": description}
+
+
+_AMOUNT_SCHEMA = decimal_schema(sign="non-zero")
 
 
 def _amount(value: object) -> Decimal:
@@ -80,14 +108,47 @@ def _not_negative(value: Decimal) -> Decimal:
 
 
 Amount = Annotated[Decimal, BeforeValidator(_amount), WithJsonSchema(_AMOUNT_SCHEMA)]
-PositiveAmount = Annotated[Amount, AfterValidator(_positive)]
-NonNegativeAmount = Annotated[Amount, AfterValidator(_not_negative)]
+PositiveAmount = Annotated[Amount, AfterValidator(_positive), WithJsonSchema(decimal_schema())]
+NonNegativeAmount = Annotated[
+    Amount, AfterValidator(_not_negative), WithJsonSchema(decimal_schema(sign="non-negative"))
+]
 AmountOut = Annotated[
     Decimal,
     PlainSerializer(fmt, return_type=str),
     WithJsonSchema({"type": "string", "pattern": r"^-?\d+(\.\d{1,6})?$"}),
 ]
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][\w.:@/-]*$")]
+
+
+def catalog_names(names: Callable[[Catalog], Iterable[str]]) -> Any:
+    """For the document only: the names the catalog knows (plans, meters, models, ...) as the
+    schema's enum. Validation still asks the catalog in use, so nothing else changes; the
+    catalog is read when a schema is made, never when the module is imported."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        from credit_meter.core.catalog import catalog
+
+        schema["enum"] = sorted(names(catalog()))
+
+    return Field(json_schema_extra=extra)
+
+
+def any_case(word: str) -> str:
+    """A pattern matching ``word`` in any case (currencies are matched case-insensitively)."""
+    return "^" + "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in word) + "$"
+
+
+def _not_null(*fields: str) -> dict[str, Any]:
+    """A schema that holds when every one of ``fields`` is given and is not null."""
+    return {
+        "required": list(fields),
+        "properties": {f: {"not": {"type": "null"}} for f in fields},
+    }
+
+
+def one_of_fields(*fields: str) -> dict[str, Any]:
+    """For the document: exactly one of ``fields`` is given (and not null)."""
+    return {"oneOf": [_not_null(field) for field in fields]}
 
 
 def _day(value: object) -> date:
@@ -105,11 +166,18 @@ def _day(value: object) -> date:
 
 MIN_YEAR, MAX_YEAR = 1970, 9998  # a day or month a report may name
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-Day = Annotated[
-    date,
-    BeforeValidator(_day),
-    WithJsonSchema({"type": "string", "format": "date", "description": "YYYY-MM-DD (UTC)."}),
-]
+# For the document: the years MIN_YEAR-MAX_YEAR, months and days as a pattern ("format: date"
+# rules out the days a month does not have).
+YEAR_PATTERN = r"(19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
+MONTH_PATTERN = YEAR_PATTERN + r"-(0[1-9]|1[0-2])"
+DAY_PATTERN = MONTH_PATTERN + r"-(0[1-9]|[12][0-9]|3[01])"
+DAY_SCHEMA = {
+    "type": "string",
+    "format": "date",
+    "pattern": f"^{DAY_PATTERN}$",
+    "description": "YYYY-MM-DD (UTC).",
+}
+Day = Annotated[date, BeforeValidator(_day), WithJsonSchema(DAY_SCHEMA)]
 # Wallet and organisation ids (they appear in paths): the one rule for both.
 ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}"
 OrgId = Annotated[str, Field(pattern=f"^{ID_PATTERN}$")]
@@ -137,10 +205,27 @@ class RequestBody(BaseModel):
         return hashlib.sha256(f"{route}\n{canonical}".encode()).hexdigest()
 
 
+def _usage_schema(schema: dict[str, Any]) -> None:
+    """For the document: token meters are priced by a model, which they need; no other meter
+    takes one."""
+    from credit_meter.core.catalog import catalog
+
+    token = sorted(set(TOKEN_METERS) & set(catalog().meters))
+    schema["oneOf"] = [
+        {
+            "required": ["model"],
+            "properties": {"meter": {"enum": token}, "model": {"not": {"type": "null"}}},
+        },
+        {"properties": {"meter": {"not": {"enum": token}}, "model": {"type": "null"}}},
+    ]
+
+
 class UsageIn(RequestBody):
-    meter: Name
+    model_config = ConfigDict(json_schema_extra=_usage_schema)
+
+    meter: Annotated[Name, catalog_names(lambda c: c.meters)]
     quantity: PositiveAmount
-    model: Name | None = None
+    model: Annotated[Name, catalog_names(lambda c: c.models)] | None = None
 
     def line(self) -> UsageLine:
         return UsageLine(self.meter, self.quantity, self.model)
@@ -150,6 +235,8 @@ Usage = Annotated[list[UsageIn], Field(min_length=1, max_length=100)]
 
 
 class _Costed(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"not": _not_null("credits", "usage")})
+
     credits: PositiveAmount | None = None
     usage: Usage | None = None
 
@@ -165,6 +252,8 @@ class _Costed(RequestBody):
 
 
 class _Required(_Costed):
+    model_config = ConfigDict(json_schema_extra=one_of_fields("credits", "usage"))
+
     @model_validator(mode="after")
     def _some_cost(self) -> _Required:
         if self.credits is None and self.usage is None:
@@ -172,8 +261,21 @@ class _Required(_Costed):
         return self
 
 
+def _wallet_schema(schema: dict[str, Any]) -> None:
+    """For the document: ``allowance`` is for a plan with a custom allowance, which needs it."""
+    from credit_meter.core.catalog import catalog
+
+    custom = sorted(name for name, plan in catalog().plans.items() if plan.allowance is None)
+    schema["oneOf"] = [
+        {"required": ["plan", "allowance"], "properties": {"plan": {"enum": custom}}},
+        {"properties": {"plan": {"not": {"enum": custom}}, "allowance": {"type": "null"}}},
+    ]
+
+
 class WalletIn(RequestBody):
-    plan: Name
+    model_config = ConfigDict(json_schema_extra=_wallet_schema)
+
+    plan: Annotated[Name, catalog_names(lambda c: c.plans)]
     allowance: NonNegativeAmount | None = None
     anchor_day: Annotated[int, Field(ge=1, le=31, strict=True)] | None = Field(
         default=None,
@@ -227,9 +329,13 @@ def _utc(value: datetime) -> datetime:
         raise ValueError("is out of range") from None
 
 
+# The sources only the service grants (billing refuses them here with 422).
+SERVICE_SOURCES = frozenset({"monthly", "rollover", "transfer"})
+
+
 class GrantIn(RequestBody):
     credits: PositiveAmount
-    source: Name
+    source: Annotated[Name, catalog_names(lambda c: set(c.sources) - SERVICE_SOURCES)]
     # In UTC, so the same instant written with another offset is the same request.
     expires_at: Annotated[AwareDatetime, AfterValidator(_utc)] | None = None
     priority: Annotated[int, Field(ge=0, le=1000, strict=True)] | None = None
