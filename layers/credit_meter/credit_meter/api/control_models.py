@@ -14,9 +14,8 @@ from credit_meter.api.models import (
     PeriodOut,
     RequestBody,
     _Out,
-    any_case,
-    decimal_schema,
 )
+from credit_meter.api.schema_models import any_case, decimal_schema
 from credit_meter.api.topup_models import Currency
 from credit_meter.core.alerts import MAX_THRESHOLDS, Threshold
 
@@ -34,7 +33,9 @@ def _limits_schema(schema: dict[str, Any]) -> None:
     from credit_meter.core.catalog import catalog
 
     fiat = catalog().topups.fiat
-    currency = {"type": "string", "pattern": any_case(fiat.currency)} if fiat else {"not": {}}
+    currency: dict[str, Any] = {"not": {}}  # no top-ups by amount: no currency is taken
+    if fiat is not None:
+        currency = {"type": "string", "pattern": any_case(fiat.currency)}
     schema["properties"]["currency"]["anyOf"][0] = currency
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -27,6 +26,12 @@ from pydantic import (
     model_validator,
 )
 
+from credit_meter.api.schema_models import (
+    catalog_names,
+    decimal_schema,
+    not_null,
+    one_of_fields,
+)
 from credit_meter.core import clock
 from credit_meter.core.catalog import Catalog, Plan, PricedLine, UsageLine
 from credit_meter.core.money import AmountError, fmt, parse_amount
@@ -51,39 +56,6 @@ if TYPE_CHECKING:  # imported by the routes that use them, not on the hot path's
         Transferred,
         Voided,
     )
-
-# What parse_amount accepts, as JSON Schema: a string holding a plain decimal with at most six
-# fractional digits that count (zeros may follow them: "1.5000000" is 1.5), or a number; at
-# most 10^12 in size. JSON Schema has no numeric bounds for strings, so the string's are a
-# pattern: "up to ``digits`` integer digits, or exactly 10^digits".
-_FRACTION = r"(\.[0-9]{1,6}0*)?"
-_ZERO = r"0+(\.0+)?"
-_AMOUNT_DESCRIPTION = (
-    "Credits: a decimal with at most 6 fractional digits, at most 10^12 in size, as a string "
-    "(ASCII digits, an optional leading `-` and fraction; no exponent) or a number."
-)
-
-
-def decimal_schema(
-    digits: int = 12, *, sign: str = "positive", description: str = _AMOUNT_DESCRIPTION
-) -> dict[str, Any]:
-    """A decimal of at most 10^``digits`` in size. ``sign``: "positive" (> 0), "non-negative"
-    (>= 0), "non-zero" (either sign), or "at-least-one" (>= 1)."""
-    top = 10**digits
-    size = rf"(?:0*[0-9]{{1,{digits}}}{_FRACTION}|0*{top}(\.0+)?)"
-    number: dict[str, Any] = {"type": "number", "maximum": top, "multipleOf": 0.000001}
-    if sign == "positive":
-        text, number["exclusiveMinimum"] = f"^(?!{_ZERO}$){size}$", 0
-    elif sign == "non-negative":
-        text, number["minimum"] = f"^{size}$", 0
-    elif sign == "at-least-one":
-        text = rf"^(?:0*[1-9][0-9]{{0,{digits - 1}}}{_FRACTION}|0*{top}(\.0+)?)$"
-        number["minimum"] = 1
-    else:
-        text = f"^(?!-?{_ZERO}$)-?{size}$"
-        number = {**number, "minimum": -top, "not": {"const": 0}}
-    return {"oneOf": [{"type": "string", "pattern": text}, number], "description": description}
-
 
 _AMOUNT_SCHEMA = decimal_schema(sign="non-zero")
 
@@ -118,37 +90,6 @@ AmountOut = Annotated[
     WithJsonSchema({"type": "string", "pattern": r"^-?\d+(\.\d{1,6})?$"}),
 ]
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][\w.:@/-]*$")]
-
-
-def catalog_names(names: Callable[[Catalog], Iterable[str]]) -> Any:
-    """For the document only: the names the catalog knows (plans, meters, models, ...) as the
-    schema's enum. Validation still asks the catalog in use, so nothing else changes; the
-    catalog is read when a schema is made, never when the module is imported."""
-
-    def extra(schema: dict[str, Any]) -> None:
-        from credit_meter.core.catalog import catalog
-
-        schema["enum"] = sorted(names(catalog()))
-
-    return Field(json_schema_extra=extra)
-
-
-def any_case(word: str) -> str:
-    """A pattern matching ``word`` in any case (currencies are matched case-insensitively)."""
-    return "^" + "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in word) + "$"
-
-
-def _not_null(*fields: str) -> dict[str, Any]:
-    """A schema that holds when every one of ``fields`` is given and is not null."""
-    return {
-        "required": list(fields),
-        "properties": {f: {"not": {"type": "null"}} for f in fields},
-    }
-
-
-def one_of_fields(*fields: str) -> dict[str, Any]:
-    """For the document: exactly one of ``fields`` is given (and not null)."""
-    return {"oneOf": [_not_null(field) for field in fields]}
 
 
 def _day(value: object) -> date:
@@ -235,7 +176,7 @@ Usage = Annotated[list[UsageIn], Field(min_length=1, max_length=100)]
 
 
 class _Costed(RequestBody):
-    model_config = ConfigDict(json_schema_extra={"not": _not_null("credits", "usage")})
+    model_config = ConfigDict(json_schema_extra={"not": not_null("credits", "usage")})
 
     credits: PositiveAmount | None = None
     usage: Usage | None = None

@@ -18,11 +18,9 @@ from credit_meter.api.models import (
     RequestBody,
     Timestamp,
     TimestampMs,
-    _not_null,
     _Out,
-    any_case,
-    catalog_names,
 )
+from credit_meter.api.schema_models import any_case, catalog_names, not_null
 from credit_meter.core import clock
 from credit_meter.payments.topups import Topups, minor_units
 
@@ -218,7 +216,7 @@ def _auto_topup_schema(schema: dict[str, Any]) -> None:
     """For the document: enabling needs a threshold and a pack; a card is named by both its
     customer and its payment method, or by neither."""
     schema["if"] = {"properties": {"enabled": {"const": True}}}
-    schema["then"] = _not_null("threshold", "pack")
+    schema["then"] = not_null("threshold", "pack")
     schema["dependentRequired"] = {
         "customer_id": ["payment_method_id"],
         "payment_method_id": ["customer_id"],
