@@ -20,12 +20,13 @@ refused for the caller alone. The checks are the document's promises:
 
 Bounded and seeded: ``--max-examples`` per operation and ``--seed`` (both fixed by default, so
 a run is repeatable), ``--max-time`` for the whole run. Exit status: Schemathesis's (0: no
-failure). ``--quick`` is the short pass the tests run (``tests/unit/test_fuzz.py``).
+failure). ``--quick`` is the short pass the tests run (``tests/fuzz/test_fuzz.py``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import socket
@@ -33,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,8 +44,6 @@ from devtools import dev_tokens, local_server
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCUMENT = REPO_ROOT / "docs" / "openapi.yaml"
 CONFIG = Path(__file__).resolve().parent / "schemathesis.toml"
-# Failures known and accepted for now, each with its reason and an expiry date.
-BASELINE = Path(__file__).resolve().parent / "fuzz-baseline.json"
 CHECKS = (
     "not_a_server_error",
     "status_code_conformance",
@@ -53,8 +53,9 @@ CHECKS = (
     "negative_data_rejection",
 )
 ORG = "fuzz-org"
-# Wallets the generated requests may name (the config pins wallet_id to FUZZ_WALLET for most
-# of them): one with credits to spend, one to transfer to.
+# Wallets the generated requests may name (devtools/schemathesis.toml names them: keep both in
+# step; it puts FUZZ_WALLET in most wallet paths and OTHER_WALLET in most transfers and
+# referrals): one with credits to spend, one to transfer to.
 FUZZ_WALLET = "fuzz-w1"
 OTHER_WALLET = "fuzz-w2"
 DEFAULT_SEED = 20261206
@@ -115,9 +116,6 @@ def running_api(backend: str = "auto") -> Iterator[str]:
 
 def seed_wallets(base_url: str, bearer: str) -> None:
     """The wallets the config names, with credits enough that most charges go through."""
-    import json
-    import urllib.request
-
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     headers = {"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"}
     for method, path, body in (
@@ -141,7 +139,6 @@ def schemathesis_command(
     seed: int,
     max_time: int,
     report: Path,
-    baseline: Path | None = None,
 ) -> list[str]:
     command = [
         str(Path(sys.executable).with_name("schemathesis")),
@@ -174,8 +171,6 @@ def schemathesis_command(
         "--max-time",
         str(max_time),
     ]
-    if baseline is not None and baseline.exists():
-        command += ["--baseline", str(baseline)]
     return command
 
 
@@ -188,9 +183,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-examples", type=int, default=DEFAULT_EXAMPLES)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--max-time", type=int, default=None, help="seconds for the whole run")
-    parser.add_argument(
-        "--baseline", type=Path, default=BASELINE, help="failures accepted for now, with why"
-    )
     parser.add_argument("--quick", action="store_true", help="a short pass (the tests' one)")
     parser.add_argument("--backend", choices=("auto", "ddb-local", "moto"), default="moto")
     parser.add_argument("--report", type=Path, default=REPO_ROOT / ".cache" / "fuzz" / "junit.xml")
@@ -211,7 +203,6 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             max_time=max_time,
             report=args.report,
-            baseline=args.baseline,
         )
         return subprocess.run(command, check=False, cwd=REPO_ROOT).returncode
 
