@@ -1177,8 +1177,11 @@ def _paths() -> dict[str, Any]:
                 "records the event: checkout completion and asynchronous success or failure, "
                 "PaymentIntent success or failure, charges (receipts, refunds) and disputes. "
                 "A payment is credited once however often and in whatever order its events "
-                "arrive. Events of other types, and payments for unknown wallets (recorded for "
-                "an operator, never credited), are answered 200 so Stripe stops retrying.",
+                "arrive. Events of other types, payments for unknown wallets (recorded for "
+                "an operator, never credited), and signed events outside Stripe's own limits "
+                "(an id over 255 characters, a metadata value over 500, an amount beyond "
+                "99,999,999 minor units: logged and counted, never recorded) are answered 200 "
+                "so Stripe stops retrying.",
                 _responses(
                     {200: ("WebhookOut", "Received.")}, ["BadSignature", "Busy"], public=True
                 ),
