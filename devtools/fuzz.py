@@ -204,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
             max_time=max_time,
             report=args.report,
         )
-        return subprocess.run(command, check=False, cwd=REPO_ROOT).returncode
+        # Run where its cache (.schemathesis/) is thrown away: every run starts afresh.
+        with tempfile.TemporaryDirectory(prefix="credit-meter-fuzz-run-") as workdir:
+            return subprocess.run(command, check=False, cwd=workdir).returncode
 
 
 if __name__ == "__main__":
