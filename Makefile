@@ -124,6 +124,12 @@ integration: venv ddb-local
 
 test: venv ddb-local lint typecheck template unit integration
 
+# Schemathesis against the local server on a free port (devtools/fuzz.py): every operation of
+# docs/openapi.yaml, seeded and bounded; FUZZ_ARGS="--max-examples 50 --seed 7 --max-time 600".
+.PHONY: fuzz
+fuzz: venv
+	PYTHONPATH=$(DEV_PYTHONPATH) $(PY) -m devtools.fuzz $(FUZZ_ARGS)
+
 # --- local use --------------------------------------------------------------
 
 run: venv ddb-local

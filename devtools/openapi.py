@@ -175,13 +175,15 @@ def _hand_written_schemas() -> dict[str, Any]:
                 },
             ],
         },
-        # The caller's claims are missing or incomplete (access.principal_of).
+        # The caller's claims are missing or incomplete (access.principal_of). A one-value
+        # enum, not const: client generators (openapi-python-client) cannot merge a const
+        # with ProblemOut's string `type` and drop the schema, and every 401 with it.
         "UnauthenticatedProblem": {
-            "allOf": [_ref("ProblemOut"), {"properties": {"type": {"const": _type(UNAUTH)}}}],
+            "allOf": [_ref("ProblemOut"), {"properties": {"type": {"enum": [_type(UNAUTH)]}}}],
         },
         # The caller's role or scopes do not allow the route (access.authorize).
         "ForbiddenProblem": {
-            "allOf": [_ref("ProblemOut"), {"properties": {"type": {"const": _type(FORBIDDEN)}}}],
+            "allOf": [_ref("ProblemOut"), {"properties": {"type": {"enum": [_type(FORBIDDEN)]}}}],
         },
         # A metering write's 403: either of the two (their `type`s tell them apart).
         "ForbiddenOrLimitProblem": {
@@ -446,7 +448,8 @@ def _query_parameters(
     for name, prop in schema["properties"].items():
         prop = {k: v for k, v in prop.items() if k != "title"}
         if "anyOf" in prop:  # ``X | None``: a query parameter is simply left out
-            prop = {**next(p for p in prop.pop("anyOf") if p.get("type") != "null"), **prop}
+            kept = [p for p in prop.pop("anyOf") if p.get("type") != "null"]
+            prop = {**(kept[0] if len(kept) == 1 else {"anyOf": kept}), **prop}
             prop.pop("default", None)
         own = prop.pop("description", None)
         description = (descriptions or {}).get(name, own)
@@ -962,7 +965,7 @@ def _paths() -> dict[str, Any]:
                 "the same session.",
                 _responses(
                     {201: ("CheckoutOut", "The checkout to send the buyer to.")},
-                    [*BODY_PROBLEMS, "NotFound", "PaymentProvider"],
+                    [*BODY_PROBLEMS, "NotFound", "Conflict", "PaymentProvider"],
                 ),
                 body=_body("CheckoutIn"),
                 idempotent=True,
@@ -1174,8 +1177,11 @@ def _paths() -> dict[str, Any]:
                 "records the event: checkout completion and asynchronous success or failure, "
                 "PaymentIntent success or failure, charges (receipts, refunds) and disputes. "
                 "A payment is credited once however often and in whatever order its events "
-                "arrive. Events of other types, and payments for unknown wallets (recorded for "
-                "an operator, never credited), are answered 200 so Stripe stops retrying.",
+                "arrive. Events of other types, payments for unknown wallets (recorded for "
+                "an operator, never credited), and signed events outside Stripe's own limits "
+                "(an id over 255 characters, a metadata value over 500, an amount beyond "
+                "99,999,999 minor units: logged and counted, never recorded) are answered 200 "
+                "so Stripe stops retrying.",
                 _responses(
                     {200: ("WebhookOut", "Received.")}, ["BadSignature", "Busy"], public=True
                 ),

@@ -4,11 +4,18 @@ from :mod:`credit_meter.api.models` so the metering routes' cold start never bui
 from __future__ import annotations
 
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
-from credit_meter.api.models import AmountOut, NonNegativeAmount, PeriodOut, RequestBody, _Out
+from credit_meter.api.models import (
+    AmountOut,
+    NonNegativeAmount,
+    PeriodOut,
+    RequestBody,
+    _Out,
+)
+from credit_meter.api.schema_models import any_case, decimal_schema
 from credit_meter.api.topup_models import Currency
 from credit_meter.core.alerts import MAX_THRESHOLDS, Threshold
 
@@ -21,8 +28,21 @@ _CENT = Decimal("0.01")
 State = Literal["ok", "alerting", "depleted", "capped"]
 
 
+def _limits_schema(schema: dict[str, Any]) -> None:
+    """For the document: amounts may be given in the wallet's top-up currency only."""
+    from credit_meter.core.catalog import catalog
+
+    fiat = catalog().topups.fiat
+    currency: dict[str, Any] = {"not": {}}  # no top-ups by amount: no currency is taken
+    if fiat is not None:
+        currency = {"type": "string", "pattern": any_case(fiat.currency)}
+    schema["properties"]["currency"]["anyOf"][0] = currency
+
+
 class LimitsIn(RequestBody):
     """The period's spending alert and hard limit; null (or left out) removes one."""
+
+    model_config = ConfigDict(json_schema_extra=_limits_schema)
 
     alert_threshold: NonNegativeAmount | None = None
     allowed_limit: NonNegativeAmount | None = None
@@ -105,7 +125,30 @@ def _unique(thresholds: list[ThresholdIn]) -> list[ThresholdIn]:
     return thresholds
 
 
+def _threshold_schema(schema: dict[str, Any]) -> None:
+    """For the document: each type's range (consumed: above 0 up to 1000 percent; remaining:
+    0 to 100 percent; credits: any amount)."""
+    percent = "Percent of the period's allowance."
+    schema["oneOf"] = [
+        {
+            "properties": {
+                "type": {"enum": ["consumed_percent"]},
+                "value": decimal_schema(3, description=percent),
+            }
+        },
+        {
+            "properties": {
+                "type": {"enum": ["remaining_percent"]},
+                "value": decimal_schema(2, sign="non-negative", description=percent),
+            }
+        },
+        {"properties": {"type": {"enum": ["remaining_credits"]}}},
+    ]
+
+
 class ThresholdIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra=_threshold_schema)
+
     type: Literal["consumed_percent", "remaining_percent", "remaining_credits"]
     value: NonNegativeAmount = Field(
         description="Percent of the period's allowance (consumed up to 1000, remaining up to "

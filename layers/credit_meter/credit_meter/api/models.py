@@ -26,6 +26,12 @@ from pydantic import (
     model_validator,
 )
 
+from credit_meter.api.schema_models import (
+    catalog_names,
+    decimal_schema,
+    not_null,
+    one_of_fields,
+)
 from credit_meter.core import clock
 from credit_meter.core.catalog import Catalog, Plan, PricedLine, UsageLine
 from credit_meter.core.money import AmountError, fmt, parse_amount
@@ -47,13 +53,7 @@ if TYPE_CHECKING:  # imported by the routes that use them, not on the hot path's
     from credit_meter.billing.referrals import Referred
     from credit_meter.billing.transfers import Transferred
 
-_AMOUNT_SCHEMA = {
-    "oneOf": [
-        {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"},
-        {"type": "number"},
-    ],
-    "description": "Credits: a decimal with at most 6 fractional digits, as string or number.",
-}
+_AMOUNT_SCHEMA = decimal_schema(sign="non-zero")
 
 
 def _amount(value: object) -> Decimal:
@@ -76,8 +76,10 @@ def _not_negative(value: Decimal) -> Decimal:
 
 
 Amount = Annotated[Decimal, BeforeValidator(_amount), WithJsonSchema(_AMOUNT_SCHEMA)]
-PositiveAmount = Annotated[Amount, AfterValidator(_positive)]
-NonNegativeAmount = Annotated[Amount, AfterValidator(_not_negative)]
+PositiveAmount = Annotated[Amount, AfterValidator(_positive), WithJsonSchema(decimal_schema())]
+NonNegativeAmount = Annotated[
+    Amount, AfterValidator(_not_negative), WithJsonSchema(decimal_schema(sign="non-negative"))
+]
 AmountOut = Annotated[
     Decimal,
     PlainSerializer(fmt, return_type=str),
@@ -101,11 +103,18 @@ def _day(value: object) -> date:
 
 MIN_YEAR, MAX_YEAR = 1970, 9998  # a day or month a report may name
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-Day = Annotated[
-    date,
-    BeforeValidator(_day),
-    WithJsonSchema({"type": "string", "format": "date", "description": "YYYY-MM-DD (UTC)."}),
-]
+# For the document: the years MIN_YEAR-MAX_YEAR, months and days as a pattern ("format: date"
+# rules out the days a month does not have).
+YEAR_PATTERN = r"(19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
+MONTH_PATTERN = YEAR_PATTERN + r"-(0[1-9]|1[0-2])"
+DAY_PATTERN = MONTH_PATTERN + r"-(0[1-9]|[12][0-9]|3[01])"
+DAY_SCHEMA = {
+    "type": "string",
+    "format": "date",
+    "pattern": f"^{DAY_PATTERN}$",
+    "description": "YYYY-MM-DD (UTC).",
+}
+Day = Annotated[date, BeforeValidator(_day), WithJsonSchema(DAY_SCHEMA)]
 # Wallet and organisation ids (they appear in paths): the one rule for both.
 ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}"
 OrgId = Annotated[str, Field(pattern=f"^{ID_PATTERN}$")]
@@ -133,10 +142,27 @@ class RequestBody(BaseModel):
         return hashlib.sha256(f"{route}\n{canonical}".encode()).hexdigest()
 
 
+def _usage_schema(schema: dict[str, Any]) -> None:
+    """For the document: token meters are priced by a model, which they need; no other meter
+    takes one."""
+    from credit_meter.core.catalog import catalog
+
+    token = sorted(set(TOKEN_METERS) & set(catalog().meters))
+    schema["oneOf"] = [
+        {
+            "required": ["model"],
+            "properties": {"meter": {"enum": token}, "model": {"not": {"type": "null"}}},
+        },
+        {"properties": {"meter": {"not": {"enum": token}}, "model": {"type": "null"}}},
+    ]
+
+
 class UsageIn(RequestBody):
-    meter: Name
+    model_config = ConfigDict(json_schema_extra=_usage_schema)
+
+    meter: Annotated[Name, catalog_names(lambda c: c.meters)]
     quantity: PositiveAmount
-    model: Name | None = None
+    model: Annotated[Name, catalog_names(lambda c: c.models)] | None = None
 
     def line(self) -> UsageLine:
         return UsageLine(self.meter, self.quantity, self.model)
@@ -146,6 +172,8 @@ Usage = Annotated[list[UsageIn], Field(min_length=1, max_length=100)]
 
 
 class _Costed(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"not": not_null("credits", "usage")})
+
     credits: PositiveAmount | None = None
     usage: Usage | None = None
 
@@ -161,6 +189,8 @@ class _Costed(RequestBody):
 
 
 class _Required(_Costed):
+    model_config = ConfigDict(json_schema_extra=one_of_fields("credits", "usage"))
+
     @model_validator(mode="after")
     def _some_cost(self) -> _Required:
         if self.credits is None and self.usage is None:
@@ -168,8 +198,21 @@ class _Required(_Costed):
         return self
 
 
+def _wallet_schema(schema: dict[str, Any]) -> None:
+    """For the document: ``allowance`` is for a plan with a custom allowance, which needs it."""
+    from credit_meter.core.catalog import catalog
+
+    custom = sorted(name for name, plan in catalog().plans.items() if plan.allowance is None)
+    schema["oneOf"] = [
+        {"required": ["plan", "allowance"], "properties": {"plan": {"enum": custom}}},
+        {"properties": {"plan": {"not": {"enum": custom}}, "allowance": {"type": "null"}}},
+    ]
+
+
 class WalletIn(RequestBody):
-    plan: Name
+    model_config = ConfigDict(json_schema_extra=_wallet_schema)
+
+    plan: Annotated[Name, catalog_names(lambda c: c.plans)]
     allowance: NonNegativeAmount | None = None
     anchor_day: Annotated[int, Field(ge=1, le=31, strict=True)] | None = Field(
         default=None,
@@ -223,9 +266,13 @@ def _utc(value: datetime) -> datetime:
         raise ValueError("is out of range") from None
 
 
+# The sources only the service grants (billing refuses them here with 422).
+SERVICE_SOURCES = frozenset({"monthly", "rollover", "transfer"})
+
+
 class GrantIn(RequestBody):
     credits: PositiveAmount
-    source: Name
+    source: Annotated[Name, catalog_names(lambda c: set(c.sources) - SERVICE_SOURCES)]
     # In UTC, so the same instant written with another offset is the same request.
     expires_at: Annotated[AwareDatetime, AfterValidator(_utc)] | None = None
     priority: Annotated[int, Field(ge=0, le=1000, strict=True)] | None = None

@@ -11,11 +11,13 @@ from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, WithJsonSchema
 
 from credit_meter.api.models import (
+    DAY_SCHEMA,
     MAX_YEAR,
     MIN_YEAR,
+    MONTH_PATTERN,
     AmountOut,
     PeriodOut,
     RequestBody,
@@ -40,10 +42,12 @@ def _year_in_range(value: str) -> str:
     return value
 
 
+MONTH_SCHEMA = {"type": "string", "pattern": f"^{MONTH_PATTERN}$", "description": "YYYY-MM (UTC)."}
 Month = Annotated[
     str,
     Field(pattern=f"^{_MONTH_PATTERN}$", description="YYYY-MM (UTC)."),
     AfterValidator(_year_in_range),
+    WithJsonSchema(MONTH_SCHEMA),
 ]
 GroupBy = Literal["category", "feature", "model", "tier", "member"]
 
@@ -59,7 +63,11 @@ def _day_or_month(value: str) -> str:
         raise ValueError(f"{err} (or a month, YYYY-MM)") from None
 
 
-DayOrMonth = Annotated[str, AfterValidator(_day_or_month)]
+DayOrMonth = Annotated[
+    str,
+    AfterValidator(_day_or_month),
+    WithJsonSchema({"anyOf": [DAY_SCHEMA, MONTH_SCHEMA]}),
+]
 
 
 class SeriesQuery(RequestBody):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, ConfigDict, Field
 
 from credit_meter.api.models import (
     AmountOut,
@@ -20,10 +20,12 @@ from credit_meter.api.models import (
     TimestampMs,
     _Out,
 )
+from credit_meter.api.schema_models import any_case, catalog_names, not_null
 from credit_meter.core import clock
 from credit_meter.core.offers import Topups, minor_units
 
 if TYPE_CHECKING:
+    from credit_meter.core.offers import FiatTopups
     from credit_meter.payments.facts import PaymentLine
     from credit_meter.payments.topups import AutoTopup, Checkout
 
@@ -37,8 +39,60 @@ def _money(amount: int, currency: str) -> Decimal:
     return Decimal(amount) / minor_units(currency)
 
 
+def _fiat_amount(fiat: FiatTopups) -> dict[str, Any]:
+    """A top-up amount: from the minimum to the maximum, in the currency's minor units. The
+    string's pattern is exact for a minimum of 1 and a power of ten as maximum (the catalog's);
+    otherwise it bounds the number alone."""
+    places = len(str(minor_units(fiat.currency))) - 1
+    number = {
+        "type": "number",
+        "minimum": float(fiat.minimum),
+        "maximum": float(fiat.maximum),
+        "multipleOf": 10.0**-places,
+    }
+    digits = len(str(int(fiat.maximum))) - 1
+    if fiat.minimum == 1 and fiat.maximum == 10**digits:
+        fraction = f"(\\.[0-9]{{1,{places}}}0*)?" if places else "(\\.0+)?"
+        text = f"^0*(?:[1-9][0-9]{{0,{digits - 1}}}{fraction}|{10**digits}(\\.0+)?)$"
+    else:
+        text = r"^[0-9]+(\.[0-9]+)?$"
+    return {"oneOf": [{"type": "string", "pattern": text}, number]}
+
+
+def _checkout_schema(schema: dict[str, Any]) -> None:
+    """For the document: a pack (in its own currency, if one is named) or an amount in the
+    top-up currency, within its bounds."""
+    from credit_meter.core.catalog import catalog
+
+    topups = catalog().topups
+    pack_currencies = sorted({p.currency for p in topups.packs.values()})
+    by_pack: dict[str, Any] = {
+        "required": ["pack"],
+        "properties": {"pack": {"not": {"type": "null"}}, "amount": {"type": "null"}},
+    }
+    if len(pack_currencies) == 1:
+        by_pack["properties"]["currency"] = {
+            "anyOf": [{"type": "string", "pattern": any_case(pack_currencies[0])}, {"type": "null"}]
+        }
+    branches = [by_pack]
+    if topups.fiat is not None:
+        branches.append(
+            {
+                "required": ["amount", "currency"],
+                "properties": {
+                    "pack": {"type": "null"},
+                    "amount": _fiat_amount(topups.fiat),
+                    "currency": {"type": "string", "pattern": any_case(topups.fiat.currency)},
+                },
+            }
+        )
+    schema["oneOf"] = branches
+
+
 class CheckoutIn(RequestBody):
-    pack: Name | None = None
+    model_config = ConfigDict(json_schema_extra=_checkout_schema)
+
+    pack: Annotated[Name, catalog_names(lambda c: c.topups.packs)] | None = None
     amount: PositiveAmount | None = None  # in ``currency``, for a top-up by amount
     currency: Currency | None = None
     success_url: Url
@@ -159,10 +213,23 @@ class PaymentsQuery(PageQuery):
     """The same paging as the transactions list."""
 
 
+def _auto_topup_schema(schema: dict[str, Any]) -> None:
+    """For the document: enabling needs a threshold and a pack; a card is named by both its
+    customer and its payment method, or by neither."""
+    schema["if"] = {"properties": {"enabled": {"const": True}}}
+    schema["then"] = not_null("threshold", "pack")
+    schema["dependentRequired"] = {
+        "customer_id": ["payment_method_id"],
+        "payment_method_id": ["customer_id"],
+    }
+
+
 class AutoTopupIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra=_auto_topup_schema)
+
     enabled: StrictBool
     threshold: NonNegativeAmount | None = None  # buy when available falls below this
-    pack: Name | None = None
+    pack: Annotated[Name, catalog_names(lambda c: c.topups.packs)] | None = None
     customer_id: StripeId | None = None  # a saved card; default: the last paid checkout's
     payment_method_id: StripeId | None = None
 

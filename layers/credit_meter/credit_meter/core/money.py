@@ -33,7 +33,9 @@ def parse_amount(value: object) -> Decimal:
         raise AmountError("is not a decimal number") from None
     if not amount.is_finite():
         raise AmountError("must be finite")
-    if abs(amount) > MAX_AMOUNT:  # before quantize, which fails on very large numbers
+    # copy_abs and the comparison never round; abs() or quantize() under the default context
+    # raise decimal.Overflow past its Emax (1e1000000): a refusal, not a crash.
+    if amount.copy_abs() > MAX_AMOUNT:
         raise AmountError(f"must not exceed {MAX_AMOUNT:f}")
     if amount != amount.quantize(QUANTUM):
         raise AmountError(f"has more than {SCALE} fractional digits")
