@@ -78,6 +78,16 @@ def start_server(alerts_file: str) -> tuple[subprocess.Popen[str], str]:
         lines.put(None)
 
     threading.Thread(target=pump, daemon=True).start()
+    try:
+        return _wait_listening(proc, lines)
+    except BaseException:  # SIGTERM while starting, too: never leave the server behind
+        stop(proc)
+        raise
+
+
+def _wait_listening(
+    proc: subprocess.Popen[str], lines: queue.Queue[str | None]
+) -> tuple[subprocess.Popen[str], str]:
     deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
     seen: list[str] = []
     while (left := deadline - time.monotonic()) > 0:
@@ -191,7 +201,12 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = _forward
 
 
+def _exit_on_signal(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     with tempfile.TemporaryDirectory(prefix="cm-sdk-test-") as tmp:
         proc, base_url = start_server(str(Path(tmp) / "alerts.jsonl"))
         proxy = DropProxy(base_url)
