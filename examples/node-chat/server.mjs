@@ -43,7 +43,6 @@ export function createApp(cm, model = stubModel) {
       if (e instanceof InsufficientCredits) return send(402, { error: "out of credits", available: e.available });
       if (e instanceof LimitReached) return send(403, { error: e.code, remaining: e.remaining });
       send(502, { error: "the model call failed" }); // the hold was released
-
     }
     // --- ... to here
   });
