@@ -12,8 +12,9 @@ environment.
 
 The proxy forwards everything to the API. ``POST /__proxy/drop`` with ``{"count": N}`` makes
 it drop the answer to the next N POSTs *after* forwarding them (the server has acted, the
-client sees the connection close): a retry must not act twice. ``GET /__proxy/stats`` counts
-the POSTs forwarded per path.
+client sees the connection close): a retry must not act twice. ``POST /__proxy/fail`` with
+``{"count": N, "status": S}`` answers the next N requests with S itself (Retry-After: 0),
+never forwarding them. ``GET /__proxy/stats`` counts the POSTs forwarded per path.
 """
 
 from __future__ import annotations
@@ -142,6 +143,7 @@ class DropProxy(ThreadingHTTPServer):
         self.upstream = urlsplit(upstream)
         self.lock = threading.Lock()
         self.drops = 0
+        self.failures: list[int] = []
         self.posts: Counter[str] = Counter()
 
 
@@ -153,10 +155,15 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         pass
 
     def _control(self, body: bytes) -> None:
+        request = json.loads(body or b"{}")
         if self.command == "POST" and self.path == "/__proxy/drop":
             with self.server.lock:
-                self.server.drops = int(json.loads(body or b"{}").get("count", 1))
+                self.server.drops = int(request.get("count", 1))
             payload: Any = {"drops": self.server.drops}
+        elif self.command == "POST" and self.path == "/__proxy/fail":
+            with self.server.lock:
+                self.server.failures = [int(request.get("status", 503))] * request.get("count", 1)
+            payload = {"failures": self.server.failures}
         else:
             with self.server.lock:
                 payload = dict(self.server.posts)
@@ -171,6 +178,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.path.startswith("/__proxy/"):
             self._control(body)
+            return
+        with self.server.lock:
+            failure = self.server.failures.pop(0) if self.server.failures else None
+        if failure is not None:  # answered here: the API never sees the request
+            self._send_failure(failure)
             return
         up = self.server.upstream
         conn = http.client.HTTPConnection(up.hostname or "127.0.0.1", up.port, timeout=60)
@@ -194,6 +206,17 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         for key, value in response.getheaders():
             if key.lower() not in HOP_BY_HOP:
                 self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _send_failure(self, status: int) -> None:
+        data = json.dumps(
+            {"type": "/problems/contention", "title": "Busy", "status": status, "detail": "x"}
+        ).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/problem+json")
+        self.send_header("Retry-After", "0")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

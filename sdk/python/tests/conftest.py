@@ -78,6 +78,10 @@ class Proxy:
     def drop_next_posts(self, count: int) -> None:
         httpx.post(f"{self.url}/__proxy/drop", json={"count": count}).raise_for_status()
 
+    def fail_next(self, count: int, status: int) -> None:
+        body = {"count": count, "status": status}
+        httpx.post(f"{self.url}/__proxy/fail", json=body).raise_for_status()
+
     def posts(self) -> dict[str, int]:
         return dict(httpx.get(f"{self.url}/__proxy/stats").json())
 

@@ -18,6 +18,7 @@ from credit_meter_client import (
     AsyncCreditMeter,
     CreditMeter,
     HoldStateError,
+    ServerError,
 )
 
 USAGE = [{"meter": "input_tokens", "model": "gpt-4o", "quantity": 900}]
@@ -131,6 +132,25 @@ def test_async_charge_retried_once(api: dict[str, Any], proxy: Proxy, wallet: st
             return await cm.wallets.get(wallet)
 
     assert asyncio.run(scenario()).used == 3
+
+
+def test_5xx_and_429_are_retried(api: dict[str, Any], proxy: Proxy, wallet: str) -> None:
+    with CreditMeter(api["token"], base_url=proxy.url) as cm:
+        proxy.fail_next(2, 503)
+        assert cm.wallets.get(wallet).wallet_id == wallet
+        proxy.fail_next(1, 429)
+        assert cm.charge(wallet, credits=1, feature="search").charged == 1
+        proxy.fail_next(4, 500)  # one try and three retries
+        with pytest.raises(ServerError) as caught:
+            cm.wallets.get(wallet)
+    assert caught.value.status == 500
+
+
+def test_a_post_without_a_key_is_not_retried_after_a_500(api: dict[str, Any], proxy: Proxy) -> None:
+    with CreditMeter(api["token"], base_url=proxy.url) as cm:
+        proxy.fail_next(1, 500)
+        with pytest.raises(ServerError):
+            cm.promotions.create_code(f"CODE{uuid.uuid4().hex[:6].upper()}", credits=1)
 
 
 def test_no_retries_left_raises_connection_error(

@@ -17,6 +17,7 @@ import {
   NotFound,
   OPERATIONS,
   ReservationEnded,
+  ServerError,
   SpendingLimitReached,
   Unauthorized,
   ValidationFailed,
@@ -137,6 +138,17 @@ describe("retries", () => {
     const got = await cm.wallets.get(w);
     assert.deepEqual([got.held, got.used], ["0", "2"]);
     assert.equal((await proxy.posts())[`/v1/wallets/${w}/reservations`], 2);
+  });
+
+  test("503 and 429 are retried; a 500 outlasting the retries is a ServerError", async () => {
+    const w = await newWallet();
+    const viaProxy = new CreditMeter({ apiKey: info.token, baseUrl: info.proxy_url });
+    await proxy.failNext(2, 503);
+    assert.equal((await viaProxy.wallets.get(w)).wallet_id, w);
+    await proxy.failNext(1, 429);
+    assert.equal((await viaProxy.charge(w, { credits: "1", feature: "search" })).charged, "1");
+    await proxy.failNext(4, 500);
+    await assert.rejects(viaProxy.wallets.get(w), (e) => e instanceof ServerError && e.status === 500);
   });
 
   test("no retries left: APIConnectionError", async () => {

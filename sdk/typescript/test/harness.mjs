@@ -37,6 +37,14 @@ export class Proxy {
     });
     if (!r.ok) throw new Error(`proxy: ${r.status}`);
   }
+  async failNext(count, status) {
+    const r = await fetch(`${this.url}/__proxy/fail`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ count, status }),
+    });
+    if (!r.ok) throw new Error(`proxy: ${r.status}`);
+  }
   async posts() {
     return (await fetch(`${this.url}/__proxy/stats`)).json();
   }
