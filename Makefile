@@ -157,4 +157,4 @@ distclean: clean
 .PHONY: sdk-test
 sdk-test: venv ddb-local
 	cd sdk/python && ../../$(VENV)/bin/mypy
-	timeout 900 bash sdk/testing/run-tests.sh
+	timeout 600 bash sdk/testing/run-tests.sh
