@@ -172,3 +172,13 @@ clean:
 
 distclean: clean
 	rm -rf $(VENV) .cache
+
+# --- SDKs -------------------------------------------------------------------
+
+# Both client SDKs and the examples against one local API: the Python SDK installed with
+# `pip install ./sdk/python` into a fresh venv (sdk/python/.venv-test), the TypeScript SDK
+# with `npm ci`, built and packed. The SDK's mypy and the generated code's checks run too.
+.PHONY: sdk-test
+sdk-test: venv ddb-local
+	cd sdk/python && ../../$(VENV)/bin/mypy
+	timeout 600 bash sdk/testing/run-tests.sh
