@@ -156,3 +156,33 @@ clean:
 
 distclean: clean
 	rm -rf $(VENV) .cache
+
+# --- web components (ui/) -----------------------------------------------------
+#
+#   make ui        npm ci in ui/ (when package-lock.json changed) and bundle the components into
+#                  ui/dist/credit-meter.js; make run serves ui/dist under /ui/
+#   make ui-test   the components' unit tests (Node's test runner), then the browser tests
+#                  (tests/browser: Playwright driving Debian's Chromium against make run's server)
+
+.PHONY: ui ui-test
+
+UI_DIR        := ui
+UI_DEPS_STAMP := $(UI_DIR)/node_modules/.package-lock.stamp
+UI_BUNDLE     := $(UI_DIR)/dist/credit-meter.js
+UI_SOURCES    := $(shell find $(UI_DIR)/src $(UI_DIR)/demo -type f 2>/dev/null) $(UI_DIR)/build.mjs
+
+ui: $(UI_BUNDLE)
+
+$(UI_DEPS_STAMP): $(UI_DIR)/package.json $(UI_DIR)/package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm is required to build ui/" >&2; exit 1; }
+	cd $(UI_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	@touch "$@"
+
+$(UI_BUNDLE): $(UI_DEPS_STAMP) $(UI_SOURCES)
+	cd $(UI_DIR) && npm run --silent build
+
+# Chromium from Debian's packages (CI runs as root); Playwright never downloads a browser.
+ui-test: venv ddb-local ui
+	cd $(UI_DIR) && node --test test/
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	$(PY) -m pytest tests/browser -q --durations=10 $(PYTEST_ARGS)
