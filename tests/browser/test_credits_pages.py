@@ -217,10 +217,28 @@ def test_activity_log_pages_and_strikes_returned_rows(
 def test_member_sees_only_their_own(server: Server, browser: Any, wallet: dict[str, Any]) -> None:
     member = server.token(ORG, role="member", sub="ana")
     own = server.call("GET", f"/v1/wallets/{WALLET}/transactions?limit=5", member)["items"]
-    with open_page(browser, server.origin, WALLET, member) as opened:
-        for name in ("cm-topup", "cm-spending-controls", "cm-member-budgets", "cm-payments"):
+    hidden = (
+        "cm-topup",
+        "cm-spending-controls",
+        "cm-member-budgets",
+        "cm-payments",
+        "cm-grants",
+        "cm-usage-chart",
+    )
+    with open_page(browser, server.origin, WALLET, member, expected_statuses=(403, 404)) as opened:
+        for name in hidden:
             assert opened.state(name) == "hidden", name
             assert not opened.page.locator(name).is_visible()
+        # Asked anyway, the API refuses (403): the element renders nothing, no error banner.
+        opened.page.evaluate(
+            "() => { const g = document.querySelector('cm-grants');"
+            " g.visibleTo = () => true; return g.reload(); }"
+        )
+        opened.page.wait_for_function(
+            "() => document.querySelector('cm-grants').dataset.state === 'forbidden'"
+        )
+        assert opened.page.locator("cm-grants [role=alert]").count() == 0
+        assert not opened.page.locator("cm-grants").is_visible()
         assert opened.state("cm-credit-bar") == "ready"
         ids = opened.page.locator("cm-activity-log tbody tr[data-id]").all()
         assert [r.get_attribute("data-id") for r in ids] == [i["transaction_id"] for i in own]
