@@ -115,6 +115,19 @@ export class CmUsageChart extends CmElement {
         )}
         <line class="axis" x1="0" x2=${width} y1=${HEIGHT + 1} y2=${HEIGHT + 1}></line>
       </svg>
+      <table class="sr-only">
+        <caption>
+          ${title}: credits used
+        </caption>
+        <tbody>
+          ${this.series.points.map(
+            (p) => html`<tr>
+              <th scope="row">${this.label(p.date)}</th>
+              <td data-field="credits" data-value=${p.credits}>${formatCredits(p.credits)}</td>
+            </tr>`,
+          )}
+        </tbody>
+      </table>
       <ul class="legend">
         ${keys.map(
           (key, i) =>
