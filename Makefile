@@ -50,7 +50,12 @@ help:
 	@echo "  template     sam validate --lint + sam build"
 	@echo "  unit         unit tests"
 	@echo "  integration  integration tests against DynamoDB Local"
+	@echo "  fuzz-test    a short seeded Schemathesis pass (tests/fuzz)"
+	@echo "  sdk-test     the Python and TypeScript SDKs and examples against a local API"
+	@echo "  ui-test      the web components: unit tests, then the browser tests (Chromium)"
 	@echo "  test         all of the above"
+	@echo "  fuzz         Schemathesis over every operation, a few minutes (FUZZ_ARGS)"
+	@echo "  ui           bundle the web components into ui/dist (make run serves them at /ui/)"
 	@echo "  run          local HTTP API on 127.0.0.1:$(LOCAL_PORT) (PORT), Stripe stand-in on"
 	@echo "               :$(LOCAL_STRIPE) (LOCAL_STRIPE_PORT), functions in LOCAL_WORKERS=4 processes"
 	@echo "  token        print a development token for make run: ROLE=admin ORG=o1, or"
@@ -122,7 +127,11 @@ unit: venv
 integration: venv ddb-local
 	$(PY) -m pytest tests/integration -q $(PYTEST_ARGS)
 
-test: venv ddb-local lint typecheck template unit integration
+test: venv ddb-local lint typecheck template unit integration fuzz-test sdk-test ui-test
+
+.PHONY: fuzz-test
+fuzz-test: venv ddb-local
+	$(PY) -m pytest tests/fuzz -q $(PYTEST_ARGS)
 
 # Schemathesis against the local server on a free port (devtools/fuzz.py): every operation of
 # docs/openapi.yaml, seeded and bounded; FUZZ_ARGS="--max-examples 50 --seed 7 --max-time 600".
@@ -132,7 +141,7 @@ fuzz: venv
 
 # --- local use --------------------------------------------------------------
 
-run: venv ddb-local
+run: venv ddb-local ui
 	PORT=$(LOCAL_PORT) LOCAL_STRIPE_PORT=$(LOCAL_STRIPE) PYTHONPATH=$(DEV_PYTHONPATH) \
 	  $(PY) -m devtools.local_server
 
@@ -182,3 +191,33 @@ distclean: clean
 sdk-test: venv ddb-local
 	cd sdk/python && ../../$(VENV)/bin/mypy
 	timeout 600 bash sdk/testing/run-tests.sh
+
+# --- web components (ui/) -----------------------------------------------------
+#
+#   make ui        npm ci in ui/ (when package-lock.json changed) and bundle the components into
+#                  ui/dist/credit-meter.js; make run serves ui/dist under /ui/
+#   make ui-test   the components' unit tests (Node's test runner), then the browser tests
+#                  (tests/browser: Playwright driving Debian's Chromium against make run's server)
+
+.PHONY: ui ui-test
+
+UI_DIR        := ui
+UI_DEPS_STAMP := $(UI_DIR)/node_modules/.package-lock.stamp
+UI_BUNDLE     := $(UI_DIR)/dist/credit-meter.js
+UI_SOURCES    := $(shell find $(UI_DIR)/src $(UI_DIR)/demo -type f 2>/dev/null) $(UI_DIR)/build.mjs
+
+ui: $(UI_BUNDLE)
+
+$(UI_DEPS_STAMP): $(UI_DIR)/package.json $(UI_DIR)/package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm is required to build ui/" >&2; exit 1; }
+	cd $(UI_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	@touch "$@"
+
+$(UI_BUNDLE): $(UI_DEPS_STAMP) $(UI_SOURCES)
+	cd $(UI_DIR) && npm run --silent build
+
+# Chromium from Debian's packages (CI runs as root); Playwright never downloads a browser.
+ui-test: venv ddb-local ui
+	cd $(UI_DIR) && node --test test/
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	$(PY) -m pytest tests/browser -q --durations=10 $(PYTEST_ARGS)

@@ -215,3 +215,26 @@ def response_from_result(result: Any) -> HttpResponse:
     else:
         body = str(raw).encode("utf-8")
     return HttpResponse(int(result["statusCode"]), headers, body)
+
+
+# --------------------------------------------------------------------------
+# The web components' bundle and demo page (ui/, built by `make ui`), under /ui/
+# --------------------------------------------------------------------------
+
+UI_DIST = Path(__file__).resolve().parents[1] / "ui" / "dist"
+_UI_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+
+
+def static_ui(method: str, target: str, root: Path = UI_DIST) -> HttpResponse | None:
+    """A file of the built web components for ``GET /ui/…``, from the API's own origin so that
+    the demo page needs no CORS; ``None`` for every other request (the API's)."""
+    path = urlsplit(target).path
+    if method.upper() not in ("GET", "HEAD") or not (path == "/ui" or path.startswith("/ui/")):
+        return None
+    name = path.removeprefix("/ui").strip("/") or "index.html"
+    file = (root / name).resolve()
+    if not file.is_relative_to(root.resolve()) or not file.is_file():
+        return HttpResponse(404, [("content-type", "text/plain")], b"not built: make ui\n")
+    content_type = _UI_TYPES.get(file.suffix, "application/octet-stream")
+    headers = [("content-type", content_type), ("cache-control", "no-store")]
+    return HttpResponse(200, headers, file.read_bytes() if method.upper() == "GET" else b"")

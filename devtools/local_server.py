@@ -76,6 +76,7 @@ from devtools.gateway import (
     match_route,
     response_from_result,
     routes_from_template,
+    static_ui,
 )
 from devtools.http_front import GatewayServer, HttpResponse, json_response, make_http_server
 from devtools.jwt_authorizer import JwtAuthorizer, Unauthorized, authorizer_context
@@ -153,6 +154,8 @@ class ApiGatewayEmulator:
         body: bytes,
         source_ip: str = "127.0.0.1",
     ) -> HttpResponse:
+        if (page := static_ui(method, target)) is not None:
+            return page
         route_key, path_parameters = "$default", None
         handler = self.handler
         route: Route | None = None
