@@ -693,7 +693,7 @@ export interface paths {
         put?: never;
         /**
          * Stripe's webhook endpoint
-         * @description For Stripe only (a separate function). Verifies `Stripe-Signature`, then records the event: checkout completion and asynchronous success or failure, PaymentIntent success or failure, charges (receipts, refunds) and disputes. A payment is credited once however often and in whatever order its events arrive. Events of other types, and payments for unknown wallets (recorded for an operator, never credited), are answered 200 so Stripe stops retrying.
+         * @description For Stripe only (a separate function). Verifies `Stripe-Signature`, then records the event: checkout completion and asynchronous success or failure, PaymentIntent success or failure, charges (receipts, refunds) and disputes. A payment is credited once however often and in whatever order its events arrive. Events of other types, payments for unknown wallets (recorded for an operator, never credited), and signed events outside Stripe's own limits (an id over 255 characters, a metadata value over 500, an amount beyond 99,999,999 minor units: logged and counted, never recorded) are answered 200 so Stripe stops retrying.
          */
         post: operations["stripeWebhook"];
         delete?: never;
@@ -783,7 +783,7 @@ export interface components {
              * Pack
              * @default null
              */
-            pack?: string | null;
+            pack?: ("pack_10000" | "pack_2500" | "pack_500") | null;
             /**
              * Customer Id
              * @default null
@@ -902,7 +902,11 @@ export interface components {
              * @default null
              */
             member_id?: string | null;
-        };
+        } & ({
+            credits: unknown;
+        } | {
+            usage: unknown;
+        });
         /** ChargeOut */
         ChargeOut: {
             /** Charge Id */
@@ -916,7 +920,7 @@ export interface components {
              * Pack
              * @default null
              */
-            pack?: string | null;
+            pack?: ("pack_10000" | "pack_2500" | "pack_500") | null;
             /**
              * Amount
              * @default null
@@ -936,7 +940,15 @@ export interface components {
              * @default false
              */
             save_payment_method?: boolean;
-        };
+        } & ({
+            pack: unknown;
+            amount?: null;
+            currency?: string | null;
+        } | {
+            pack?: null;
+            amount: string | number;
+            currency: string;
+        });
         /** CheckoutOut */
         CheckoutOut: {
             /** Checkout Session Id */
@@ -1022,7 +1034,7 @@ export interface components {
         };
         ForbiddenOrLimitProblem: components["schemas"]["ForbiddenProblem"] | components["schemas"]["SpendingLimitProblem"];
         ForbiddenProblem: components["schemas"]["ProblemOut"] & {
-            /** @constant */
+            /** @enum {unknown} */
             type?: "/problems/forbidden";
         };
         /** ForecastOut */
@@ -1047,11 +1059,14 @@ export interface components {
         GrantIn: {
             /**
              * Credits
-             * @description Credits: a decimal with at most 6 fractional digits, as string or number.
+             * @description Credits: a decimal with at most 6 fractional digits, at most 10^12 in size, as a string (ASCII digits, an optional leading `-` and fraction; no exponent) or a number.
              */
             credits: string | number;
-            /** Source */
-            source: string;
+            /**
+             * Source
+             * @enum {string}
+             */
+            source: "manual" | "promo" | "purchase" | "referral" | "welcome";
             /**
              * Expires At
              * @default null
@@ -1510,7 +1525,7 @@ export interface components {
             code: string;
             /**
              * Credits
-             * @description Credits: a decimal with at most 6 fractional digits, as string or number.
+             * @description Credits: a decimal with at most 6 fractional digits, at most 10^12 in size, as a string (ASCII digits, an optional leading `-` and fraction; no exponent) or a number.
              */
             credits: string | number;
             /**
@@ -1640,7 +1655,11 @@ export interface components {
              * @default null
              */
             expires_in_seconds?: number | null;
-        };
+        } & ({
+            credits: unknown;
+        } | {
+            usage: unknown;
+        });
         /** SeriesOut */
         SeriesOut: {
             /** Wallet Id */
@@ -1732,7 +1751,20 @@ export interface components {
              * @description Percent of the period's allowance (consumed up to 1000, remaining up to 100), or credits for remaining_credits.
              */
             value: string | number;
-        };
+        } & ({
+            /** @enum {unknown} */
+            type?: "consumed_percent";
+            /** @description Percent of the period's allowance. */
+            value?: string | number;
+        } | {
+            /** @enum {unknown} */
+            type?: "remaining_percent";
+            /** @description Percent of the period's allowance. */
+            value?: string | number;
+        } | {
+            /** @enum {unknown} */
+            type?: "remaining_credits";
+        });
         /** ThresholdOut */
         ThresholdOut: {
             /**
@@ -1846,7 +1878,7 @@ export interface components {
             to_wallet_id: string;
             /**
              * Credits
-             * @description Credits: a decimal with at most 6 fractional digits, as string or number.
+             * @description Credits: a decimal with at most 6 fractional digits, at most 10^12 in size, as a string (ASCII digits, an optional leading `-` and fraction; no exponent) or a number.
              */
             credits: string | number;
             /**
@@ -1869,24 +1901,34 @@ export interface components {
             grant_id: string;
         };
         UnauthenticatedProblem: components["schemas"]["ProblemOut"] & {
-            /** @constant */
+            /** @enum {unknown} */
             type?: "/problems/unauthenticated";
         };
         /** UsageIn */
         UsageIn: {
-            /** Meter */
-            meter: string;
+            /**
+             * Meter
+             * @enum {string}
+             */
+            meter: "app_call" | "compute_minute" | "image_hd" | "image_standard" | "input_tokens" | "meeting_minute" | "output_tokens" | "reasoning_tokens" | "task_completed" | "voice_minute" | "web_search";
             /**
              * Quantity
-             * @description Credits: a decimal with at most 6 fractional digits, as string or number.
+             * @description Credits: a decimal with at most 6 fractional digits, at most 10^12 in size, as a string (ASCII digits, an optional leading `-` and fraction; no exponent) or a number.
              */
             quantity: string | number;
             /**
              * Model
              * @default null
              */
-            model?: string | null;
-        };
+            model?: ("claude-haiku" | "claude-opus" | "claude-sonnet" | "gemini-flash" | "gemini-pro" | "gpt-4o" | "gpt-4o-mini" | "o3") | null;
+        } & ({
+            /** @enum {unknown} */
+            meter?: "input_tokens" | "output_tokens" | "reasoning_tokens";
+            model: unknown;
+        } | {
+            meter?: unknown;
+            model?: null;
+        });
         /**
          * VoidIn
          * @description No fields.
@@ -1906,8 +1948,11 @@ export interface components {
         };
         /** WalletIn */
         WalletIn: {
-            /** Plan */
-            plan: string;
+            /**
+             * Plan
+             * @enum {string}
+             */
+            plan: "business" | "enterprise" | "free" | "pro" | "scale" | "starter" | "trial";
             /**
              * Allowance
              * @default null
@@ -1925,7 +1970,13 @@ export interface components {
              * @default null
              */
             org_id?: string | null;
-        };
+        } & ({
+            /** @enum {unknown} */
+            plan: "enterprise";
+        } | {
+            plan?: unknown;
+            allowance?: null;
+        });
         /** WalletOut */
         WalletOut: {
             /** Wallet Id */
@@ -2998,6 +3049,7 @@ export interface operations {
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Invalid"];
