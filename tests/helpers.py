@@ -4,11 +4,13 @@ function's module, and the deadlines of the concurrency tests.
 * :func:`ok` and :func:`problem`: the answer is the expected success (JSON) or the expected
   refusal (an RFC 9457 problem document); both return the parsed body. They take the unit
   tests' ``(status, headers, body)`` and the integration tests' ``(status, body)`` alike.
+  :func:`pages`: every item of a paginated list.
 * :class:`FakeClock` and :func:`frozen_clock`: the service's clock, frozen and moved by hand.
 * :func:`handler_module`: a function's ``app`` module, imported with the settings Powertools
   reads at import.
-* :data:`DEADLINE` and :func:`wait_for`: how long a concurrency test waits for another thread
-  or process before it fails, and a wait that says what never happened.
+* :data:`DEADLINE`, :func:`wait_for`, :func:`wait_until` and :func:`results`: how long a
+  concurrency test waits for other threads or processes before it fails, and waits that say
+  what never happened.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from __future__ import annotations
 import importlib
 import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent import futures as cf
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -65,6 +69,20 @@ def problem(response: tuple[Any, ...], status: int, code: str) -> Any:
     assert body["type"] == f"/problems/{code}", body
     assert body["status"] == status and body["title"] and body["detail"], body
     return body
+
+
+def pages(api: Callable[..., tuple[Any, ...]], url: str, limit: int = 100) -> list[Any]:
+    """Every item of a paginated list, following ``next_cursor``."""
+    found: list[Any] = []
+    cursor = None
+    while True:
+        query = {"limit": str(limit)} | ({"cursor": cursor} if cursor else {})
+        page = ok(api("GET", url, query=query), 200)
+        assert len(page["items"]) <= limit
+        found.extend(page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return found
 
 
 # -- time ------------------------------------------------------------------------------------
@@ -131,3 +149,19 @@ def handler_module(name: str) -> Any:
 def wait_for(event: threading.Event, what: str, timeout: float = DEADLINE) -> None:
     """Wait until ``event`` is set; fail saying ``what`` never happened within ``timeout``."""
     assert event.wait(timeout), f"{what} within {timeout:.0f}s"
+
+
+def wait_until(done: Callable[[], object], what: str, timeout: float = DEADLINE) -> None:
+    """Poll ``done()`` until it is true; fail saying ``what`` never happened."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"{what} within {timeout:.0f}s"
+        time.sleep(0.05)
+
+
+def results[T](pending: Sequence[cf.Future[T]], what: str, timeout: float = DEADLINE) -> list[T]:
+    """The futures' results in order, once all are done; fail saying how many of ``what``
+    had not finished within ``timeout`` (an error raised by one is raised here)."""
+    _, not_done = cf.wait(pending, timeout=timeout)
+    assert not not_done, f"{len(not_done)} of {len(pending)} {what} unfinished after {timeout:.0f}s"
+    return [f.result() for f in pending]

@@ -32,7 +32,6 @@ import pytest
 
 from credit_meter.billing.billing import Advanced, Billing
 from credit_meter.controls.controls import Controls
-from credit_meter.core import clock
 from credit_meter.core.errors import (
     Conflict,
     Contention,
@@ -43,6 +42,7 @@ from credit_meter.core.ids import ReservationId, member_tag
 from credit_meter.core.wallets import Charge, Ended, Reservation
 from credit_meter.metering.service import Cost, Request
 from credit_meter.storage import items as stored
+from tests.helpers import DEADLINE, FakeClock, frozen_clock, results
 from tests.storms import kinds, storm
 
 pytestmark = pytest.mark.integration
@@ -418,23 +418,11 @@ def test_limits_and_budgets_changed_while_debits_land_keep_the_rooms_exact(
 # -- the reset racing debits -------------------------------------------------------------------
 
 
-class Clock:
-    """The service's clock, frozen and moved by hand (one for every thread)."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def set(self, moment: datetime | float) -> None:
-        self.t = moment.timestamp() if isinstance(moment, datetime) else float(moment)
-
-
 @pytest.fixture
-def now() -> Iterator[Clock]:
-    fake = Clock()
-    fake.set(datetime(2026, 1, 15, 10, 0, tzinfo=UTC))
-    clock.set_clock(lambda: fake.t)
-    yield fake
-    clock.set_clock(None)
+def now() -> Iterator[FakeClock]:
+    """The service's clock, frozen and moved by hand (one for every thread)."""
+    with frozen_clock(datetime(2026, 1, 15, 10, 0, tzinfo=UTC)) as fake:
+        yield fake
 
 
 def _debits_after(entries: list[dict[str, Any]], boundary: int) -> dict[str | None, Decimal]:
@@ -447,7 +435,7 @@ def _debits_after(entries: list[dict[str, Any]], boundary: int) -> dict[str | No
 
 
 def test_the_reset_racing_debits_gives_back_exactly_the_ended_period_use(
-    metering: Billing, ledger: Any, now: Clock
+    metering: Billing, ledger: Any, now: FakeClock
 ) -> None:
     """Past the period's end, 4 threads run the reset (three times each) while 20 threads
     charge and reserve/commit for ann (budget 60), bob (budget 40) and nobody, under a limit
@@ -535,7 +523,7 @@ SWEEPERS = 2
 
 
 def test_the_sweeper_racing_commits_on_budgeted_holds_ends_each_once(
-    metering: Billing, ledger: Any, now: Clock
+    metering: Billing, ledger: Any, now: FakeClock
 ) -> None:
     """30 budgeted holds (ann and bob), all past expires_at: 8 threads commit them (some for
     more than held) while 2 threads sweep over and over. Each hold ends once, as a commit or
@@ -563,7 +551,7 @@ def test_the_sweeper_racing_commits_on_budgeted_holds_ends_each_once(
     committing.set()
 
     def commit_some(worker: int) -> dict[str, Ended | Exception]:
-        barrier.wait(timeout=30)
+        barrier.wait(timeout=DEADLINE)
         results: dict[str, Ended | Exception] = {}
         for rid in rids[worker::COMMITTERS]:
             time.sleep(random.uniform(0, 0.4))
@@ -574,7 +562,7 @@ def test_the_sweeper_racing_commits_on_budgeted_holds_ends_each_once(
         return results
 
     def sweep_repeatedly() -> int:
-        barrier.wait(timeout=30)
+        barrier.wait(timeout=DEADLINE)
         expired = 0
         while committing.is_set():
             expired += Billing().sweep().expired
@@ -583,9 +571,9 @@ def test_the_sweeper_racing_commits_on_budgeted_holds_ends_each_once(
     with ThreadPoolExecutor(COMMITTERS + SWEEPERS) as pool:
         sweeps = [pool.submit(sweep_repeatedly) for _ in range(SWEEPERS)]
         commits = [pool.submit(commit_some, n) for n in range(COMMITTERS)]
-        outcomes = {rid: r for f in commits for rid, r in f.result(timeout=60).items()}
+        outcomes = {rid: r for done in results(commits, "committers") for rid, r in done.items()}
         committing.clear()
-        swept = sum(f.result(timeout=60) for f in sweeps)
+        swept = sum(results(sweeps, "sweepers"))
     swept += metering.sweep().expired
 
     won = {rid for rid, r in outcomes.items() if isinstance(r, Ended)}

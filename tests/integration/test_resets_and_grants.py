@@ -39,6 +39,7 @@ from credit_meter.storage import items as stored
 from credit_meter.storage import store
 from credit_meter.storage.store import Store, Update
 from devtools.apigw import FakeContext
+from tests.helpers import FakeClock, frozen_clock, wait_for
 from tests.storms import kinds, storm
 
 pytestmark = pytest.mark.integration
@@ -49,23 +50,11 @@ ZERO = Decimal(0)
 # -- time ------------------------------------------------------------------------------------
 
 
-class Clock:
-    """The service's clock, frozen and moved by hand (one for every thread)."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def set(self, moment: datetime | float) -> None:
-        self.t = moment.timestamp() if isinstance(moment, datetime) else float(moment)
-
-
 @pytest.fixture
-def now() -> Iterator[Clock]:
-    fake = Clock()
-    fake.set(datetime(2026, 1, 15, 10, 0, tzinfo=UTC))
-    clock.set_clock(lambda: fake.t)
-    yield fake
-    clock.set_clock(None)
+def now() -> Iterator[FakeClock]:
+    """The service's clock, frozen and moved by hand (one for every thread)."""
+    with frozen_clock(datetime(2026, 1, 15, 10, 0, tzinfo=UTC)) as fake:
+        yield fake
 
 
 def utc(
@@ -235,7 +224,7 @@ def sqs_event(*wallet_ids: str) -> dict[str, Any]:
 def test_concurrent_and_duplicate_resets_start_the_next_period_once(
     metering: Billing,
     ledger: Any,
-    now: Clock,
+    now: FakeClock,
     created: datetime,
     anchor: int | None,
     reset_at: datetime,
@@ -350,7 +339,7 @@ def end_hold(
 
 
 def test_reset_racing_reservations_commits_and_charges_loses_and_doubles_nothing(
-    metering: Billing, ledger: Any, now: Clock
+    metering: Billing, ledger: Any, now: FakeClock
 ) -> None:
     now.set(utc(2026, 3, 10, 12))
     wid = new_wallet(metering, "starter")  # 500 a month, no rollover
@@ -395,13 +384,13 @@ def test_reset_racing_reservations_commits_and_charges_loses_and_doubles_nothing
                 continue
             end_hold(service, wid, hold, rng, tally)
         if across is not None:
-            assert reset_done.wait(timeout=20), "the reset never happened"
+            wait_for(reset_done, "the resetters did not finish")
             end_hold(service, wid, across, rng, tally)
             with tally.lock:
                 tally.across += 1
 
     def resets(seed: int) -> list[Advanced]:
-        assert boundary.wait(timeout=20), "the storm never reached the period's end"
+        wait_for(boundary, "the storm did not reach the period's end")
         rng = random.Random(seed)
         done = []
         for _ in range(3):
@@ -490,7 +479,7 @@ def promo_item(ledger: Any, code: str) -> dict[str, Any]:
 
 
 def test_promo_redemption_storm_respects_the_cap_and_once_per_wallet(
-    metering: Billing, ledger: Any, now: Clock
+    metering: Billing, ledger: Any, now: FakeClock
 ) -> None:
     cap = 10
     code = create_promo(metering, "25", cap)
@@ -581,7 +570,7 @@ def test_promo_redemption_storm_over_http(lambdas: Any, shared_ledger: Any) -> N
 
 
 def test_referral_storm_rewards_the_referrer_at_most_ten_times(
-    metering: Billing, ledger: Any, now: Clock
+    metering: Billing, ledger: Any, now: FakeClock
 ) -> None:
     busy = Busy()
     referrer = new_wallet(metering, "free")
@@ -643,7 +632,7 @@ def test_referral_storm_rewards_the_referrer_at_most_ten_times(
 
 
 def test_transfer_storm_never_overspends_and_moves_each_key_once(
-    metering: Billing, ledger: Any, now: Clock
+    metering: Billing, ledger: Any, now: FakeClock
 ) -> None:
     busy = Busy()
     source = new_wallet(metering, "enterprise", allowance=Decimal(100))
@@ -715,7 +704,7 @@ def test_transfer_storm_never_overspends_and_moves_each_key_once(
 
 @pytest.mark.parametrize("when", ["together", "after-the-grant-is-touched"])
 def test_void_racing_charges_takes_the_grant_whole_or_refuses(
-    metering: Billing, ledger: Any, now: Clock, when: str
+    metering: Billing, ledger: Any, now: FakeClock, when: str
 ) -> None:
     wid = new_wallet(metering, "enterprise", allowance=Decimal(100))  # spent first
     promo = metering.grant(wid, Decimal(50), "promo", req())  # never expires: spent after
@@ -741,7 +730,7 @@ def test_void_racing_charges_takes_the_grant_whole_or_refuses(
 
     def void(seed: int) -> Voided:
         if when == "after-the-grant-is-touched":
-            assert touched.wait(timeout=20)
+            wait_for(touched, "the charges did not reach the promo grant")
         else:
             time.sleep(random.Random(seed).uniform(0, 0.02))
         return Billing().void_grant(wid, promo.grant_id)
@@ -776,7 +765,7 @@ def test_void_racing_charges_takes_the_grant_whole_or_refuses(
 
 
 def test_a_charge_between_the_voids_read_and_write_into_the_grant_refuses_the_void(
-    metering: Billing, ledger: Any, now: Clock
+    metering: Billing, ledger: Any, now: FakeClock
 ) -> None:
     wid = new_wallet(metering, "enterprise", allowance=Decimal(100))
     promo = metering.grant(wid, Decimal(50), "promo", req())
@@ -793,7 +782,7 @@ def test_a_charge_between_the_voids_read_and_write_into_the_grant_refuses_the_vo
 
 
 def test_a_hold_between_the_voids_read_and_write_keeps_the_grant(
-    metering: Billing, ledger: Any, now: Clock
+    metering: Billing, ledger: Any, now: FakeClock
 ) -> None:
     wid = new_wallet(metering, "enterprise", allowance=Decimal(100))
     promo = metering.grant(wid, Decimal(50), "promo", req())
@@ -810,7 +799,7 @@ def test_a_hold_between_the_voids_read_and_write_keeps_the_grant(
 
 
 def test_voiding_twice_answers_the_same_before_the_ledger_catches_up(
-    metering: Billing, ledger: Any, now: Clock
+    metering: Billing, ledger: Any, now: FakeClock
 ) -> None:
     wid = new_wallet(metering, "enterprise", allowance=Decimal(100))
     promo = metering.grant(wid, Decimal(50), "promo", req())
@@ -826,7 +815,7 @@ def test_voiding_twice_answers_the_same_before_the_ledger_catches_up(
 
 
 def test_a_grant_expiring_mid_period_is_due_then_expired_once(
-    metering: Billing, ledger: Any, now: Clock
+    metering: Billing, ledger: Any, now: FakeClock
 ) -> None:
     wid = new_wallet(metering, "starter")
     other = new_wallet(metering, "starter")  # nothing to expire: never due before its end
@@ -869,7 +858,7 @@ def test_a_grant_expiring_mid_period_is_due_then_expired_once(
 
 
 def test_a_charge_between_the_expiry_read_and_write_cannot_spend_expiring_credits_twice(
-    metering: Billing, ledger: Any, now: Clock
+    metering: Billing, ledger: Any, now: FakeClock
 ) -> None:
     wid = new_wallet(metering, "enterprise", allowance=Decimal(0))
     expiry = datetime.fromtimestamp(now.t + 86400, UTC)
@@ -890,7 +879,7 @@ def test_a_charge_between_the_expiry_read_and_write_cannot_spend_expiring_credit
 
 
 def test_a_charge_between_the_reset_read_and_write_cannot_overspend(
-    metering: Billing, ledger: Any, now: Clock
+    metering: Billing, ledger: Any, now: FakeClock
 ) -> None:
     wid = new_wallet(metering, "starter")
     pe = metering.get_wallet(wid).period_end
@@ -910,7 +899,7 @@ def test_a_charge_between_the_reset_read_and_write_cannot_overspend(
 
 @pytest.mark.parametrize("change", ["downgrade", "cancel-downgrade"])
 def test_a_plan_change_between_the_reset_read_and_write_is_not_lost(
-    metering: Billing, ledger: Any, now: Clock, change: str
+    metering: Billing, ledger: Any, now: FakeClock, change: str
 ) -> None:
     """A plan change bumps the bucket version, so a reset that read the wallet before it
     reads again and starts the next period on the plan asked for."""
@@ -939,7 +928,7 @@ def test_a_plan_change_between_the_reset_read_and_write_is_not_lost(
 
 
 def test_holds_open_across_a_reset_commit_without_overdrawing(
-    metering: Billing, ledger: Any, now: Clock
+    metering: Billing, ledger: Any, now: FakeClock
 ) -> None:
     wid = new_wallet(metering, "starter")
     pe = metering.get_wallet(wid).period_end
