@@ -26,7 +26,7 @@ from credit_meter.reports import projector
 from credit_meter.storage import items
 from credit_meter.storage.store import Store
 from devtools.apigw import FakeContext
-from tests.helpers import FakeClock, frozen_clock, handler_module, ok, problem
+from tests.helpers import FakeClock, frozen_clock, handler_module, ok, pages, problem
 
 Api = Callable[..., tuple[int, dict[str, str], Any]]
 
@@ -161,20 +161,6 @@ def refer(api: Api, wallet_id: str, referrer: str) -> tuple[int, dict[str, str],
 def advance(wallet_id: str) -> Advanced:
     """What the reset worker does for one queued wallet."""
     return Billing().advance(wallet_id)
-
-
-def pages(api: Api, url: str, limit: int = 100) -> list[dict[str, Any]]:
-    """Every item of a paginated list, following ``next_cursor``."""
-    found: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        query = {"limit": str(limit)} | ({"cursor": cursor} if cursor else {})
-        page = ok(api("GET", url, query=query), 200)
-        assert len(page["items"]) <= limit
-        found.extend(page["items"])
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return found
 
 
 def ledger(api: Api, wallet_id: str) -> list[dict[str, Any]]:

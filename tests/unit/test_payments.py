@@ -33,7 +33,7 @@ from credit_meter.core import clock
 from credit_meter.storage import items
 from credit_meter.storage.store import Store
 from devtools import stripe_events as se
-from tests.helpers import PROBLEM_JSON, ok, problem
+from tests.helpers import PROBLEM_JSON, ok, pages, problem
 
 Api = Callable[..., tuple[int, dict[str, str], Any]]
 Json = dict[str, Any]
@@ -69,20 +69,6 @@ def money(api: Api, wallet_id: str = "w1") -> tuple[str, str, str]:
 
 def payment_item(payment_id: str) -> Json | None:
     return Store().get(items.payment_key(payment_id))
-
-
-def pages(api: Api, url: str, limit: int = 100) -> list[Json]:
-    """Every item of a paginated list, following ``next_cursor``."""
-    found: list[Json] = []
-    cursor = None
-    while True:
-        query = {"limit": str(limit)} | ({"cursor": cursor} if cursor else {})
-        page = ok(api("GET", url, query=query), 200)
-        assert len(page["items"]) <= limit
-        found.extend(page["items"])
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return found
 
 
 def payments(api: Api, wallet_id: str = "w1") -> list[Json]:
