@@ -29,8 +29,8 @@ from urllib.parse import quote
 
 import pytest
 
-from credit_meter.core import clock
 from tests.bad_inputs import case, check_problem, sent_as
+from tests.helpers import frozen_clock
 from tests.principals import org_token, token
 
 Api = Callable[..., tuple[int, dict[str, str], Any]]
@@ -729,9 +729,8 @@ def api(api: Api) -> Api:
 
 @pytest.fixture
 def now() -> Iterator[None]:
-    clock.set_clock(lambda: NOW.timestamp())
-    yield
-    clock.set_clock(None)
+    with frozen_clock(NOW):
+        yield
 
 
 def reports(api: Api) -> list[Any]:
@@ -756,12 +755,10 @@ def world(
         assert got == status, out
         return out
 
-    moment = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
-    clock.set_clock(lambda: moment.timestamp())
-    try:
+    with frozen_clock(datetime(2026, 4, 1, 9, 0, tzinfo=UTC)) as moment:
         call("PUT", W, {"plan": "free", "org_id": "acme"}, 201)
         call("PUT", "/v1/wallets/w2", {"plan": "free"}, 201)
-        moment = datetime(2026, 4, 2, 10, 0, tzinfo=UTC)
+        moment.set(datetime(2026, 4, 2, 10, 0, tzinfo=UTC))
         usage = [{"meter": "input_tokens", "model": "gpt-4o", "quantity": 10000}]
         call("POST", f"{W}/charges", {"feature": "chat", "member_id": "ana", "usage": usage}, 201)
         call("POST", f"{W}/charges", {"feature": "agent", "credits": "2"}, 201)
@@ -769,10 +766,8 @@ def world(
         call("POST", f"{W}/reservations/{held['reservation_id']}/release", None, 200)
         call("POST", f"{W}/adjustments", {"credits": "-1", "reason": "setup"}, 201)
         project_ledger()
-        moment = NOW
+        moment.set(NOW)
         shown = reports(api)
-    finally:
-        clock.set_clock(None)
     assert [status for status, _, _ in shown] == [200] * 5
     assert shown[1][2]["used"] == "3"  # 1 (gpt-4o) + 2
     assert len(shown[3][2]["items"]) == 5
