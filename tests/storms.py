@@ -37,3 +37,12 @@ def storm[T](n: int, work: Callable[[int], T]) -> list[T | Exception]:
 def kinds(results: list[Any]) -> Counter[str]:
     """How many results of each type, e.g. ``Counter({"Reservation": 40})``."""
     return Counter(type(r).__name__ for r in results)
+
+
+def failures(results: list[Any]) -> list[str]:
+    """The errors among the results, each with its problem code: what a failed count shows."""
+    return [
+        f"{type(r).__name__}[{getattr(r, 'code', '')}]: {r}"
+        for r in results
+        if isinstance(r, Exception)
+    ]

@@ -43,7 +43,7 @@ from credit_meter.core.wallets import Charge, Ended, Reservation
 from credit_meter.metering.service import Cost, Request
 from credit_meter.storage import items as stored
 from tests.helpers import DEADLINE, FakeClock, frozen_clock, results
-from tests.storms import kinds, storm
+from tests.storms import failures, kinds, storm
 
 pytestmark = pytest.mark.integration
 
@@ -138,7 +138,7 @@ def test_charges_and_reserve_commits_stop_exactly_at_the_limit(
 
     results = storm(40, work)
 
-    assert kinds(results) == Counter({"NoneType": 40})
+    assert kinds(results) == Counter({"NoneType": 40}), failures(results)
     assert outcomes["charged"] + outcomes["committed"] == 30
     assert outcomes["refused"] == 40 * ROUNDS - 30
     wallet = metering.get_wallet(wid)
@@ -270,7 +270,7 @@ def test_a_member_budget_storm_stops_only_that_member(metering: Billing, ledger:
 
     results = storm(PER_MEMBER * len(members), work)
 
-    assert kinds(results) == Counter({"NoneType": PER_MEMBER * len(members)})
+    assert kinds(results) == Counter({"NoneType": PER_MEMBER * len(members)}), failures(results)
     attempts = PER_MEMBER * ROUNDS
     assert passed == Counter({"ann": 10, "bob": 15, "cat": attempts, "dan": attempts})
     assert refused == Counter({"ann": attempts - 10, "bob": attempts - 15})
