@@ -124,8 +124,11 @@ template: venv
 unit: venv
 	$(PY) -m pytest tests/unit -q -n 2 --durations=15 $(PYTEST_ARGS)
 
+# Two xdist workers, each with its own DynamoDB Local (tests/conftest.py) and its own tables;
+# --dist loadfile keeps a module's tests on one worker, so a module-scoped set-up (a storm) runs
+# once. Most of the time goes to waiting on DynamoDB Local: two of them share two cores well.
 integration: venv ddb-local
-	$(PY) -m pytest tests/integration -q $(PYTEST_ARGS)
+	$(PY) -m pytest tests/integration -q -n 2 --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 test: venv ddb-local lint typecheck template unit integration fuzz-test sdk-test ui-test
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-PROBLEM_JSON = "application/problem+json"
+from tests.helpers import PROBLEM_JSON
 
 # The problem type each status has unless a case names another.
 DEFAULT_CODE = {

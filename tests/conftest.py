@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from devtools import ddb_local, table
+from tests.ddb_clients import local_client
 
 FAKE_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -97,8 +98,8 @@ def ddb_local_endpoint(aws_test_env: None) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def ddb_client(ddb_local_endpoint: str) -> Any:
-    """boto3 DynamoDB client for DynamoDB Local."""
-    return ddb_local.client(ddb_local_endpoint)
+    """boto3 DynamoDB client for DynamoDB Local (timeouts for a busy machine)."""
+    return local_client(ddb_local_endpoint)
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from tests.helpers import DEADLINE
+
 
 def storm[T](n: int, work: Callable[[int], T]) -> list[T | Exception]:
     """Run ``work(0..n-1)`` on ``n`` threads released at the same moment (a barrier).
@@ -18,7 +20,7 @@ def storm[T](n: int, work: Callable[[int], T]) -> list[T | Exception]:
     barrier = threading.Barrier(n)
 
     def run(i: int) -> T | Exception:
-        barrier.wait(timeout=30)
+        barrier.wait(timeout=DEADLINE)
         try:
             return work(i)
         except Exception as exc:
@@ -35,3 +37,12 @@ def storm[T](n: int, work: Callable[[int], T]) -> list[T | Exception]:
 def kinds(results: list[Any]) -> Counter[str]:
     """How many results of each type, e.g. ``Counter({"Reservation": 40})``."""
     return Counter(type(r).__name__ for r in results)
+
+
+def failures(results: list[Any]) -> list[str]:
+    """The errors among the results, each with its problem code: what a failed count shows."""
+    return [
+        f"{type(r).__name__}[{getattr(r, 'code', '')}]: {r}"
+        for r in results
+        if isinstance(r, Exception)
+    ]

@@ -25,7 +25,8 @@ import json
 import multiprocessing
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -39,6 +40,8 @@ from credit_meter.storage import store, wallet_record
 from devtools import table
 from devtools.apigw import FakeContext, http_event
 from devtools.stream_pump import StreamPump
+from tests.ddb_clients import local_client, patient_store
+from tests.helpers import results
 from tests.principals import DEFAULT
 from tests.services import Service
 
@@ -72,7 +75,7 @@ def meter_table(
     """A fresh table on DynamoDB Local that the store, the handlers and the service use."""
     for name, value in function_env(ddb_local_endpoint, ddb_table).items():
         monkeypatch.setenv(name, value)
-    store.reset_client()
+    patient_store()
     yield ddb_table
     store.reset_client()
 
@@ -241,7 +244,7 @@ def _ledger(client: Any, endpoint: str, table_name: str) -> Ledger:
             seen.extend(copy.deepcopy(event["Records"]))
         return handler(event, context)
 
-    pump = StreamPump(endpoint, arn, project)
+    pump = StreamPump(lambda: local_client(endpoint, "dynamodbstreams"), arn, project)
     return Ledger(client, table_name, pump, seen)
 
 
@@ -281,32 +284,38 @@ class Lambdas:
             self.pool.submit(handler, http_event(**{"claims": DEFAULT, **request}), FakeContext())
             for request in requests
         ]
-        return [_parsed(f.result(timeout=60)) for f in futures]
+        return [_parsed(r) for r in results(futures, "metering invocations")]
 
 
-@pytest.fixture(scope="session")
-def lambda_pool(ddb_local_endpoint: str, shared_table: str) -> Iterator[ProcessPoolExecutor]:
+@contextmanager
+def _warm_pool(
+    handler: Callable[..., Any], workers: int, env: dict[str, str], warm: dict[str, Any]
+) -> Iterator[ProcessPoolExecutor]:
+    """``workers`` spawned processes that run ``handler`` with ``env`` in their environment,
+    every one started (and the handler imported) before the pool is handed out."""
     context = multiprocessing.get_context("spawn")
     with pytest.MonkeyPatch.context() as mp:
         # Spawned workers start with this environment (and this sys.path).
-        for name, value in function_env(ddb_local_endpoint, shared_table).items():
+        for name, value in env.items():
             mp.setenv(name, value)
-        pool = ProcessPoolExecutor(max_workers=LAMBDA_WORKERS, mp_context=context)
-        # Start every worker now, while the environment is set, and import the handler.
-        from metering_api.app import handler
-
-        warm = http_event("GET", "/v1/wallets/warm-up", claims=DEFAULT)
-        with ThreadPoolExecutor(LAMBDA_WORKERS) as threads:
-            list(
-                threads.map(
-                    lambda _: pool.submit(handler, warm, FakeContext()).result(timeout=120),
-                    range(LAMBDA_WORKERS * 2),
-                )
-            )
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=patient_store)
+        # Twice as many calls as workers, submitted at once: the pool starts all its workers.
+        started = [pool.submit(handler, warm, FakeContext()) for _ in range(workers * 2)]
+        results(started, "warm-up invocations")
     try:
         yield pool
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.fixture(scope="session")
+def lambda_pool(ddb_local_endpoint: str, shared_table: str) -> Iterator[ProcessPoolExecutor]:
+    from metering_api.app import handler
+
+    env = function_env(ddb_local_endpoint, shared_table)
+    warm = http_event("GET", "/v1/wallets/warm-up", claims=DEFAULT)
+    with _warm_pool(handler, LAMBDA_WORKERS, env, warm) as pool:
+        yield pool
 
 
 @pytest.fixture
@@ -319,7 +328,7 @@ def lambdas(
     """Concurrent handler calls on ``shared_table``; this process's store uses it too."""
     for name, value in function_env(ddb_local_endpoint, shared_table).items():
         monkeypatch.setenv(name, value)
-    store.reset_client()
+    patient_store()
     yield Lambdas(lambda_pool, shared_table)
     store.reset_client()
 
@@ -371,32 +380,19 @@ class Webhooks:
         futures = [
             self.pool.submit(handler, http_event(**request), FakeContext()) for request in requests
         ]
-        return [_parsed(f.result(timeout=60)) for f in futures]
+        return [_parsed(r) for r in results(futures, "webhook deliveries")]
 
 
 @pytest.fixture(scope="session")
 def webhook_pool(ddb_local_endpoint: str, shared_table: str) -> Iterator[ProcessPoolExecutor]:
     """Worker processes running the Stripe webhook function on ``shared_table``."""
-    context = multiprocessing.get_context("spawn")
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in function_env(ddb_local_endpoint, shared_table).items():
-            mp.setenv(name, value)
-        mp.setenv("STRIPE_WEBHOOK_SECRET", FAKE_WEBHOOK_SECRET)
-        pool = ProcessPoolExecutor(max_workers=WEBHOOK_WORKERS, mp_context=context)
-        from stripe_webhook.app import handler
+    from stripe_webhook.app import handler
 
-        warm = http_event("GET", "/v1/webhooks/warm-up")
-        with ThreadPoolExecutor(WEBHOOK_WORKERS) as threads:
-            list(
-                threads.map(
-                    lambda _: pool.submit(handler, warm, FakeContext()).result(timeout=120),
-                    range(WEBHOOK_WORKERS * 2),
-                )
-            )
-    try:
+    env = function_env(ddb_local_endpoint, shared_table)
+    env["STRIPE_WEBHOOK_SECRET"] = FAKE_WEBHOOK_SECRET
+    warm = http_event("GET", "/v1/webhooks/warm-up")
+    with _warm_pool(handler, WEBHOOK_WORKERS, env, warm) as pool:
         yield pool
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 @pytest.fixture
@@ -411,7 +407,7 @@ def webhooks(
     for name, value in function_env(ddb_local_endpoint, shared_table).items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", FAKE_WEBHOOK_SECRET)
-    store.reset_client()
+    patient_store()
     yield Webhooks(webhook_pool, shared_table, FAKE_WEBHOOK_SECRET)
     store.reset_client()
 

@@ -23,7 +23,7 @@ import pytest
 from credit_meter.core.errors import Contention, InsufficientCredits
 from credit_meter.metering.service import Cost, Metering, Request
 from tests.services import Service
-from tests.storms import kinds, storm
+from tests.storms import failures, kinds, storm
 
 pytestmark = pytest.mark.integration
 
@@ -253,7 +253,7 @@ def test_mixed_storm_of_reserve_commit_release_and_charge_keeps_the_invariants(
 
     results = storm(40, lambda i: _debits(wid, tally, seed=i, rounds=6))
 
-    assert kinds(results) == Counter({"NoneType": 40})
+    assert kinds(results) == Counter({"NoneType": 40}), failures(results)
     assert tally.refused > 0, "the storm never ran the wallet dry; give it less credit"
     assert tally.excess > 0 and any(s == "released" for s in tally.status.values())
     _check_tally(metering, ledger, wid, initial, tally)
@@ -297,7 +297,7 @@ def test_grants_racing_debits_keep_the_sum_and_the_buckets_right(
 
     results = storm(36, work)
 
-    assert kinds(results) == Counter({"NoneType": 36})
+    assert kinds(results) == Counter({"NoneType": 36}), failures(results)
     assert len(tally.granted) == 36
     _check_tally(metering, ledger, wid, initial, tally)
     wallet = metering.get_wallet(wid)

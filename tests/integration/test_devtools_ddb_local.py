@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import time
 from typing import Any
 
 import boto3
@@ -12,6 +11,7 @@ import pytest
 
 from devtools import ddb_local, local_server
 from devtools.stream_pump import StreamPump, StreamPumpError
+from tests.helpers import DEADLINE, wait_until
 
 
 def _stream_arn(client: Any, name: str) -> str:
@@ -128,9 +128,7 @@ def test_background_pump(ddb_local_endpoint: str, ddb_client: Any, ddb_table: st
     pump.start()
     try:
         _put(ddb_client, ddb_table, "W#1")
-        deadline = time.monotonic() + 10
-        while not seen and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: seen, "the background pump did not deliver the change")
     finally:
         pump.stop()
     assert seen == ["INSERT"]
@@ -175,7 +173,8 @@ def test_local_stack_end_to_end(
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
+            port = server.server_address[1]
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=DEADLINE)
             conn.request("PUT", "/v1/wallets/w-42", body=b"{}")  # no token: refused first
             response = conn.getresponse()
             assert response.status == 401 and not seen_claims
@@ -189,9 +188,7 @@ def test_local_stack_end_to_end(
                 ("admin@o1", "o1", "admin")
             ]
             conn.close()
-            deadline = time.monotonic() + 10
-            while not projected and time.monotonic() < deadline:
-                time.sleep(0.05)
+            wait_until(lambda: projected, "the local stack did not project the wallet")
         finally:
             server.shutdown()
             thread.join(5)

@@ -22,7 +22,6 @@ from typing import Any
 
 import pytest
 
-from credit_meter.core import clock
 from credit_meter.core.errors import Conflict
 from credit_meter.core.wallets import Ended
 from credit_meter.metering.expiry import HoldExpiry
@@ -30,6 +29,7 @@ from credit_meter.metering.service import SWEEP_REVISIT_SECONDS, Cost, Metering,
 from credit_meter.storage import items as stored
 from credit_meter.storage import wallet_record
 from devtools.apigw import FakeContext
+from tests.helpers import DEADLINE, FakeClock, frozen_clock, results
 from tests.principals import TEST_ORG
 from tests.services import Service
 
@@ -40,22 +40,11 @@ SCHEDULE_EVENT = json.loads(
 )
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = float(int(time.time()))
-        self.start = self.t
-
-    def at(self, offset: float) -> None:
-        """Set the clock to ``offset`` seconds after the test started."""
-        self.t = self.start + offset
-
-
 @pytest.fixture
-def now() -> Iterator[Clock]:
-    fake = Clock()
-    clock.set_clock(lambda: fake.t)
-    yield fake
-    clock.set_clock(None)
+def now() -> Iterator[FakeClock]:
+    """The service's clock, frozen at the test's start; ``now.at(offset)`` moves it."""
+    with frozen_clock(float(int(time.time()))) as fake:
+        yield fake
 
 
 @pytest.fixture
@@ -101,7 +90,7 @@ def on_index(ledger: Any, wallet_id: str) -> bool:
 
 
 def test_the_scheduled_handler_expires_due_holds(
-    metering: Service, ledger: Any, now: Clock, run_handler: Callable[[], dict[str, Any]]
+    metering: Service, ledger: Any, now: FakeClock, run_handler: Callable[[], dict[str, Any]]
 ) -> None:
     done, mixed, idle = (new_wallet(metering) for _ in range(3))
     due = [hold(metering, done, 10, 60), hold(metering, mixed, 20, 30, member="bo")]
@@ -130,7 +119,7 @@ def test_the_scheduled_handler_expires_due_holds(
 def test_the_handler_raises_for_a_failed_wallet_after_sweeping_the_others(
     metering: Service,
     ledger: Any,
-    now: Clock,
+    now: FakeClock,
     monkeypatch: pytest.MonkeyPatch,
     run_handler: Callable[[], dict[str, Any]],
 ) -> None:
@@ -164,7 +153,7 @@ def test_the_handler_raises_for_a_failed_wallet_after_sweeping_the_others(
 
 @pytest.mark.parametrize("holds", [40, 64])
 def test_every_due_hold_ends_in_one_sweep_in_batches_of_24(
-    metering: Service, ledger: Any, now: Clock, holds: int
+    metering: Service, ledger: Any, now: FakeClock, holds: int
 ) -> None:
     wallet_id = new_wallet(metering)
     rids = [hold(metering, wallet_id, 1 + n % 3, 60 + n % 11) for n in range(holds)]
@@ -180,7 +169,7 @@ def test_every_due_hold_ends_in_one_sweep_in_batches_of_24(
 
 
 def test_commit_after_the_sweep_is_409_and_a_late_commit_before_it_wins(
-    metering: Service, ledger: Any, now: Clock, api: Callable[..., tuple[int, Any]]
+    metering: Service, ledger: Any, now: FakeClock, api: Callable[..., tuple[int, Any]]
 ) -> None:
     wallet_id = new_wallet(metering, "100")
     path = f"/v1/wallets/{wallet_id}/reservations"
@@ -212,7 +201,7 @@ SWEEPERS = 2
 
 
 def test_late_commits_race_concurrent_sweeps_and_each_hold_ends_once(
-    metering: Service, ledger: Any, now: Clock
+    metering: Service, ledger: Any, now: FakeClock
 ) -> None:
     """Every hold is past expires_at; 8 threads commit them (in random order, spread over
     about a second) while 2 threads sweep over and over. Which side wins each hold depends on
@@ -232,7 +221,7 @@ def test_late_commits_race_concurrent_sweeps_and_each_hold_ends_once(
     committing.set()
 
     def commit_some(worker: int) -> dict[str, Ended | Exception]:
-        barrier.wait(timeout=30)
+        barrier.wait(timeout=DEADLINE)
         results: dict[str, Ended | Exception] = {}
         for rid in rids[worker::COMMITTERS]:
             time.sleep(random.uniform(0, 0.6))  # spread the commits over the sweeps
@@ -245,7 +234,7 @@ def test_late_commits_race_concurrent_sweeps_and_each_hold_ends_once(
         return results
 
     def sweep_repeatedly() -> list[Any]:
-        barrier.wait(timeout=30)
+        barrier.wait(timeout=DEADLINE)
         reports = []
         while committing.is_set():
             reports.append(Metering().sweep())
@@ -254,9 +243,9 @@ def test_late_commits_race_concurrent_sweeps_and_each_hold_ends_once(
     with ThreadPoolExecutor(COMMITTERS + SWEEPERS) as pool:
         sweeps = [pool.submit(sweep_repeatedly) for _ in range(SWEEPERS)]
         commits = [pool.submit(commit_some, n) for n in range(COMMITTERS)]
-        outcomes = {rid: r for f in commits for rid, r in f.result(timeout=60).items()}
+        outcomes = {rid: r for done in results(commits, "committers") for rid, r in done.items()}
         committing.clear()
-        reports = [r for f in sweeps for r in f.result(timeout=60)]
+        reports = [r for done in results(sweeps, "sweepers") for r in done]
     final = metering.sweep()
 
     assert outcomes.keys() == held.keys()

@@ -17,16 +17,11 @@ from typing import Any
 import pytest
 
 from credit_meter.storage import items as stored
+from tests.helpers import ok
 
 pytestmark = pytest.mark.integration
 
 COPIES = 16  # the original and its retries, in flight together
-
-
-def _ok(result: tuple[int, Any], status: int) -> Any:
-    code, body = result
-    assert code == status, body
-    return body
 
 
 @dataclass(frozen=True)
@@ -56,7 +51,7 @@ class Wallet:
         self.call = lambdas.call
         self.lambdas = lambdas
         self.ledger = ledger
-        _ok(self.call("PUT", self.path, {"plan": "enterprise", "allowance": "100"}), 201)
+        ok(self.call("PUT", self.path, {"plan": "enterprise", "allowance": "100"}), 201)
 
     def state(self) -> State:
         self.ledger.drain()
@@ -68,7 +63,7 @@ class Wallet:
 
     def hold(self, credits: str = "10", key: str | None = None) -> str:
         headers = {"Idempotency-Key": key} if key else None
-        body = _ok(
+        body = ok(
             self.call(
                 "POST",
                 f"{self.path}/reservations",

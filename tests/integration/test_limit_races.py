@@ -32,7 +32,6 @@ import pytest
 
 from credit_meter.billing.periods import Advanced, Periods
 from credit_meter.controls.controls import Controls
-from credit_meter.core import clock
 from credit_meter.core.errors import (
     Conflict,
     Contention,
@@ -43,8 +42,9 @@ from credit_meter.core.ids import ReservationId, member_tag
 from credit_meter.core.wallets import Charge, Ended, Reservation
 from credit_meter.metering.service import Cost, Metering, Request
 from credit_meter.storage import wallet_record
+from tests.helpers import DEADLINE, FakeClock, frozen_clock, results
 from tests.services import Service
-from tests.storms import kinds, storm
+from tests.storms import failures, kinds, storm
 
 pytestmark = pytest.mark.integration
 
@@ -139,7 +139,7 @@ def test_charges_and_reserve_commits_stop_exactly_at_the_limit(
 
     results = storm(40, work)
 
-    assert kinds(results) == Counter({"NoneType": 40})
+    assert kinds(results) == Counter({"NoneType": 40}), failures(results)
     assert outcomes["charged"] + outcomes["committed"] == 30
     assert outcomes["refused"] == 40 * ROUNDS - 30
     wallet = metering.get_wallet(wid)
@@ -271,7 +271,7 @@ def test_a_member_budget_storm_stops_only_that_member(metering: Service, ledger:
 
     results = storm(PER_MEMBER * len(members), work)
 
-    assert kinds(results) == Counter({"NoneType": PER_MEMBER * len(members)})
+    assert kinds(results) == Counter({"NoneType": PER_MEMBER * len(members)}), failures(results)
     attempts = PER_MEMBER * ROUNDS
     assert passed == Counter({"ann": 10, "bob": 15, "cat": attempts, "dan": attempts})
     assert refused == Counter({"ann": attempts - 10, "bob": attempts - 15})
@@ -419,23 +419,11 @@ def test_limits_and_budgets_changed_while_debits_land_keep_the_rooms_exact(
 # -- the reset racing debits -------------------------------------------------------------------
 
 
-class Clock:
-    """The service's clock, frozen and moved by hand (one for every thread)."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def set(self, moment: datetime | float) -> None:
-        self.t = moment.timestamp() if isinstance(moment, datetime) else float(moment)
-
-
 @pytest.fixture
-def now() -> Iterator[Clock]:
-    fake = Clock()
-    fake.set(datetime(2026, 1, 15, 10, 0, tzinfo=UTC))
-    clock.set_clock(lambda: fake.t)
-    yield fake
-    clock.set_clock(None)
+def now() -> Iterator[FakeClock]:
+    """The service's clock, frozen and moved by hand (one for every thread)."""
+    with frozen_clock(datetime(2026, 1, 15, 10, 0, tzinfo=UTC)) as fake:
+        yield fake
 
 
 def _debits_after(entries: list[dict[str, Any]], boundary: int) -> dict[str | None, Decimal]:
@@ -448,7 +436,7 @@ def _debits_after(entries: list[dict[str, Any]], boundary: int) -> dict[str | No
 
 
 def test_the_reset_racing_debits_gives_back_exactly_the_ended_period_use(
-    metering: Service, ledger: Any, now: Clock
+    metering: Service, ledger: Any, now: FakeClock
 ) -> None:
     """Past the period's end, 4 threads run the reset (three times each) while 20 threads
     charge and reserve/commit for ann (budget 60), bob (budget 40) and nobody, under a limit
@@ -536,7 +524,7 @@ SWEEPERS = 2
 
 
 def test_the_sweeper_racing_commits_on_budgeted_holds_ends_each_once(
-    metering: Service, ledger: Any, now: Clock
+    metering: Service, ledger: Any, now: FakeClock
 ) -> None:
     """30 budgeted holds (ann and bob), all past expires_at: 8 threads commit them (some for
     more than held) while 2 threads sweep over and over. Each hold ends once, as a commit or
@@ -564,7 +552,7 @@ def test_the_sweeper_racing_commits_on_budgeted_holds_ends_each_once(
     committing.set()
 
     def commit_some(worker: int) -> dict[str, Ended | Exception]:
-        barrier.wait(timeout=30)
+        barrier.wait(timeout=DEADLINE)
         results: dict[str, Ended | Exception] = {}
         for rid in rids[worker::COMMITTERS]:
             time.sleep(random.uniform(0, 0.4))
@@ -575,7 +563,7 @@ def test_the_sweeper_racing_commits_on_budgeted_holds_ends_each_once(
         return results
 
     def sweep_repeatedly() -> int:
-        barrier.wait(timeout=30)
+        barrier.wait(timeout=DEADLINE)
         expired = 0
         while committing.is_set():
             expired += Metering().sweep().expired
@@ -584,9 +572,9 @@ def test_the_sweeper_racing_commits_on_budgeted_holds_ends_each_once(
     with ThreadPoolExecutor(COMMITTERS + SWEEPERS) as pool:
         sweeps = [pool.submit(sweep_repeatedly) for _ in range(SWEEPERS)]
         commits = [pool.submit(commit_some, n) for n in range(COMMITTERS)]
-        outcomes = {rid: r for f in commits for rid, r in f.result(timeout=60).items()}
+        outcomes = {rid: r for done in results(commits, "committers") for rid, r in done.items()}
         committing.clear()
-        swept = sum(f.result(timeout=60) for f in sweeps)
+        swept = sum(results(sweeps, "sweepers"))
     swept += metering.sweep().expired
 
     won = {rid for rid, r in outcomes.items() if isinstance(r, Ended)}

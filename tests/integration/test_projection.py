@@ -13,19 +13,15 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import ok
+
 pytestmark = pytest.mark.integration
-
-
-def _ok(result: tuple[int, Any], status: int) -> Any:
-    code, body = result
-    assert code == status, body
-    return body
 
 
 def _wallet(api: Any, plan: str = "free", allowance: str | None = None) -> str:
     wid = f"proj-{uuid.uuid4().hex[:10]}"
     body = {"plan": plan} if allowance is None else {"plan": plan, "allowance": allowance}
-    _ok(api("PUT", f"/v1/wallets/{wid}", body), 201)
+    ok(api("PUT", f"/v1/wallets/{wid}", body), 201)
     return wid
 
 
@@ -33,7 +29,7 @@ def _history(api: Any, wid: str) -> dict[str, Any]:
     """A little of everything, through the API. Returns what each step answered."""
     base = f"/v1/wallets/{wid}"
     out: dict[str, Any] = {}
-    held = _ok(
+    held = ok(
         api(
             "POST",
             f"{base}/reservations",
@@ -41,10 +37,10 @@ def _history(api: Any, wid: str) -> dict[str, Any]:
         ),
         201,
     )
-    out["commit"] = _ok(
+    out["commit"] = ok(
         api("POST", f"{base}/reservations/{held['reservation_id']}/commit", {"credits": "7.5"}), 200
     )
-    held = _ok(
+    held = ok(
         api(
             "POST",
             f"{base}/reservations",
@@ -56,8 +52,8 @@ def _history(api: Any, wid: str) -> dict[str, Any]:
         ),
         201,
     )
-    out["release"] = _ok(api("POST", f"{base}/reservations/{held['reservation_id']}/release"), 200)
-    out["charge"] = _ok(
+    out["release"] = ok(api("POST", f"{base}/reservations/{held['reservation_id']}/release"), 200)
+    out["charge"] = ok(
         api(
             "POST",
             f"{base}/charges",
@@ -65,9 +61,9 @@ def _history(api: Any, wid: str) -> dict[str, Any]:
         ),
         201,
     )
-    out["grant"] = _ok(api("POST", f"{base}/grants", {"credits": "10", "source": "promo"}), 201)
-    held = _ok(api("POST", f"{base}/reservations", {"feature": "agent", "credits": "4"}), 201)
-    out["commit_less"] = _ok(
+    out["grant"] = ok(api("POST", f"{base}/grants", {"credits": "10", "source": "promo"}), 201)
+    held = ok(api("POST", f"{base}/reservations", {"feature": "agent", "credits": "4"}), 201)
+    out["commit_less"] = ok(
         api(
             "POST", f"{base}/reservations/{held['reservation_id']}/commit", {"credits": "1.000001"}
         ),
@@ -107,7 +103,7 @@ def test_every_posting_is_projected_once_with_its_running_balance(api: Any, ledg
             Decimal("51.249999"),
         ),
     ]
-    wallet = _ok(api("GET", f"/v1/wallets/{wid}"), 200)
+    wallet = ok(api("GET", f"/v1/wallets/{wid}"), 200)
     assert (wallet["balance"], wallet["held"], wallet["available"]) == (
         "51.249999",
         "0",
@@ -134,7 +130,7 @@ def test_replaying_stream_records_changes_nothing(api: Any, ledger: Any) -> None
 def test_transactions_are_listed_newest_first_across_cursor_pages(api: Any, ledger: Any) -> None:
     wid = _wallet(api, "enterprise", "100")
     for n in range(1, 12):
-        _ok(api("POST", f"/v1/wallets/{wid}/charges", {"feature": f"f{n}", "credits": str(n)}), 201)
+        ok(api("POST", f"/v1/wallets/{wid}/charges", {"feature": f"f{n}", "credits": str(n)}), 201)
     ledger.drain()
     expected = list(reversed(ledger.check(wid)))
     assert len(expected) == 12
@@ -142,7 +138,7 @@ def test_transactions_are_listed_newest_first_across_cursor_pages(api: Any, ledg
     pages: list[list[dict[str, Any]]] = []
     query: dict[str, str] = {"limit": "5"}
     while True:
-        body = _ok(api("GET", f"/v1/wallets/{wid}/transactions", query=query), 200)
+        body = ok(api("GET", f"/v1/wallets/{wid}/transactions", query=query), 200)
         pages.append(body["items"])
         assert len(body["items"]) <= 5
         if body["next_cursor"] is None:
@@ -159,7 +155,7 @@ def test_transactions_are_listed_newest_first_across_cursor_pages(api: Any, ledg
     assert [i["at"] for i in listed] == sorted((i["at"] for i in listed), reverse=True)
 
     # One page of everything agrees with the pages.
-    body = _ok(api("GET", f"/v1/wallets/{wid}/transactions", query={"limit": "100"}), 200)
+    body = ok(api("GET", f"/v1/wallets/{wid}/transactions", query={"limit": "100"}), 200)
     assert body["items"] == listed and body["next_cursor"] is None
 
     # A cursor this list never returned is a 422, not a 5xx.
@@ -176,7 +172,7 @@ def test_released_and_committed_reservations_in_the_transactions_list(
     out = _history(api, wid)
     ledger.drain()
 
-    body = _ok(api("GET", f"/v1/wallets/{wid}/transactions"), 200)
+    body = ok(api("GET", f"/v1/wallets/{wid}/transactions"), 200)
     by_id = {i["transaction_id"]: i for i in body["items"]}
     assert len(by_id) == len(body["items"]) == 6
 

@@ -44,6 +44,7 @@ from credit_meter.storage import items as stored
 from credit_meter.storage import store, wallet_record
 from credit_meter.storage.store import Store, Update
 from devtools.apigw import FakeContext
+from tests.helpers import FakeClock, frozen_clock, wait_for
 from tests.services import Service
 from tests.storms import kinds, storm
 
@@ -55,23 +56,11 @@ ZERO = Decimal(0)
 # -- time ------------------------------------------------------------------------------------
 
 
-class Clock:
-    """The service's clock, frozen and moved by hand (one for every thread)."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def set(self, moment: datetime | float) -> None:
-        self.t = moment.timestamp() if isinstance(moment, datetime) else float(moment)
-
-
 @pytest.fixture
-def now() -> Iterator[Clock]:
-    fake = Clock()
-    fake.set(datetime(2026, 1, 15, 10, 0, tzinfo=UTC))
-    clock.set_clock(lambda: fake.t)
-    yield fake
-    clock.set_clock(None)
+def now() -> Iterator[FakeClock]:
+    """The service's clock, frozen and moved by hand (one for every thread)."""
+    with frozen_clock(datetime(2026, 1, 15, 10, 0, tzinfo=UTC)) as fake:
+        yield fake
 
 
 def utc(
@@ -241,7 +230,7 @@ def sqs_event(*wallet_ids: str) -> dict[str, Any]:
 def test_concurrent_and_duplicate_resets_start_the_next_period_once(
     metering: Service,
     ledger: Any,
-    now: Clock,
+    now: FakeClock,
     created: datetime,
     anchor: int | None,
     reset_at: datetime,
@@ -356,7 +345,7 @@ def end_hold(
 
 
 def test_reset_racing_reservations_commits_and_charges_loses_and_doubles_nothing(
-    metering: Service, ledger: Any, now: Clock
+    metering: Service, ledger: Any, now: FakeClock
 ) -> None:
     now.set(utc(2026, 3, 10, 12))
     wid = new_wallet(metering, "starter")  # 500 a month, no rollover
@@ -401,13 +390,13 @@ def test_reset_racing_reservations_commits_and_charges_loses_and_doubles_nothing
                 continue
             end_hold(service, wid, hold, rng, tally)
         if across is not None:
-            assert reset_done.wait(timeout=20), "the reset never happened"
+            wait_for(reset_done, "the resetters did not finish")
             end_hold(service, wid, across, rng, tally)
             with tally.lock:
                 tally.across += 1
 
     def resets(seed: int) -> list[Advanced]:
-        assert boundary.wait(timeout=20), "the storm never reached the period's end"
+        wait_for(boundary, "the storm did not reach the period's end")
         rng = random.Random(seed)
         done = []
         for _ in range(3):
@@ -496,7 +485,7 @@ def promo_item(ledger: Any, code: str) -> dict[str, Any]:
 
 
 def test_promo_redemption_storm_respects_the_cap_and_once_per_wallet(
-    metering: Service, ledger: Any, now: Clock
+    metering: Service, ledger: Any, now: FakeClock
 ) -> None:
     cap = 10
     code = create_promo(metering, "25", cap)
@@ -587,7 +576,7 @@ def test_promo_redemption_storm_over_http(lambdas: Any, shared_ledger: Any) -> N
 
 
 def test_referral_storm_rewards_the_referrer_at_most_ten_times(
-    metering: Service, ledger: Any, now: Clock
+    metering: Service, ledger: Any, now: FakeClock
 ) -> None:
     busy = Busy()
     referrer = new_wallet(metering, "free")
@@ -649,7 +638,7 @@ def test_referral_storm_rewards_the_referrer_at_most_ten_times(
 
 
 def test_transfer_storm_never_overspends_and_moves_each_key_once(
-    metering: Service, ledger: Any, now: Clock
+    metering: Service, ledger: Any, now: FakeClock
 ) -> None:
     busy = Busy()
     source = new_wallet(metering, "enterprise", allowance=Decimal(100))
@@ -721,7 +710,7 @@ def test_transfer_storm_never_overspends_and_moves_each_key_once(
 
 @pytest.mark.parametrize("when", ["together", "after-the-grant-is-touched"])
 def test_void_racing_charges_takes_the_grant_whole_or_refuses(
-    metering: Service, ledger: Any, now: Clock, when: str
+    metering: Service, ledger: Any, now: FakeClock, when: str
 ) -> None:
     wid = new_wallet(metering, "enterprise", allowance=Decimal(100))  # spent first
     promo = metering.grant(wid, Decimal(50), "promo", req())  # never expires: spent after
@@ -747,7 +736,7 @@ def test_void_racing_charges_takes_the_grant_whole_or_refuses(
 
     def void(seed: int) -> Voided:
         if when == "after-the-grant-is-touched":
-            assert touched.wait(timeout=20)
+            wait_for(touched, "the charges did not reach the promo grant")
         else:
             time.sleep(random.Random(seed).uniform(0, 0.02))
         return Grants().void_grant(wid, promo.grant_id)
@@ -782,7 +771,7 @@ def test_void_racing_charges_takes_the_grant_whole_or_refuses(
 
 
 def test_a_charge_between_the_voids_read_and_write_into_the_grant_refuses_the_void(
-    metering: Service, ledger: Any, now: Clock
+    metering: Service, ledger: Any, now: FakeClock
 ) -> None:
     wid = new_wallet(metering, "enterprise", allowance=Decimal(100))
     promo = metering.grant(wid, Decimal(50), "promo", req())
@@ -799,7 +788,7 @@ def test_a_charge_between_the_voids_read_and_write_into_the_grant_refuses_the_vo
 
 
 def test_a_hold_between_the_voids_read_and_write_keeps_the_grant(
-    metering: Service, ledger: Any, now: Clock
+    metering: Service, ledger: Any, now: FakeClock
 ) -> None:
     wid = new_wallet(metering, "enterprise", allowance=Decimal(100))
     promo = metering.grant(wid, Decimal(50), "promo", req())
@@ -816,7 +805,7 @@ def test_a_hold_between_the_voids_read_and_write_keeps_the_grant(
 
 
 def test_voiding_twice_answers_the_same_before_the_ledger_catches_up(
-    metering: Service, ledger: Any, now: Clock
+    metering: Service, ledger: Any, now: FakeClock
 ) -> None:
     wid = new_wallet(metering, "enterprise", allowance=Decimal(100))
     promo = metering.grant(wid, Decimal(50), "promo", req())
@@ -832,7 +821,7 @@ def test_voiding_twice_answers_the_same_before_the_ledger_catches_up(
 
 
 def test_a_grant_expiring_mid_period_is_due_then_expired_once(
-    metering: Service, ledger: Any, now: Clock
+    metering: Service, ledger: Any, now: FakeClock
 ) -> None:
     wid = new_wallet(metering, "starter")
     other = new_wallet(metering, "starter")  # nothing to expire: never due before its end
@@ -875,7 +864,7 @@ def test_a_grant_expiring_mid_period_is_due_then_expired_once(
 
 
 def test_a_charge_between_the_expiry_read_and_write_cannot_spend_expiring_credits_twice(
-    metering: Service, ledger: Any, now: Clock
+    metering: Service, ledger: Any, now: FakeClock
 ) -> None:
     wid = new_wallet(metering, "enterprise", allowance=Decimal(0))
     expiry = datetime.fromtimestamp(now.t + 86400, UTC)
@@ -896,7 +885,7 @@ def test_a_charge_between_the_expiry_read_and_write_cannot_spend_expiring_credit
 
 
 def test_a_charge_between_the_reset_read_and_write_cannot_overspend(
-    metering: Service, ledger: Any, now: Clock
+    metering: Service, ledger: Any, now: FakeClock
 ) -> None:
     wid = new_wallet(metering, "starter")
     pe = metering.get_wallet(wid).period_end
@@ -916,7 +905,7 @@ def test_a_charge_between_the_reset_read_and_write_cannot_overspend(
 
 @pytest.mark.parametrize("change", ["downgrade", "cancel-downgrade"])
 def test_a_plan_change_between_the_reset_read_and_write_is_not_lost(
-    metering: Service, ledger: Any, now: Clock, change: str
+    metering: Service, ledger: Any, now: FakeClock, change: str
 ) -> None:
     """A plan change bumps the bucket version, so a reset that read the wallet before it
     reads again and starts the next period on the plan asked for."""
@@ -945,7 +934,7 @@ def test_a_plan_change_between_the_reset_read_and_write_is_not_lost(
 
 
 def test_holds_open_across_a_reset_commit_without_overdrawing(
-    metering: Service, ledger: Any, now: Clock
+    metering: Service, ledger: Any, now: FakeClock
 ) -> None:
     wid = new_wallet(metering, "starter")
     pe = metering.get_wallet(wid).period_end

@@ -40,6 +40,7 @@ from credit_meter.storage import store as store_module
 from credit_meter.storage import wallet_record
 from devtools import table
 from devtools.stream_pump import StreamPump
+from tests.ddb_clients import local_client, patient_store
 from tests.integration.conftest import Ledger, _as_lambda_sends, call_handler, function_env
 from tests.principals import TEST_ORG
 from tests.services import Service
@@ -313,7 +314,9 @@ def projected_ledger(
             batches.append([r["dynamodb"]["SequenceNumber"] for r in records])
         return handler({"Records": records}, context)
 
-    pump = StreamPump(endpoint, arn, project, batch_size=batch_size)
+    pump = StreamPump(
+        lambda: local_client(endpoint, "dynamodbstreams"), arn, project, batch_size=batch_size
+    )
     return Ledger(ddb_client, table_name, pump, seen)
 
 
@@ -338,7 +341,7 @@ def stormed(ddb_client: Any, ddb_local_endpoint: str) -> Iterator[Stormed]:
     ):
         for variable, value in function_env(ddb_local_endpoint, name).items():
             mp.setenv(variable, value)
-        store_module.reset_client()
+        patient_store()
         clock.set_clock(_thread_clock)
         try:
             metering = Service()

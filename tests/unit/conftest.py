@@ -20,7 +20,6 @@ The store and the handlers read ``TABLE_NAME`` on every request, so they follow 
 from __future__ import annotations
 
 import base64 as b64
-import importlib
 import json
 import os
 import warnings
@@ -37,6 +36,7 @@ from credit_meter.storage import items as stored
 from credit_meter.storage import store
 from devtools import table
 from devtools.apigw import FakeContext, http_event
+from tests.helpers import handler_module
 from tests.principals import DEFAULT
 
 Api = Callable[..., tuple[int, dict[str, str], Any]]
@@ -93,21 +93,28 @@ def module_table(aws: Any) -> Iterator[str]:
         yield name
 
 
-def _handler_module(name: str) -> Any:
-    """Import a function's module. Powertools reads its settings (the metrics namespace, ...)
-    when the module is imported, so test modules import handlers through the fixtures here,
-    after ``aws`` has set the environment, never at collection time. Should another test
-    have imported the module earlier without that environment, the namespace is set here."""
-    module = importlib.import_module(name)
-    if module.metrics.namespace is None:
-        module.metrics.namespace = _FUNCTION_ENV["POWERTOOLS_METRICS_NAMESPACE"]
-    return module
+def _invoke(
+    handler: Callable[..., dict[str, Any]], event: dict[str, Any], *, base64: bool = False
+) -> tuple[int, dict[str, str], Any]:
+    """One invocation of an HTTP function's handler with an API Gateway event: ``(status,
+    headers, body)``, the body parsed when it is JSON. ``base64``: send the body
+    base64-encoded (``isBase64Encoded``), as API Gateway sends a binary body."""
+    if base64 and event.get("body") is not None and not event["isBase64Encoded"]:
+        event["body"] = b64.b64encode(event["body"].encode()).decode("ascii")
+        event["isBase64Encoded"] = True
+    with _quiet():
+        response = handler(event, FakeContext())
+    out_headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
+    raw = response.get("body")
+    if raw and not out_headers.get("content-type", "").endswith("json"):
+        return response["statusCode"], out_headers, raw  # a CSV file, say
+    return response["statusCode"], out_headers, json.loads(raw) if raw else None
 
 
 @pytest.fixture(scope="module")
 def metering_app(aws: Any) -> Any:
     """The metering handler's module (``functions/metering_api/app.py``)."""
-    return _handler_module("metering_api.app")
+    return handler_module("metering_api.app")
 
 
 @pytest.fixture(scope="module")
@@ -137,16 +144,7 @@ def api(metering_app: Any) -> Api:
             hdrs.setdefault("content-type", "application/json")
         sent = {k: v for k, v in hdrs.items() if v is not None}  # None: leave the header out
         event = http_event(method, path, body, sent, query, claims=as_)
-        if base64 and event.get("body") is not None and not event["isBase64Encoded"]:
-            event["body"] = b64.b64encode(event["body"].encode()).decode("ascii")
-            event["isBase64Encoded"] = True
-        with _quiet():
-            response = handler(event, FakeContext())
-        out_headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
-        raw = response.get("body")
-        if raw and not out_headers.get("content-type", "").endswith("json"):
-            return response["statusCode"], out_headers, raw  # a CSV file, say
-        return response["statusCode"], out_headers, json.loads(raw) if raw else None
+        return _invoke(handler, event, base64=base64)
 
     return call
 
@@ -223,7 +221,7 @@ def project_ledger(stream_event: Callable[[], dict[str, Any]]) -> Callable[[], N
     Each call reads every shard from ``TRIM_HORIZON``: replaying records already projected
     rewrites identical entries (they are keyed by ``seq``) and adds to no rollup twice.
     """
-    handler = _handler_module("ledger_projector.app").handler
+    handler = handler_module("ledger_projector.app").handler
 
     def project() -> None:
         with _quiet():
@@ -293,7 +291,7 @@ def stripe_requests(fake_stripe: Any) -> Any:
 @pytest.fixture(scope="module")
 def webhook_app(stripe_env: dict[str, str]) -> Any:
     """The Stripe webhook handler's module (``functions/stripe_webhook/app.py``)."""
-    return _handler_module("stripe_webhook.app")
+    return handler_module("stripe_webhook.app")
 
 
 @pytest.fixture(scope="module")
@@ -328,16 +326,7 @@ def webhook(webhook_app: Any, stripe_env: dict[str, str]) -> Webhook:
             hdrs["stripe-signature"] = signature
         hdrs.update({k.lower(): v for k, v in (headers or {}).items()})
         event = http_event("POST", "/v1/webhooks/stripe", payload, hdrs)
-        if base64 and event.get("body") is not None and not event["isBase64Encoded"]:
-            event["body"] = b64.b64encode(event["body"].encode()).decode("ascii")
-            event["isBase64Encoded"] = True
-        with _quiet():
-            response = handler(event, FakeContext())
-        out_headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
-        raw = response.get("body")
-        if raw and not out_headers.get("content-type", "").endswith("json"):
-            return response["statusCode"], out_headers, raw  # a CSV file, say
-        return response["statusCode"], out_headers, json.loads(raw) if raw else None
+        return _invoke(handler, event, base64=base64)
 
     return deliver
 
@@ -347,7 +336,7 @@ def alerts_app(stripe_env: dict[str, str]) -> Any:
     """The alerts handler's module (``functions/alerts/app.py``): the table stream's second
     reader, which publishes alerts and runs the auto top-up. No event bus or topic is set, so
     alerts go to the local sink (the log) unless a test sets them."""
-    return _handler_module("alerts.app")
+    return handler_module("alerts.app")
 
 
 @pytest.fixture(scope="module")

@@ -38,6 +38,7 @@ from credit_meter.billing.plans import Plans
 from credit_meter.core.errors import OrgNotFound, WalletNotFound
 from credit_meter.storage.store import Store
 from devtools.apigw import FakeContext, http_event
+from tests.helpers import PROBLEM_JSON, ok
 from tests.principals import org_token, token
 
 Api = Callable[..., tuple[int, dict[str, str], Any]]
@@ -46,7 +47,6 @@ Json = dict[str, Any]
 ORG_A, ORG_B = "org-a", "org-b"
 A, B, MISSING = "wa", "wb", "w-missing"
 PROBE = {"probe": 1}  # a field no request body has: 422 once the handler reads the body
-PROBLEM_JSON = "application/problem+json"
 DOC = Path(__file__).parents[2] / "docs" / "access.md"
 
 
@@ -162,10 +162,6 @@ def unauthenticated(response: tuple[int, dict[str, str], Any]) -> None:
 def world(module_table: str, api: Api, project_ledger: Callable[[], None]) -> Json:
     """``wa`` in org-a with a member budget, charges by the member, by ana and by nobody, an
     open reservation and a promo grant; ``wb`` in org-b; a promo code."""
-
-    def ok(response: tuple[int, dict[str, str], Any], status: int = 200) -> Any:
-        assert response[0] == status, response[2]
-        return response[2]
 
     owner_a, owner_b = org_token(ORG_A), org_token(ORG_B)
     wa, wb = f"/v1/wallets/{A}", f"/v1/wallets/{B}"

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from credit_meter.core import clock
 from credit_meter.core.catalog import catalog
 from credit_meter.core.errors import InvalidRequest
 from credit_meter.metering.service import Cost, Metering, Request
+from tests.helpers import FakeClock, frozen_clock, ok
 
 Api = Callable[..., tuple[int, dict[str, str], Any]]
 
@@ -39,34 +39,17 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + "000Z"
 
 
-class Clock:
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def advance(self, seconds: float = 1) -> None:
-        self.now += timedelta(seconds=seconds)
+@pytest.fixture
+def now() -> Iterator[FakeClock]:
+    with frozen_clock(START) as fake:
+        yield fake
 
 
 @pytest.fixture
-def now() -> Iterator[Clock]:
-    fake = Clock(START)
-    clock.set_clock(lambda: fake.now.timestamp())
-    yield fake
-    clock.set_clock(None)
-
-
-@pytest.fixture
-def wallet(api: Api, now: Clock) -> dict[str, Any]:
+def wallet(api: Api, now: FakeClock) -> dict[str, Any]:
     """Wallet w1 on the free plan: 50 credits."""
     status, _, body = api("PUT", W, {"plan": "free"})
     assert status == 201, body
-    return body
-
-
-def ok(response: tuple[int, dict[str, str], Any], status: int) -> Any:
-    got, headers, body = response
-    assert got == status, body
-    assert headers["content-type"] == "application/json"
     return body
 
 
@@ -90,7 +73,7 @@ def fields(problem: dict[str, Any]) -> list[str]:
 # -- wallets --------------------------------------------------------------------------------
 
 
-def test_put_creates_with_the_plan_allowance_then_updates(api: Api, now: Clock) -> None:
+def test_put_creates_with_the_plan_allowance_then_updates(api: Api, now: FakeClock) -> None:
     created = ok(api("PUT", W, {"plan": "free"}), 201)
     assert created["plan"] == "free" and created["balance"] == "50"
 
@@ -109,7 +92,7 @@ def test_put_creates_with_the_plan_allowance_then_updates(api: Api, now: Clock) 
     assert (kept["plan"], kept["pending_plan"], kept["balance"]) == ("pro", None, "2500")
 
 
-def test_enterprise_wallet_takes_a_custom_allowance(api: Api, now: Clock) -> None:
+def test_enterprise_wallet_takes_a_custom_allowance(api: Api, now: FakeClock) -> None:
     body = ok(api("PUT", W, {"plan": "enterprise", "allowance": "123.5"}), 201)
     assert (body["plan"], body["allowance"], body["balance"]) == ("enterprise", "123.5", "123.5")
 
@@ -166,7 +149,7 @@ def test_amounts_are_decimal_strings(api: Api, wallet: dict[str, Any]) -> None:
     ],
 )
 def test_reserve_holds_credits(
-    api: Api, now: Clock, wallet: dict[str, Any], extra: dict[str, Any], lifetime: int
+    api: Api, now: FakeClock, wallet: dict[str, Any], extra: dict[str, Any], lifetime: int
 ) -> None:
     body = reserve(api, "12.25", member_id="alice", **extra)
     assert body.keys() == {"reservation_id", "status", "credits", "expires_at"}
@@ -568,7 +551,7 @@ def test_a_bad_base64_encoded_body_is_refused_like_any_other(
 
 
 def test_transactions_newest_first_with_released_holds_at_zero(
-    api: Api, now: Clock, wallet: dict[str, Any], project_ledger: Callable[[], None]
+    api: Api, now: FakeClock, wallet: dict[str, Any], project_ledger: Callable[[], None]
 ) -> None:
     committed = reserve(api, "6", member_id="alice")["reservation_id"]
     now.advance()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import socket
 import warnings
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +27,7 @@ from credit_meter.storage import items, wallet_record
 from credit_meter.storage.store import Store
 from devtools import stripe_events as se
 from devtools.apigw import FakeContext
+from tests.helpers import FakeClock, frozen_clock, ok
 
 Api = Callable[..., tuple[int, dict[str, str], Any]]
 Json = dict[str, Any]
@@ -40,30 +41,13 @@ CUSTOMER = "cus_unitFakeAutoBuyer"
 BACKOFF = 3600
 
 
-class Clock:
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 @pytest.fixture
-def now() -> Iterator[Clock]:
-    fake = Clock(T0)
-    clock.set_clock(lambda: fake.now.timestamp())
-    yield fake
-    clock.set_clock(None)
+def now() -> Iterator[FakeClock]:
+    with frozen_clock(T0) as fake:
+        yield fake
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-def ok(response: tuple[int, dict[str, str], Any], status: int) -> Any:
-    got, headers, body = response
-    assert got == status, body
-    assert headers["content-type"] == "application/json"
-    return body
 
 
 def create(api: Api, wallet_id: str = "w1", plan: str = "free") -> None:
@@ -157,7 +141,7 @@ def credit_last_attempt(api: Api, webhook: Callable[..., Any], fake: Any) -> Jso
 # -- PUT / GET ------------------------------------------------------------------------------
 
 
-def test_auto_top_up_is_off_until_set(api: Api, now: Clock) -> None:
+def test_auto_top_up_is_off_until_set(api: Api, now: FakeClock) -> None:
     create(api)
     assert settings(api) == {
         "wallet_id": "w1",
@@ -172,7 +156,7 @@ def test_auto_top_up_is_off_until_set(api: Api, now: Clock) -> None:
 
 
 def test_enable_with_the_card_of_a_paid_checkout(
-    api: Api, webhook: Callable[..., Any], stripe_requests: Any, now: Clock, table_items: Any
+    api: Api, webhook: Callable[..., Any], stripe_requests: Any, now: FakeClock, table_items: Any
 ) -> None:
     create(api)
     pi = buy_and_save(api, webhook, stripe_requests)
@@ -200,7 +184,7 @@ def test_enable_with_the_card_of_a_paid_checkout(
     assert (item["atx"], item["ats"], item["atn"]) == (100, "armed", 0)
 
 
-def test_enable_with_a_card_given_explicitly(api: Api, now: Clock) -> None:
+def test_enable_with_a_card_given_explicitly(api: Api, now: FakeClock) -> None:
     create(api)
     body = enable(
         api,
@@ -216,14 +200,14 @@ def test_enable_with_a_card_given_explicitly(api: Api, now: Clock) -> None:
     assert (saved["customer_id"], saved["payment_method_id"]) == (CUSTOMER, "pm_card_mastercard")
 
 
-def test_a_threshold_of_zero_is_allowed(api: Api, now: Clock) -> None:
+def test_a_threshold_of_zero_is_allowed(api: Api, now: FakeClock) -> None:
     create(api)
     body = enable(api, threshold="0", customer_id=CUSTOMER, payment_method_id="pm_card_visa")
     assert (body["threshold"], body["state"]) == ("0", "armed")
 
 
 def test_disable_keeps_the_card_and_hides_the_wallet_from_the_function(
-    api: Api, now: Clock
+    api: Api, now: FakeClock
 ) -> None:
     create(api)
     enable(api, customer_id=CUSTOMER, payment_method_id="pm_card_visa")
@@ -239,13 +223,13 @@ def test_disable_keeps_the_card_and_hides_the_wallet_from_the_function(
     assert enable(api, threshold="10")["state"] == "armed"
 
 
-def test_auto_top_up_of_an_unknown_wallet_is_404(api: Api, now: Clock) -> None:
+def test_auto_top_up_of_an_unknown_wallet_is_404(api: Api, now: FakeClock) -> None:
     status, _, body = api("GET", "/v1/wallets/nobody/auto-topup")
     assert (status, body["type"]) == (404, "/problems/wallet-not-found")
 
 
 def test_a_checkout_without_save_payment_method_saves_no_card(
-    api: Api, webhook: Callable[..., Any], stripe_requests: Any, now: Clock
+    api: Api, webhook: Callable[..., Any], stripe_requests: Any, now: FakeClock
 ) -> None:
     create(api)
     buy_and_save(api, webhook, stripe_requests, save=False)
@@ -257,7 +241,7 @@ def test_a_checkout_without_save_payment_method_saves_no_card(
 
 
 def test_the_last_saved_card_is_the_one_charged(
-    api: Api, webhook: Callable[..., Any], stripe_requests: Any, now: Clock, run: Run
+    api: Api, webhook: Callable[..., Any], stripe_requests: Any, now: FakeClock, run: Run
 ) -> None:
     create(api)
     buy_and_save(api, webhook, stripe_requests, payment_method="pm_card_visa")
@@ -274,7 +258,7 @@ def test_the_last_saved_card_is_the_one_charged(
 
 
 def test_a_crossing_fires_one_payment_and_a_credit_re_arms_it(
-    api: Api, webhook: Callable[..., Any], stripe_requests: Any, now: Clock, run: Run
+    api: Api, webhook: Callable[..., Any], stripe_requests: Any, now: FakeClock, run: Run
 ) -> None:
     fake = stripe_requests
     create(api)
@@ -334,7 +318,7 @@ def test_a_crossing_fires_one_payment_and_a_credit_re_arms_it(
 
 
 def test_a_credit_that_leaves_the_wallet_below_keeps_it_fired(
-    api: Api, webhook: Callable[..., Any], stripe_requests: Any, now: Clock, run: Run
+    api: Api, webhook: Callable[..., Any], stripe_requests: Any, now: FakeClock, run: Run
 ) -> None:
     fake = stripe_requests
     create(api)
@@ -355,7 +339,7 @@ def test_a_credit_that_leaves_the_wallet_below_keeps_it_fired(
 
 
 def test_a_declined_card_backs_off_for_an_hour(
-    api: Api, webhook: Callable[..., Any], stripe_requests: Any, now: Clock, run: Run
+    api: Api, webhook: Callable[..., Any], stripe_requests: Any, now: FakeClock, run: Run
 ) -> None:
     fake = stripe_requests
     create(api)
@@ -398,7 +382,7 @@ def test_a_declined_card_backs_off_for_an_hour(
 
 
 def test_a_failed_payment_webhook_for_an_auto_top_up_also_backs_off(
-    api: Api, webhook: Callable[..., Any], stripe_requests: Any, now: Clock, run: Run
+    api: Api, webhook: Callable[..., Any], stripe_requests: Any, now: FakeClock, run: Run
 ) -> None:
     fake = stripe_requests
     create(api)
@@ -436,7 +420,7 @@ def test_a_failed_payment_webhook_for_an_auto_top_up_also_backs_off(
 
 
 def test_disabling_stops_it(
-    api: Api, webhook: Callable[..., Any], stripe_requests: Any, now: Clock, run: Run
+    api: Api, webhook: Callable[..., Any], stripe_requests: Any, now: FakeClock, run: Run
 ) -> None:
     fake = stripe_requests
     create(api)
@@ -452,7 +436,7 @@ def test_disabling_stops_it(
 
 
 def test_disabling_after_a_crossing_makes_no_further_attempt(
-    api: Api, webhook: Callable[..., Any], stripe_requests: Any, now: Clock, run: Run
+    api: Api, webhook: Callable[..., Any], stripe_requests: Any, now: FakeClock, run: Run
 ) -> None:
     fake = stripe_requests
     create(api)
@@ -469,7 +453,7 @@ def test_disabling_after_a_crossing_makes_no_further_attempt(
 
 
 def test_a_wallet_without_auto_top_up_is_never_charged(
-    api: Api, stripe_requests: Any, now: Clock, run: Run
+    api: Api, stripe_requests: Any, now: FakeClock, run: Run
 ) -> None:
     create(api)
     charge(api, "49")
@@ -480,7 +464,7 @@ def test_a_wallet_without_auto_top_up_is_never_charged(
 def test_stripe_unreachable_fails_the_record_and_its_retry_buys_once(
     api: Api,
     stripe_requests: Any,
-    now: Clock,
+    now: FakeClock,
     run: Run,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -515,7 +499,7 @@ def test_stripe_unreachable_fails_the_record_and_its_retry_buys_once(
 def test_records_that_are_not_wallet_writes_are_ignored(
     api: Api,
     stripe_requests: Any,
-    now: Clock,
+    now: FakeClock,
     run: Run,
     stream_records: Callable[[], list[Json]],
 ) -> None:
@@ -536,7 +520,7 @@ def test_records_that_are_not_wallet_writes_are_ignored(
 
 
 def test_an_auto_top_up_payment_is_listed_and_credited_once(
-    api: Api, webhook: Callable[..., Any], stripe_requests: Any, now: Clock, run: Run
+    api: Api, webhook: Callable[..., Any], stripe_requests: Any, now: FakeClock, run: Run
 ) -> None:
     fake = stripe_requests
     create(api)
@@ -555,7 +539,7 @@ def test_an_auto_top_up_payment_is_listed_and_credited_once(
 
 
 def test_saving_the_settings_again_while_a_top_up_is_in_flight_buys_nothing_more(
-    api: Api, webhook: Callable[..., Any], stripe_requests: Any, now: Clock, run: Run
+    api: Api, webhook: Callable[..., Any], stripe_requests: Any, now: FakeClock, run: Run
 ) -> None:
     fake = stripe_requests
     create(api)

@@ -71,12 +71,12 @@ NO_WALLET = {"promo-code"}  # routes without a wallet in the path
 OVERSIZED = json.dumps({"feature": "chat", "credits": "1", "pad": "x" * (16 * 1024)})
 
 
-# Every route reads its body through the same code; it gets the whole table of malformed
-# bodies on one route with a required body and one with an optional body, and the core of it
-# everywhere else.
+# Every route reads its body through the same code (the metering function's ``_body``); it
+# gets the whole table of malformed bodies on one route with a required body and one with an
+# optional body, and elsewhere one of each kind of refusal: JSON that does not parse, JSON
+# that is not an object, a media type that is not JSON (each route reads its body).
 FULL_BODY_CHECKS = {"reserve", "commit"}
-CORE = {"malformed-json", "json-array", "json-string", "json-number", "bare-NaN"}
-CORE |= {"text-plain", "form-urlencoded"}
+CORE = {"malformed-json", "json-array", "text-plain"}
 # A body that is not UTF-8 reaches the handler base64-encoded (``isBase64Encoded``), as API
 # Gateway sends it: "invalid-utf8" below.
 
@@ -151,6 +151,12 @@ def wallet_cases() -> list[Any]:
     return cases
 
 
+# Every keyed route reads the header through the same check (the metering function's
+# ``_request``): every bad key on one route, and on each other route one (a header injection).
+FULL_KEY_CHECKS = "reserve"
+CORE_KEY = "newline"
+
+
 def idempotency_key_cases() -> list[Any]:
     keys = {
         "too-long": "k" * 256,
@@ -173,6 +179,7 @@ def idempotency_key_cases() -> list[Any]:
         )
         for route in KEYED
         for name, key in keys.items()
+        if route == FULL_KEY_CHECKS or name == CORE_KEY
     ]
 
 
@@ -268,6 +275,19 @@ COSTED_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "extra-field": ({"feature": "chat", "credits": "1", "colour": "red"}, "colour"),
 }
+
+# ChargeIn and ReserveIn share their cost's validation (api/models.py: ``_Required``) and the
+# ``Name`` type of feature and member_id: the whole table runs on reserve, and on charge one
+# case for each of its fields and each check of the cost as a whole.
+CHARGE_SAMPLE = (
+    "feature-missing",
+    "member-id-number",
+    "credits-words",
+    "credits-and-usage",
+    "neither-credits-nor-usage",
+    "usage-unknown-meter",
+    "extra-field",
+)
 
 RESERVE_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
     f"expires-in-{name}": (
@@ -582,7 +602,7 @@ def field_cases() -> list[Any]:
         (
             "charge",
             {
-                **COSTED_FIELDS,
+                **{name: COSTED_FIELDS[name] for name in CHARGE_SAMPLE},
                 "expires-in-not-allowed": (
                     {"feature": "chat", "credits": "1", "expires_in_seconds": 60},
                     "expires_in_seconds",
@@ -913,6 +933,12 @@ def query_cases() -> list[Any]:
     return [*list_query_cases("transactions"), *list_query_cases("grants")]
 
 
+# Every list pages with the same model (api/models.py: ``PageQuery``): the whole table of bad
+# limits on the transactions list, on the others one below the range and one not a number.
+# Each list's cursors are its own (keys of another list are refused), so all are kept.
+LIMIT_SAMPLE = ("zero", "abc")
+
+
 def list_query_cases(listing: str) -> list[Any]:
     """The paging parameters of a list (``transactions`` or ``grants``)."""
     path = f"{W}/{listing}"
@@ -924,6 +950,8 @@ def list_query_cases(listing: str) -> list[Any]:
         "fraction": "1.5",
         "empty": "",
     }
+    if listing != "transactions":  # the same paging model (PageQuery): a sample
+        bad_limits = {k: v for k, v in bad_limits.items() if k in LIMIT_SAMPLE}
     bad_cursors = {
         "garbage": "!!!not-a-cursor!!!",
         "empty": "",

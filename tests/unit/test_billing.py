@@ -12,7 +12,6 @@ expected number is worked out by hand in the comments next to it.
 from __future__ import annotations
 
 import copy
-import importlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -21,42 +20,27 @@ from typing import Any
 import pytest
 
 from credit_meter.billing.periods import Advanced, Periods
-from credit_meter.core import clock, periods, wallets
+from credit_meter.core import periods, wallets
 from credit_meter.core.money import fmt
 from credit_meter.reports import projector
 from credit_meter.storage import items, wallet_record
 from credit_meter.storage.store import Store
 from devtools.apigw import FakeContext
+from tests.helpers import FakeClock, frozen_clock, handler_module, ok, pages, problem
 
 Api = Callable[..., tuple[int, dict[str, str], Any]]
 
 pytestmark = pytest.mark.usefixtures("fresh_table")
 
-PROBLEM_JSON = "application/problem+json"
 T0 = datetime(2026, 1, 31, 15, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
 ZERO = Decimal(0)
 
 
-class Clock:
-    """The service's clock, moved by hand."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def set(self, moment: datetime) -> None:
-        self.now = moment
-
-    def advance(self, delta: timedelta = timedelta(seconds=1)) -> None:
-        self.now += delta
-
-
 @pytest.fixture
-def now() -> Iterator[Clock]:
-    fake = Clock(T0)
-    clock.set_clock(lambda: fake.now.timestamp())
-    yield fake
-    clock.set_clock(None)
+def now() -> Iterator[FakeClock]:
+    with frozen_clock(T0) as fake:
+        yield fake
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -76,22 +60,6 @@ def ts(moment: datetime) -> int:
 
 def path(wallet_id: str) -> str:
     return f"/v1/wallets/{wallet_id}"
-
-
-def ok(response: tuple[int, dict[str, str], Any], status: int) -> Any:
-    got, headers, body = response
-    assert got == status, body
-    assert headers["content-type"] == "application/json"
-    return body
-
-
-def problem(response: tuple[int, dict[str, str], Any], status: int, code: str) -> Any:
-    got, headers, body = response
-    assert got == status, body
-    assert headers["content-type"] == PROBLEM_JSON
-    assert body["type"] == f"/problems/{code}", body
-    assert body["status"] == status and body["title"] and body["detail"]
-    return body
 
 
 def fields(body: dict[str, Any]) -> list[str]:
@@ -193,20 +161,6 @@ def refer(api: Api, wallet_id: str, referrer: str) -> tuple[int, dict[str, str],
 def advance(wallet_id: str) -> Advanced:
     """What the reset worker does for one queued wallet."""
     return Periods().advance(wallet_id)
-
-
-def pages(api: Api, url: str, limit: int = 100) -> list[dict[str, Any]]:
-    """Every item of a paginated list, following ``next_cursor``."""
-    found: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        query = {"limit": str(limit)} | ({"cursor": cursor} if cursor else {})
-        page = ok(api("GET", url, query=query), 200)
-        assert len(page["items"]) <= limit
-        found.extend(page["items"])
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return found
 
 
 def ledger(api: Api, wallet_id: str) -> list[dict[str, Any]]:
@@ -357,7 +311,7 @@ def check_ledger_explains(api: Api, wallet_id: str, project: Callable[[], None])
 )
 def test_the_first_period(
     api: Api,
-    now: Clock,
+    now: FakeClock,
     created: datetime,
     anchor_day: int | None,
     start: datetime,
@@ -386,7 +340,7 @@ def test_the_first_period(
     ],
 )
 def test_month_end_anchors_clamp_to_short_months_and_come_back(
-    api: Api, now: Clock, anchor: int, year: int, ends: list[tuple[int, int]]
+    api: Api, now: FakeClock, anchor: int, year: int, ends: list[tuple[int, int]]
 ) -> None:
     now.set(utc(year, 1, anchor, 9))
     create(api, "w1", anchor_day=anchor)
@@ -402,7 +356,7 @@ def test_month_end_anchors_clamp_to_short_months_and_come_back(
     assert get(api, "w1")["anchor_day"] == anchor
 
 
-def test_anchor_31_across_the_new_year(api: Api, now: Clock) -> None:
+def test_anchor_31_across_the_new_year(api: Api, now: FakeClock) -> None:
     now.set(utc(2027, 12, 31, 12))
     assert create(api, "w1")["period"] == {
         "start": iso(utc(2027, 12, 31)),
@@ -445,7 +399,7 @@ def test_add_month_and_period_at() -> None:
 
 
 def test_a_wallet_reset_late_skips_the_periods_it_missed(
-    api: Api, now: Clock, project_ledger: Callable[[], None]
+    api: Api, now: FakeClock, project_ledger: Callable[[], None]
 ) -> None:
     create(api, "w1")
     charge(api, "w1", "20")  # 30 of the allowance left
@@ -462,7 +416,7 @@ def test_a_wallet_reset_late_skips_the_periods_it_missed(
 
 
 def test_the_anchor_day_is_set_at_creation_and_stays(
-    api: Api, now: Clock, table_items: Any
+    api: Api, now: FakeClock, table_items: Any
 ) -> None:
     created = create(api, "w1", anchor_day=10)
     assert created["anchor_day"] == 10
@@ -481,7 +435,7 @@ def test_the_anchor_day_is_set_at_creation_and_stays(
 
 
 def test_an_upgrade_grants_the_difference_at_once(
-    api: Api, now: Clock, project_ledger: Callable[[], None]
+    api: Api, now: FakeClock, project_ledger: Callable[[], None]
 ) -> None:
     create(api, "w1")
     charge(api, "w1", "30")  # free: 50 - 30 = 20 left
@@ -510,7 +464,7 @@ def test_an_upgrade_grants_the_difference_at_once(
 
 
 def test_a_downgrade_waits_for_the_next_reset(
-    api: Api, now: Clock, project_ledger: Callable[[], None]
+    api: Api, now: FakeClock, project_ledger: Callable[[], None]
 ) -> None:
     create(api, "w1", "pro")
     seen = entry_count(api, "w1", project_ledger)
@@ -543,7 +497,7 @@ def test_a_downgrade_waits_for_the_next_reset(
     check_ledger_explains(api, "w1", project_ledger)
 
 
-def test_the_current_plan_again_cancels_a_pending_downgrade(api: Api, now: Clock) -> None:
+def test_the_current_plan_again_cancels_a_pending_downgrade(api: Api, now: FakeClock) -> None:
     create(api, "w1", "pro")
     assert ok(api("PUT", path("w1"), {"plan": "free"}), 200)["pending_plan"] == "free"
     kept = ok(api("PUT", path("w1"), {"plan": "pro"}), 200)
@@ -555,7 +509,7 @@ def test_the_current_plan_again_cancels_a_pending_downgrade(api: Api, now: Clock
     assert (body["plan"], body["allowance"], body["balance"]) == ("pro", "2500", "3750")
 
 
-def test_an_upgrade_replaces_a_pending_downgrade(api: Api, now: Clock) -> None:
+def test_an_upgrade_replaces_a_pending_downgrade(api: Api, now: FakeClock) -> None:
     create(api, "w1", "pro")
     ok(api("PUT", path("w1"), {"plan": "starter"}), 200)
     body = ok(api("PUT", path("w1"), {"plan": "scale"}), 200)
@@ -567,7 +521,7 @@ def test_an_upgrade_replaces_a_pending_downgrade(api: Api, now: Clock) -> None:
     assert (get(api, "w1")["plan"], get(api, "w1")["allowance"]) == ("scale", "10000")
 
 
-def test_an_upgrade_in_the_reset_window_counts_for_the_new_period(api: Api, now: Clock) -> None:
+def test_an_upgrade_in_the_reset_window_counts_for_the_new_period(api: Api, now: FakeClock) -> None:
     # Upgrading at 00:02, before the reset job has run, must end where upgrading at 00:06,
     # just after it, ends: free's 50 expire unrolled, and the new period is pro's 2500.
     create(api, "w1")
@@ -583,7 +537,7 @@ def test_an_upgrade_in_the_reset_window_counts_for_the_new_period(api: Api, now:
 
 
 def test_a_downgrade_in_the_reset_window_waits_for_the_following_reset(
-    api: Api, now: Clock
+    api: Api, now: FakeClock
 ) -> None:
     create(api, "w1", "pro")
     now.set(utc(2026, 2, 28, 0, 2))  # the pro period Feb 28 -> Mar 31 has begun
@@ -596,7 +550,7 @@ def test_a_downgrade_in_the_reset_window_waits_for_the_following_reset(
     assert body["balance"] == "3750"
 
 
-def test_a_custom_allowance_changes_like_a_plan(api: Api, now: Clock) -> None:
+def test_a_custom_allowance_changes_like_a_plan(api: Api, now: FakeClock) -> None:
     create(api, "w1", "enterprise", allowance="100")
     up = ok(api("PUT", path("w1"), {"plan": "enterprise", "allowance": "300"}), 200)
     assert (up["allowance"], up["balance"], up["pending_plan"]) == ("300", "300", None)
@@ -616,7 +570,7 @@ def test_a_custom_allowance_changes_like_a_plan(api: Api, now: Clock) -> None:
 
 
 def test_a_reset_expires_the_old_allowance_and_grants_the_new(
-    api: Api, now: Clock, project_ledger: Callable[[], None], table_items: Any
+    api: Api, now: FakeClock, project_ledger: Callable[[], None], table_items: Any
 ) -> None:
     create(api, "w1")
     charge(api, "w1", "20")
@@ -670,7 +624,7 @@ def test_an_unknown_wallet_is_not_reset() -> None:
 )
 def test_rollover_caps(
     api: Api,
-    now: Clock,
+    now: FakeClock,
     project_ledger: Callable[[], None],
     plan: str,
     spent: str,
@@ -696,7 +650,7 @@ def test_rollover_caps(
     check_ledger_explains(api, "w1", project_ledger)
 
 
-def test_a_rollover_is_allowance_and_does_not_roll_twice(api: Api, now: Clock) -> None:
+def test_a_rollover_is_allowance_and_does_not_roll_twice(api: Api, now: FakeClock) -> None:
     create(api, "w1", "pro")
     now.set(utc(2026, 2, 28))
     advance("w1")  # 2500 unused: 1250 rolled + 2500 = 3750
@@ -708,7 +662,7 @@ def test_a_rollover_is_allowance_and_does_not_roll_twice(api: Api, now: Clock) -
 
 
 def test_overage_plan_goes_below_zero_and_writes_the_deficit_off_at_reset(
-    api: Api, now: Clock, project_ledger: Callable[[], None]
+    api: Api, now: FakeClock, project_ledger: Callable[[], None]
 ) -> None:
     body = create(api, "w1", "scale")
     assert body["overage"] is True
@@ -735,7 +689,7 @@ def test_overage_plan_goes_below_zero_and_writes_the_deficit_off_at_reset(
 
 
 def test_a_plan_without_overage_repays_the_deficit_from_the_new_allowance(
-    api: Api, now: Clock, project_ledger: Callable[[], None]
+    api: Api, now: FakeClock, project_ledger: Callable[[], None]
 ) -> None:
     create(api, "w1")
     rid = reserve(api, "w1", "50")
@@ -757,7 +711,7 @@ def test_a_plan_without_overage_repays_the_deficit_from_the_new_allowance(
 
 
 def test_business_purchases_last_one_period(
-    api: Api, now: Clock, project_ledger: Callable[[], None]
+    api: Api, now: FakeClock, project_ledger: Callable[[], None]
 ) -> None:
     create(api, "biz", "business")
     create(api, "free")
@@ -788,7 +742,9 @@ def test_business_purchases_last_one_period(
     check_ledger_explains(api, "biz", project_ledger)
 
 
-def test_a_business_purchase_in_the_reset_window_lasts_the_new_period(api: Api, now: Clock) -> None:
+def test_a_business_purchase_in_the_reset_window_lasts_the_new_period(
+    api: Api, now: FakeClock
+) -> None:
     create(api, "biz", "business")
     now.set(utc(2026, 2, 28, 0, 2))  # the period ended, its reset has not run yet
     topup = grant(api, "biz", "500", "purchase")
@@ -800,7 +756,7 @@ def test_a_business_purchase_in_the_reset_window_lasts_the_new_period(api: Api, 
 
 
 def test_a_promo_grant_expires_at_its_own_time_before_the_period_ends(
-    api: Api, now: Clock, project_ledger: Callable[[], None]
+    api: Api, now: FakeClock, project_ledger: Callable[[], None]
 ) -> None:
     create(api, "w1")
     expiry = utc(2026, 2, 5, 12)
@@ -827,7 +783,7 @@ def test_a_promo_grant_expires_at_its_own_time_before_the_period_ends(
 
 
 def test_a_hold_open_across_a_reset_keeps_the_credits_it_reserved(
-    api: Api, now: Clock, project_ledger: Callable[[], None]
+    api: Api, now: FakeClock, project_ledger: Callable[[], None]
 ) -> None:
     create(api, "w1")
     charge(api, "w1", "10")
@@ -878,7 +834,7 @@ def test_a_hold_open_across_a_reset_keeps_the_credits_it_reserved(
 
 
 def test_credits_held_across_a_promo_expiry_are_kept_for_the_hold(
-    api: Api, now: Clock, project_ledger: Callable[[], None]
+    api: Api, now: FakeClock, project_ledger: Callable[[], None]
 ) -> None:
     create(api, "w1")
     expiry = T0 + DAY
@@ -898,7 +854,7 @@ def test_credits_held_across_a_promo_expiry_are_kept_for_the_hold(
 
 
 def test_a_hold_backed_by_an_earlier_grant_does_not_keep_the_allowance(
-    api: Api, now: Clock
+    api: Api, now: FakeClock
 ) -> None:
     create(api, "w1", "pro")
     charge(api, "w1", "1500")  # 1000 of the allowance left
@@ -918,7 +874,7 @@ def test_a_hold_backed_by_an_earlier_grant_does_not_keep_the_allowance(
 
 
 def test_burn_down_worked_example_from_the_issue(
-    api: Api, now: Clock, project_ledger: Callable[[], None]
+    api: Api, now: FakeClock, project_ledger: Callable[[], None]
 ) -> None:
     # A(p1, T+10, 50), B(p1, T+20, 80), C(p2, never, 100), charged 90 -> A 0, B 40, C 100
     create(api, "w1", "enterprise", allowance="0")
@@ -939,7 +895,9 @@ def test_burn_down_worked_example_from_the_issue(
     check_ledger_explains(api, "w1", project_ledger)
 
 
-def test_burn_down_priority_case(api: Api, now: Clock, project_ledger: Callable[[], None]) -> None:
+def test_burn_down_priority_case(
+    api: Api, now: FakeClock, project_ledger: Callable[[], None]
+) -> None:
     # OpenMeter's rule: the lowest priority number first; at equal priority the soonest expiry;
     # then promotional before paid, then the oldest.
     create(api, "w1", "enterprise", allowance="0")
@@ -976,7 +934,9 @@ def test_burn_down_priority_case(api: Api, now: Clock, project_ledger: Callable[
     check_ledger_explains(api, "w1", project_ledger)
 
 
-def test_burn_down_rollover_case(api: Api, now: Clock, project_ledger: Callable[[], None]) -> None:
+def test_burn_down_rollover_case(
+    api: Api, now: FakeClock, project_ledger: Callable[[], None]
+) -> None:
     # pro (2500 a month, rollover cap 1250) with a 1000-credit top-up that never expires
     create(api, "w1", "pro")
     grant(api, "w1", "1000", "purchase")
@@ -1011,7 +971,7 @@ def test_burn_down_rollover_case(api: Api, now: Clock, project_ledger: Callable[
 
 
 def test_the_trial_plan_starts_with_a_welcome_bonus_that_never_expires(
-    api: Api, now: Clock, project_ledger: Callable[[], None]
+    api: Api, now: FakeClock, project_ledger: Callable[[], None]
 ) -> None:
     body = create(api, "trial", "trial")
     assert (body["balance"], body["allowance"]) == ("1000", "0")
@@ -1043,7 +1003,7 @@ def test_the_trial_plan_starts_with_a_welcome_bonus_that_never_expires(
 # -- promo codes ----------------------------------------------------------------------------
 
 
-def test_promo_code_definition(api: Api, now: Clock) -> None:
+def test_promo_code_definition(api: Api, now: FakeClock) -> None:
     terms = {
         "expires_at": iso(utc(2026, 3, 1)),
         "credits_expire_in_days": 7,
@@ -1071,7 +1031,9 @@ def test_promo_code_definition(api: Api, now: Clock) -> None:
     problem(define(api, "spring-25", "26", **terms), 409, "promo-code-exists")
 
 
-def test_promo_code_redemption(api: Api, now: Clock, project_ledger: Callable[[], None]) -> None:
+def test_promo_code_redemption(
+    api: Api, now: FakeClock, project_ledger: Callable[[], None]
+) -> None:
     for wallet_id in ("w1", "w2", "w3"):
         create(api, wallet_id)
     ok(define(api, "SPRING25", "25", credits_expire_in_days=7, max_redemptions=2), 201)
@@ -1121,7 +1083,7 @@ def test_promo_code_redemption(api: Api, now: Clock, project_ledger: Callable[[]
     assert money(api, "w1") == ("50", "0", "50")
 
 
-def test_promo_code_credits_expire_at_a_fixed_time(api: Api, now: Clock) -> None:
+def test_promo_code_credits_expire_at_a_fixed_time(api: Api, now: FakeClock) -> None:
     create(api, "w1")
     fixed = utc(2026, 2, 14, 12)
     ok(define(api, "VALENTINE", "14.5", credits_expire_at=iso(fixed)), 201)
@@ -1133,7 +1095,9 @@ def test_promo_code_credits_expire_at_a_fixed_time(api: Api, now: Clock) -> None
     assert money(api, "w1") == ("69.5", "0", "69.5")
 
 
-def test_an_expired_or_unknown_code_redeems_nothing(api: Api, now: Clock, table_items: Any) -> None:
+def test_an_expired_or_unknown_code_redeems_nothing(
+    api: Api, now: FakeClock, table_items: Any
+) -> None:
     create(api, "w1")
     ok(define(api, "SHORT", "10", expires_at=iso(T0 + DAY)), 201)
     now.set(T0 + DAY + timedelta(seconds=1))
@@ -1143,7 +1107,7 @@ def test_an_expired_or_unknown_code_redeems_nothing(api: Api, now: Clock, table_
     assert table_items() == before
 
 
-def test_a_promo_code_redeems_until_its_last_moment(api: Api, now: Clock) -> None:
+def test_a_promo_code_redeems_until_its_last_moment(api: Api, now: FakeClock) -> None:
     create(api, "w1")
     ok(define(api, "LASTCALL", "10", expires_at=iso(T0 + DAY)), 201)
     now.set(T0 + DAY)
@@ -1151,7 +1115,7 @@ def test_a_promo_code_redeems_until_its_last_moment(api: Api, now: Clock) -> Non
 
 
 def test_a_code_whose_credits_have_expired_is_not_redeemed(
-    api: Api, now: Clock, table_items: Any
+    api: Api, now: FakeClock, table_items: Any
 ) -> None:
     create(api, "w1")
     ok(define(api, "BLACKFRIDAY", "40", credits_expire_at=iso(T0 + 2 * DAY)), 201)
@@ -1161,7 +1125,7 @@ def test_a_code_whose_credits_have_expired_is_not_redeemed(
     assert table_items() == before
 
 
-def test_an_idempotency_key_reused_for_another_code_is_a_conflict(api: Api, now: Clock) -> None:
+def test_an_idempotency_key_reused_for_another_code_is_a_conflict(api: Api, now: FakeClock) -> None:
     create(api, "w1")
     ok(define(api, "ALPHA", "10"), 201)
     ok(define(api, "BRAVO", "20"), 201)
@@ -1171,7 +1135,7 @@ def test_an_idempotency_key_reused_for_another_code_is_a_conflict(api: Api, now:
     assert money(api, "w1") == ("60", "0", "60")
 
 
-def test_promo_redemption_needs_an_existing_wallet(api: Api, now: Clock) -> None:
+def test_promo_redemption_needs_an_existing_wallet(api: Api, now: FakeClock) -> None:
     ok(define(api, "WELCOME5", "5"), 201)
     problem(redeem(api, "ghost", "WELCOME5"), 404, "wallet-not-found")
     # the failed attempt did not count against the code
@@ -1182,7 +1146,7 @@ def test_promo_redemption_needs_an_existing_wallet(api: Api, now: Clock) -> None
 
 
 def test_a_referral_rewards_both_wallets_once(
-    api: Api, now: Clock, project_ledger: Callable[[], None]
+    api: Api, now: FakeClock, project_ledger: Callable[[], None]
 ) -> None:
     for wallet_id in ("alice", "bob", "carol"):
         create(api, wallet_id)
@@ -1215,7 +1179,7 @@ def test_a_referral_rewards_both_wallets_once(
     assert (line["grant_id"], line["reason"]) == (body["grant"]["grant_id"], "referred by alice")
 
 
-def test_a_referrer_is_rewarded_for_at_most_ten_referrals(api: Api, now: Clock) -> None:
+def test_a_referrer_is_rewarded_for_at_most_ten_referrals(api: Api, now: FakeClock) -> None:
     create(api, "host")
     for n in range(11):
         create(api, f"guest-{n}")
@@ -1229,7 +1193,7 @@ def test_a_referrer_is_rewarded_for_at_most_ten_referrals(api: Api, now: Clock) 
     assert money(api, "host")[0] == "5050"
 
 
-def test_a_wallet_cannot_refer_its_referrer(api: Api, now: Clock, table_items: Any) -> None:
+def test_a_wallet_cannot_refer_its_referrer(api: Api, now: FakeClock, table_items: Any) -> None:
     create(api, "alice")
     create(api, "bob")
     ok(refer(api, "bob", "alice"), 201)
@@ -1239,7 +1203,7 @@ def test_a_wallet_cannot_refer_its_referrer(api: Api, now: Clock, table_items: A
     assert table_items() == before
 
 
-def test_referral_refusals(api: Api, now: Clock, table_items: Any) -> None:
+def test_referral_refusals(api: Api, now: FakeClock, table_items: Any) -> None:
     create(api, "alice")
     before = table_items()
     assert fields(problem(refer(api, "alice", "alice"), 422, "invalid-request")) == [
@@ -1254,7 +1218,7 @@ def test_referral_refusals(api: Api, now: Clock, table_items: Any) -> None:
 
 
 def test_a_positive_adjustment_is_a_manual_grant_with_its_reason(
-    api: Api, now: Clock, project_ledger: Callable[[], None]
+    api: Api, now: FakeClock, project_ledger: Callable[[], None]
 ) -> None:
     create(api, "w1")
     body = ok(adjust(api, "w1", "25", "goodwill: outage on 2026-01-30"), 201)
@@ -1279,7 +1243,7 @@ def test_a_positive_adjustment_is_a_manual_grant_with_its_reason(
 
 
 def test_a_negative_adjustment_takes_credits_back_even_below_zero(
-    api: Api, now: Clock, project_ledger: Callable[[], None]
+    api: Api, now: FakeClock, project_ledger: Callable[[], None]
 ) -> None:
     create(api, "w1")
     rid = reserve(api, "w1", "10")
@@ -1309,7 +1273,7 @@ def test_a_negative_adjustment_takes_credits_back_even_below_zero(
 
 @pytest.mark.parametrize("credits", ["12", "-12"])
 def test_an_adjustment_retried_with_its_key_applies_once(
-    api: Api, now: Clock, table_items: Any, credits: str
+    api: Api, now: FakeClock, table_items: Any, credits: str
 ) -> None:
     create(api, "w1")
     key = {"Idempotency-Key": "ticket-991"}
@@ -1322,7 +1286,9 @@ def test_an_adjustment_retried_with_its_key_applies_once(
     problem(adjust(api, "w1", credits, "ticket 992", key), 409, "idempotency-key-reused")
 
 
-def test_an_adjustment_key_reused_with_the_other_sign_is_a_conflict(api: Api, now: Clock) -> None:
+def test_an_adjustment_key_reused_with_the_other_sign_is_a_conflict(
+    api: Api, now: FakeClock
+) -> None:
     create(api, "w1")
     key = {"Idempotency-Key": "ticket-7"}
     ok(adjust(api, "w1", "5", "ticket 7", key), 201)
@@ -1334,7 +1300,7 @@ def test_an_adjustment_key_reused_with_the_other_sign_is_a_conflict(api: Api, no
 
 
 def test_a_transfer_debits_one_wallet_and_grants_the_other(
-    api: Api, now: Clock, project_ledger: Callable[[], None]
+    api: Api, now: FakeClock, project_ledger: Callable[[], None]
 ) -> None:
     create(api, "w1", "enterprise", allowance="0")
     grant(api, "w1", "100", "purchase")  # never expires
@@ -1370,7 +1336,7 @@ def test_a_transfer_debits_one_wallet_and_grants_the_other(
     check_ledger_explains(api, "w2", project_ledger)
 
 
-def test_a_transfer_keeps_the_soonest_expiry_of_what_it_moves(api: Api, now: Clock) -> None:
+def test_a_transfer_keeps_the_soonest_expiry_of_what_it_moves(api: Api, now: FakeClock) -> None:
     create(api, "w1")  # 50 of allowance, expiring Feb 28
     promo_expiry = utc(2026, 2, 5)
     grant(api, "w1", "10", "promo", expires_at=promo_expiry)  # drawn first
@@ -1393,7 +1359,7 @@ def test_a_transfer_keeps_the_soonest_expiry_of_what_it_moves(api: Api, now: Clo
     assert money(api, "w2") == ("0", "0", "0")
 
 
-def test_transfer_refusals_write_nothing(api: Api, now: Clock, table_items: Any) -> None:
+def test_transfer_refusals_write_nothing(api: Api, now: FakeClock, table_items: Any) -> None:
     create(api, "w1")
     create(api, "w2")
     reserve(api, "w1", "20")  # 30 available
@@ -1411,7 +1377,7 @@ def test_transfer_refusals_write_nothing(api: Api, now: Clock, table_items: Any)
 
 
 def test_a_transfer_retried_with_its_key_moves_credits_once(
-    api: Api, now: Clock, table_items: Any
+    api: Api, now: FakeClock, table_items: Any
 ) -> None:
     create(api, "w1")
     create(api, "w2")
@@ -1432,7 +1398,7 @@ def test_a_transfer_retried_with_its_key_moves_credits_once(
 
 
 def test_an_unused_grant_is_voided_once(
-    api: Api, now: Clock, project_ledger: Callable[[], None]
+    api: Api, now: FakeClock, project_ledger: Callable[[], None]
 ) -> None:
     create(api, "w1")
     promo = grant(api, "w1", "10", "promo")  # never expires: after the allowance
@@ -1462,14 +1428,14 @@ def test_an_unused_grant_is_voided_once(
     check_ledger_explains(api, "w1", project_ledger)
 
 
-def test_a_void_retried_at_once_answers_the_same(api: Api, now: Clock) -> None:
+def test_a_void_retried_at_once_answers_the_same(api: Api, now: FakeClock) -> None:
     create(api, "w1")
     promo = grant(api, "w1", "10", "promo")
     first = ok(void(api, "w1", promo["grant_id"]), 200)
     assert ok(void(api, "w1", promo["grant_id"]), 200) == first
 
 
-def test_a_grant_in_use_is_not_voided(api: Api, now: Clock, table_items: Any) -> None:
+def test_a_grant_in_use_is_not_voided(api: Api, now: FakeClock, table_items: Any) -> None:
     create(api, "w1")
     # spent first: it expires before the allowance
     partly = grant(api, "w1", "10", "promo", expires_at=T0 + DAY)
@@ -1486,7 +1452,9 @@ def test_a_grant_in_use_is_not_voided(api: Api, now: Clock, table_items: Any) ->
     assert money(api, "w1") == ("57", "0", "57")
 
 
-def test_a_grant_that_repaid_an_overdraft_is_in_use(api: Api, now: Clock, table_items: Any) -> None:
+def test_a_grant_that_repaid_an_overdraft_is_in_use(
+    api: Api, now: FakeClock, table_items: Any
+) -> None:
     create(api, "w1")
     rid = reserve(api, "w1", "50")
     commit(api, "w1", rid, "55")  # 5 below zero
@@ -1498,7 +1466,7 @@ def test_a_grant_that_repaid_an_overdraft_is_in_use(api: Api, now: Clock, table_
 
 
 def test_allowances_and_purchases_are_not_voidable(
-    api: Api, now: Clock, table_items: Any, project_ledger: Callable[[], None]
+    api: Api, now: FakeClock, table_items: Any, project_ledger: Callable[[], None]
 ) -> None:
     create(api, "w1", "pro")
     purchase = grant(api, "w1", "100", "purchase")
@@ -1518,7 +1486,7 @@ def test_allowances_and_purchases_are_not_voidable(
     assert money(api, "w1") == ("3850", "0", "3850")
 
 
-def test_voiding_an_unknown_grant_is_404(api: Api, now: Clock, table_items: Any) -> None:
+def test_voiding_an_unknown_grant_is_404(api: Api, now: FakeClock, table_items: Any) -> None:
     create(api, "w1")
     create(api, "w2")
     own = bucket_ids("w1")["monthly"]
@@ -1543,7 +1511,7 @@ LINE_FIELDS = ("grant_id", "source", "credits", "remaining", "status", "expires_
 
 
 def test_the_grants_list_shows_every_grant_newest_first_with_its_status(
-    api: Api, now: Clock, project_ledger: Callable[[], None]
+    api: Api, now: FakeClock, project_ledger: Callable[[], None]
 ) -> None:
     create(api, "w1")  # monthly 50, expires Feb 28
     now.advance()
@@ -1582,7 +1550,7 @@ def test_the_grants_list_shows_every_grant_newest_first_with_its_status(
 
 
 def test_a_grants_status_does_not_change_when_another_grant_is_made(
-    api: Api, now: Clock, project_ledger: Callable[[], None]
+    api: Api, now: FakeClock, project_ledger: Callable[[], None]
 ) -> None:
     create(api, "w1")
     charge(api, "w1", "10")
@@ -1600,7 +1568,7 @@ def test_a_grants_status_does_not_change_when_another_grant_is_made(
     assert grant_lines(api, "w1")[-1] == old
 
 
-def test_the_grants_list_of_a_new_or_unknown_wallet(api: Api, now: Clock) -> None:
+def test_the_grants_list_of_a_new_or_unknown_wallet(api: Api, now: FakeClock) -> None:
     create(api, "w1")
     # before the projector has run the list is empty, not an error
     assert ok(api("GET", f"{path('w1')}/grants"), 200) == {"items": [], "next_cursor": None}
@@ -1614,10 +1582,7 @@ def test_the_grants_list_of_a_new_or_unknown_wallet(api: Api, now: Clock) -> Non
 def projector_app(aws: Any) -> Any:
     """``functions/ledger_projector/app.py``, imported once ``aws`` has set the functions'
     environment (Powertools reads it at import)."""
-    module = importlib.import_module("ledger_projector.app")
-    if module.metrics.namespace is None:  # imported earlier without that environment
-        module.metrics.namespace = "CreditMeter"
-    return module
+    return handler_module("ledger_projector.app")
 
 
 class LedgerMirror:
@@ -1712,7 +1677,7 @@ class LedgerMirror:
 
 
 def test_a_wallet_lives_through_a_year(
-    api: Api, now: Clock, fresh_table: str, projector_app: Any
+    api: Api, now: FakeClock, fresh_table: str, projector_app: Any
 ) -> None:
     """Twelve monthly resets with top-ups, promo codes that expire mid-period, charges,
     reservations (two left open across a reset), an upgrade and a downgrade; after every step
@@ -1827,7 +1792,7 @@ def test_a_wallet_lives_through_a_year(
     assert [g["remaining"] for g in lines if g["source"] == "purchase"] == ["100"] * 3
 
 
-def test_a_wallet_holds_at_most_its_maximum_of_grants(api: Api, now: Clock) -> None:
+def test_a_wallet_holds_at_most_its_maximum_of_grants(api: Api, now: FakeClock) -> None:
     """Every open grant is part of the hot wallet item: past the maximum, new grants are
     refused with 409 (nothing written), while the allowance's reset still works."""
     from credit_meter.billing.buckets import MAX_BUCKETS

@@ -11,7 +11,6 @@ Each test has a table of its own and a clock of its own, starting at 2026-01-31 
 from __future__ import annotations
 
 import copy
-import importlib
 import json
 import os
 import random
@@ -23,7 +22,6 @@ from typing import Any
 
 import pytest
 
-from credit_meter.core import clock
 from credit_meter.core.errors import Conflict
 from credit_meter.metering import expiry
 from credit_meter.metering.expiry import HoldExpiry
@@ -32,6 +30,7 @@ from credit_meter.storage import items, wallet_record
 from credit_meter.storage.store import Store, from_item
 from devtools import monitoring, table
 from devtools.apigw import FakeContext
+from tests.helpers import FakeClock, frozen_clock, handler_module, ok
 from tests.services import Service
 
 Api = Callable[..., tuple[int, dict[str, str], Any]]
@@ -47,36 +46,17 @@ W = f"/v1/wallets/{WID}"
 KEY = {"Idempotency-Key": "job-42"}
 
 
-class Clock:
-    """The service's clock, moved by hand: ``now.t`` is the time, in epoch seconds."""
-
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
-
-    def at(self, offset: float) -> None:
-        """Set the clock to ``T0 + offset``."""
-        self.t = T0 + offset
-
-
 @pytest.fixture
-def now() -> Iterator[Clock]:
-    fake = Clock(T0)
-    clock.set_clock(lambda: fake.t)
-    yield fake
-    clock.set_clock(None)
+def now() -> Iterator[FakeClock]:
+    with frozen_clock(T0) as fake:
+        yield fake
 
 
 @pytest.fixture(scope="module")
 def sweeper_app(aws: Any) -> Any:
     """``functions/hold_sweeper/app.py``, imported once ``aws`` has set the functions'
     environment (Powertools reads it at import)."""
-    module = importlib.import_module("hold_sweeper.app")
-    if module.metrics.namespace is None:  # imported earlier without that environment
-        module.metrics.namespace = "CreditMeter"
-    return module
+    return handler_module("hold_sweeper.app")
 
 
 @pytest.fixture
@@ -91,12 +71,6 @@ def run_sweep() -> Summary:
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-def ok(response: tuple[int, dict[str, str], Any], status: int) -> Any:
-    got, _, body = response
-    assert got == status, body
-    return body
 
 
 def new_wallet(api: Api, wallet_id: str = WID, allowance: str = "50") -> str:
@@ -158,7 +132,7 @@ def record(wallet_id: str, reservation_id: str) -> dict[str, Any]:
 
 
 def test_sweep_expires_the_holds_past_expires_at_and_only_those(
-    api: Api, now: Clock, aws: Any, table_items: Any, project_ledger: Callable[[], None]
+    api: Api, now: FakeClock, aws: Any, table_items: Any, project_ledger: Callable[[], None]
 ) -> None:
     new_wallet(api)
     a = reserve(api, "10", 60, member_id="alice")
@@ -206,7 +180,7 @@ def test_sweep_expires_the_holds_past_expires_at_and_only_those(
     assert table_items() == before
 
 
-def test_a_hold_is_due_at_its_expires_at_second(api: Api, now: Clock) -> None:
+def test_a_hold_is_due_at_its_expires_at_second(api: Api, now: FakeClock) -> None:
     new_wallet(api)
     reserve(api, "1", 30)
     now.at(29)
@@ -215,7 +189,7 @@ def test_a_hold_is_due_at_its_expires_at_second(api: Api, now: Clock) -> None:
     assert run_sweep()["expired"] == 1
 
 
-def test_a_wallet_without_holds_is_not_on_the_index(api: Api, now: Clock, aws: Any) -> None:
+def test_a_wallet_without_holds_is_not_on_the_index(api: Api, now: FakeClock, aws: Any) -> None:
     new_wallet(api)
     ok(api("POST", f"{W}/charges", {"feature": "chat", "credits": "1"}), 201)
     assert "sweep_at" not in wallet_item()
@@ -234,7 +208,7 @@ def _forget_the_sweep_index(aws: Any) -> None:
 
 
 def test_a_wallet_without_sweep_attributes_joins_the_index_on_its_next_reserve(
-    api: Api, now: Clock, aws: Any
+    api: Api, now: FakeClock, aws: Any
 ) -> None:
     new_wallet(api)
     _forget_the_sweep_index(aws)
@@ -258,7 +232,7 @@ def test_a_wallet_without_sweep_attributes_joins_the_index_on_its_next_reserve(
     ids=["commit", "commit-held-keyed-hold", "release", "release-keyed-hold"],
 )
 def test_commit_or_release_after_the_sweep_is_409_reservation_expired(
-    api: Api, now: Clock, table_items: Any, action: str, body: Any, keyed: bool
+    api: Api, now: FakeClock, table_items: Any, action: str, body: Any, keyed: bool
 ) -> None:
     new_wallet(api)
     rid = reserve(api, "10", 60, headers=KEY if keyed else None)["reservation_id"]
@@ -287,7 +261,7 @@ def test_commit_or_release_after_the_sweep_is_409_reservation_expired(
 )
 def test_a_late_commit_or_release_wins_until_the_sweep(
     api: Api,
-    now: Clock,
+    now: FakeClock,
     aws: Any,
     project_ledger: Callable[[], None],
     action: str,
@@ -313,7 +287,7 @@ def test_a_late_commit_or_release_wins_until_the_sweep(
 
 @pytest.mark.parametrize("swept", [False, True], ids=["before-the-sweep", "after-the-sweep"])
 def test_reserve_retried_after_its_hold_expired_replays_and_holds_nothing(
-    api: Api, now: Clock, table_items: Any, swept: bool
+    api: Api, now: FakeClock, table_items: Any, swept: bool
 ) -> None:
     new_wallet(api)
     request = {"feature": "chat", "credits": "10", "expires_in_seconds": 60}
@@ -343,7 +317,7 @@ def test_reserve_retried_after_its_hold_expired_replays_and_holds_nothing(
 )
 def test_every_due_hold_of_a_wallet_ends_in_one_sweep_in_batches(
     api: Api,
-    now: Clock,
+    now: FakeClock,
     aws: Any,
     monkeypatch: pytest.MonkeyPatch,
     project_ledger: Callable[[], None],
@@ -381,7 +355,7 @@ def test_every_due_hold_of_a_wallet_ends_in_one_sweep_in_batches(
 
 
 def test_a_short_hold_behind_a_long_one_is_swept_within_a_minute(
-    api: Api, now: Clock, aws: Any
+    api: Api, now: FakeClock, aws: Any
 ) -> None:
     new_wallet(api)
     reserve(api, "1", 86400)
@@ -399,7 +373,7 @@ def test_a_short_hold_behind_a_long_one_is_swept_within_a_minute(
     assert on_index(aws) == T0 + 120
 
 
-def test_sweep_at_never_runs_more_than_a_minute_ahead(now: Clock) -> None:
+def test_sweep_at_never_runs_more_than_a_minute_ahead(now: FakeClock) -> None:
     """A random walk of reserves (of any lifetime), commits, releases, clock moves and sweeps:
     after each step the wallet's ``sweep_at`` is at most a minute ahead of now and of every
     open hold's expiry, and a sweep leaves no hold more than a minute past its expiry."""
@@ -466,7 +440,7 @@ def _reserve_new(m: Metering, rids: list[str]) -> None:
 )
 def test_a_wallet_that_changes_under_the_sweeper_is_read_again(
     api: Api,
-    now: Clock,
+    now: FakeClock,
     aws: Any,
     monkeypatch: pytest.MonkeyPatch,
     meanwhile: Callable[[Metering, list[str]], None],
@@ -511,7 +485,7 @@ def test_a_wallet_that_changes_under_the_sweeper_is_read_again(
 
 
 def test_the_handler_sweeps_every_shard_and_summarises(
-    api: Api, now: Clock, run_handler: Callable[[], Summary]
+    api: Api, now: FakeClock, run_handler: Callable[[], Summary]
 ) -> None:
     wallets = [f"team-{n}" for n in range(5)]
     assert len({wallet_record.sweep_shard(w) for w in wallets}) == 5
@@ -531,7 +505,7 @@ def test_the_handler_sweeps_every_shard_and_summarises(
 
 def test_the_handler_raises_when_a_wallet_fails_and_sweeps_the_others(
     api: Api,
-    now: Clock,
+    now: FakeClock,
     aws: Any,
     monkeypatch: pytest.MonkeyPatch,
     sweeper_app: Any,

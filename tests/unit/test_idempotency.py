@@ -17,8 +17,8 @@ import pytest
 from credit_meter.core import clock
 from credit_meter.core.errors import Conflict, IdempotencyConflict
 from credit_meter.metering.service import Cost, Ended, Metering, Request
+from tests.helpers import problem
 
-PROBLEM_JSON = "application/problem+json"
 KEY = {"Idempotency-Key": "order-4711-attempt"}
 
 Api = Callable[..., tuple[int, dict[str, str], Any]]
@@ -47,14 +47,6 @@ def money(api: Api, wallet: str) -> tuple[str, str, str]:
     status, _, body = api("GET", wallet)
     assert status == 200, body
     return body["balance"], body["held"], body["available"]
-
-
-def assert_problem(response: tuple[int, dict[str, str], Any], status: int, code: str) -> None:
-    got, headers, body = response
-    assert got == status, body
-    assert headers["content-type"] == PROBLEM_JSON
-    assert body["type"] == f"/problems/{code}", body
-    assert body["status"] == status and body["title"] and body["detail"]
 
 
 @dataclass(frozen=True)
@@ -127,7 +119,7 @@ def test_same_key_with_another_body_is_a_conflict(api: Api, table_items: Any, na
     assert status == op.status, first
     before = (money(api, wallet), table_items(WALLET))
 
-    assert_problem(api("POST", path, op.other, KEY), 409, op.conflict)
+    problem(api("POST", path, op.other, KEY), 409, op.conflict)
     assert (money(api, wallet), table_items(WALLET)) == before
     # ... and the first request still replays.
     assert api("POST", path, op.body, KEY)[::2] == (op.status, first)
@@ -213,7 +205,7 @@ def test_a_reservation_ends_once(api: Api, table_items: Any, name: str, with_key
     if code is None:
         assert again[::2] == ended[::2]
     else:
-        assert_problem(again, status, code)
+        problem(again, status, code)
     assert (money(api, wallet), table_items(WALLET)) == before
 
 
@@ -322,10 +314,10 @@ def test_grant_retried_after_its_bucket_expired_with_another_body_is_a_conflict(
 
     moment[0] += 3600
     other = {**PROMO, "credits": "6"}
-    assert_problem(api("POST", f"{wallet}/grants", other, KEY), 409, "idempotency-key-reused")
+    problem(api("POST", f"{wallet}/grants", other, KEY), 409, "idempotency-key-reused")
     # the same expiry is refused for a grant that was not made before (another key, no key)
     for headers in ({"Idempotency-Key": "another-grant"}, None):
-        status, _, problem = api("POST", f"{wallet}/grants", PROMO, headers)
-        assert status == 422, problem
-        assert [e["field"] for e in problem["errors"]] == ["expires_at"]
+        status, _, refusal = api("POST", f"{wallet}/grants", PROMO, headers)
+        assert status == 422, refusal
+        assert [e["field"] for e in refusal["errors"]] == ["expires_at"]
     assert table_items(WALLET) == before

@@ -34,11 +34,11 @@ from typing import Any, cast
 import pytest
 
 from credit_meter.billing.periods import Periods
-from credit_meter.core import clock
 from credit_meter.metering import pricing_modes
 from credit_meter.metering.service import Metering
 from credit_meter.storage import wallet_record
 from credit_meter.storage.store import Store
+from tests.helpers import FakeClock, frozen_clock, ok, problem
 
 Api = Callable[..., tuple[int, dict[str, str], Any]]
 Json = dict[str, Any]
@@ -46,7 +46,6 @@ Json = dict[str, Any]
 pytestmark = pytest.mark.usefixtures("fresh_table")
 
 W = "/v1/wallets/w1"
-PROBLEM_JSON = "application/problem+json"
 START = datetime(2026, 1, 31, 15, 0, tzinfo=UTC)
 PERIOD_END = datetime(2026, 2, 28, tzinfo=UTC)
 PERIOD = {"start": "2026-01-31T00:00:00.000Z", "end": "2026-02-28T00:00:00.000Z"}
@@ -60,17 +59,6 @@ PLAIN_RID = re.compile(r"rsv_[0-9a-f]{20}_[0-9a-z]+")
 def tag(member_id: str) -> str:
     """The member's tag, as a budgeted reservation id ends with it."""
     return hashlib.sha256(member_id.encode()).hexdigest()[:12]
-
-
-class Clock:
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def set(self, moment: datetime) -> None:
-        self.now = moment
-
-    def advance(self, seconds: float = 1) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 def _unmarked(item: dict[str, Any]) -> dict[str, Any]:
@@ -99,11 +87,9 @@ def table_items(table_items: Callable[..., list[dict[str, Any]]]) -> Callable[..
 
 
 @pytest.fixture
-def now() -> Iterator[Clock]:
-    fake = Clock(START)
-    clock.set_clock(lambda: fake.now.timestamp())
-    yield fake
-    clock.set_clock(None)
+def now() -> Iterator[FakeClock]:
+    with frozen_clock(START) as fake:
+        yield fake
 
 
 def new_hints(monkeypatch: pytest.MonkeyPatch) -> Any:
@@ -121,7 +107,7 @@ def fresh_budget_hints(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def wallet(api: Api, now: Clock) -> Json:
+def wallet(api: Api, now: FakeClock) -> Json:
     """Wallet w1 on the free plan: 50 credits."""
     return ok(api("PUT", W, {"plan": "free"}), 201)
 
@@ -129,26 +115,11 @@ def wallet(api: Api, now: Clock) -> Json:
 # -- helpers --------------------------------------------------------------------------------
 
 
-def ok(response: tuple[int, dict[str, str], Any], status: int) -> Any:
-    got, headers, body = response
-    assert got == status, body
-    assert headers["content-type"] == "application/json"
-    return body
-
-
-def refused(response: tuple[int, dict[str, str], Any], status: int, code: str) -> Json:
-    got, headers, body = response
-    assert (got, body["type"]) == (status, f"/problems/{code}"), body
-    assert headers["content-type"] == PROBLEM_JSON
-    assert body["status"] == status and body["title"] and body["detail"]
-    return dict(body)
-
-
 def at_limit(
     response: tuple[int, dict[str, str], Any], limit: str, remaining: str, code: str
 ) -> None:
     """A 403 of ``code`` naming the limit (or budget) and what is left of it."""
-    body = refused(response, 403, code)
+    body = problem(response, 403, code)
     assert (body["limit"], body["remaining"]) == (limit, remaining), body
 
 
@@ -257,7 +228,7 @@ def sweep() -> int:
     return report.expired
 
 
-def reset(now: Clock) -> None:
+def reset(now: FakeClock) -> None:
     """Move past the period's end and run what the reset worker runs for w1."""
     now.set(PERIOD_END + timedelta(seconds=30))
     assert Periods().advance("w1").reset
@@ -435,7 +406,7 @@ def test_holds_count_as_spent_and_a_release_gives_the_room_back(
 
 def test_past_the_limit_a_lack_of_credits_is_still_402(api: Api, wallet: Json) -> None:
     ok(put_limits(api, allowed_limit="100"), 200)  # more than the 50 credits
-    body = refused(charge(api, "50.000001"), 402, "insufficient-credits")
+    body = problem(charge(api, "50.000001"), 402, "insufficient-credits")
     assert (body["available"], body["requested"]) == ("50", "50.000001")
     ok(charge(api, "50"), 201)
     assert room(api) == "50"
@@ -444,7 +415,7 @@ def test_past_the_limit_a_lack_of_credits_is_still_402(api: Api, wallet: Json) -
     at_limit(charge(api, "1"), "50", "0", "spending-limit-reached")
 
 
-def test_the_limit_holds_on_a_plan_that_allows_overage(api: Api, now: Clock) -> None:
+def test_the_limit_holds_on_a_plan_that_allows_overage(api: Api, now: FakeClock) -> None:
     ok(api("PUT", W, {"plan": "scale"}), 201)  # 10,000 credits; charges may go below zero
     ok(charge(api, "10000"), 201)
     ok(charge(api, "5"), 201)  # overage
@@ -579,7 +550,7 @@ def test_the_default_thresholds_make_the_wallet_alerting_at_75_percent(
     assert state(api) == "alerting"
 
 
-def test_the_reset_gives_the_limit_its_room_back(api: Api, wallet: Json, now: Clock) -> None:
+def test_the_reset_gives_the_limit_its_room_back(api: Api, wallet: Json, now: FakeClock) -> None:
     ok(put_limits(api, alert_threshold="5", allowed_limit="20"), 200)
     ok(charge(api, "15"), 201)
     now.set(PERIOD_END - timedelta(hours=12))
@@ -612,7 +583,7 @@ def test_the_reset_gives_the_limit_its_room_back(api: Api, wallet: Json, now: Cl
 
 
 def test_the_sweeper_expiring_a_hold_gives_its_room_back(
-    api: Api, wallet: Json, now: Clock
+    api: Api, wallet: Json, now: FakeClock
 ) -> None:
     ok(put_limits(api, allowed_limit="10"), 200)
     ok(put_budget(api, "alice", "6"), 200)
@@ -660,7 +631,7 @@ def test_a_wallet_made_before_limits_counts_its_use_when_a_limit_is_set(
 
 def test_member_budgets_are_set_read_and_listed(api: Api, wallet: Json, table_items: Any) -> None:
     assert ok(api("GET", f"{W}/members"), 200) == {"items": []}
-    refused(api("GET", f"{W}/members/alice/budget"), 404, "member-budget-not-found")
+    problem(api("GET", f"{W}/members/alice/budget"), 404, "member-budget-not-found")
 
     set_ = ok(put_budget(api, "alice", "5"), 200)
     expected = {
@@ -682,8 +653,8 @@ def test_member_budgets_are_set_read_and_listed(api: Api, wallet: Json, table_it
 
     # null for a member without a budget: nothing to remove
     before = table_items()
-    refused(put_budget(api, "carol", None), 404, "member-budget-not-found")
-    refused(api("GET", f"{W}/members/carol/budget"), 404, "member-budget-not-found")
+    problem(put_budget(api, "carol", None), 404, "member-budget-not-found")
+    problem(api("GET", f"{W}/members/carol/budget"), 404, "member-budget-not-found")
     assert table_items() == before
 
     changed = ok(put_budget(api, "alice", "8"), 200)
@@ -718,7 +689,7 @@ def test_a_member_budget_refuses_reserves_and_charges_past_it(
     ok(charge(api, "10", "bob"), 201)
     ok(reserve(api, "10", "bob"), 201)
     ok(charge(api, "10"), 201)
-    refused(api("GET", f"{W}/members/bob/budget"), 404, "member-budget-not-found")
+    problem(api("GET", f"{W}/members/bob/budget"), 404, "member-budget-not-found")
     body = ok(api("GET", W), 200)
     assert (body["used"], body["held"], body["available"]) == ("22", "13", "15")
     rooms_are_exact()
@@ -730,7 +701,7 @@ def test_a_member_budget_refuses_reserves_and_charges_past_it(
 
 
 def test_commit_release_and_expiry_give_the_member_room_back(
-    api: Api, wallet: Json, now: Clock
+    api: Api, wallet: Json, now: FakeClock
 ) -> None:
     ok(put_budget(api, "alice", "10"), 200)
     first = held(api, "4", "alice")
@@ -745,7 +716,7 @@ def test_commit_release_and_expiry_give_the_member_room_back(
     now.advance(121)
     assert sweep() == 1
     assert usage(api, "alice") == ("10", "1", "0", "9")
-    refused(commit(api, third), 409, "reservation-expired")  # gives nothing back twice
+    problem(commit(api, third), 409, "reservation-expired")  # gives nothing back twice
     assert usage(api, "alice") == ("10", "1", "0", "9")
     rooms_are_exact()
 
@@ -765,7 +736,7 @@ def test_commit_release_and_expiry_give_the_member_room_back(
     rooms_are_exact()
 
 
-def test_the_reset_gives_every_member_room_back(api: Api, wallet: Json, now: Clock) -> None:
+def test_the_reset_gives_every_member_room_back(api: Api, wallet: Json, now: FakeClock) -> None:
     ok(put_limits(api, allowed_limit="30"), 200)
     ok(put_budget(api, "alice", "10"), 200)
     ok(put_budget(api, "bob", "5"), 200)
@@ -934,9 +905,9 @@ def test_a_stripped_or_forged_member_tag_is_not_found_and_changes_nothing(
     ]
     before = table_items()
     for bad in forged:
-        refused(commit(api, bad), 404, "reservation-not-found")
-        refused(commit(api, bad, "1"), 404, "reservation-not-found")
-        refused(release(api, bad), 404, "reservation-not-found")
+        problem(commit(api, bad), 404, "reservation-not-found")
+        problem(commit(api, bad, "1"), 404, "reservation-not-found")
+        problem(release(api, bad), 404, "reservation-not-found")
         assert table_items() == before, bad
 
     ok(commit(api, rid, "4"), 200)
@@ -955,7 +926,7 @@ def test_a_stripped_member_tag_is_not_found_after_the_hold_ended_either(
     before = table_items()
     stripped = rid.rsplit("_", 1)[0]
     for bad in (stripped, f"{stripped}_{tag('bob')}"):
-        refused(commit(api, bad), 404, "reservation-not-found")
+        problem(commit(api, bad), 404, "reservation-not-found")
         assert table_items() == before
 
 
@@ -967,8 +938,8 @@ def test_a_wallet_holds_budgets_for_at_most_32_members(
     assert len(ok(api("GET", f"{W}/members"), 200)["items"]) == 32
 
     before = table_items()
-    refused(put_budget(api, "m32", "1"), 409, "too-many-member-budgets")
-    refused(put_budget(api, "m32", None), 404, "member-budget-not-found")
+    problem(put_budget(api, "m32", "1"), 409, "too-many-member-budgets")
+    problem(put_budget(api, "m32", None), 404, "member-budget-not-found")
     assert table_items() == before
     # The 33rd member is not budgeted: her use is not counted, nor her holds tagged.
     assert PLAIN_RID.fullmatch(held(api, "1", "m32"))
@@ -977,7 +948,7 @@ def test_a_wallet_holds_budgets_for_at_most_32_members(
     # The 32 can still be changed, and uncapping one does not free a place.
     assert ok(put_budget(api, "m00", "9"), 200)["budget"] == "9"
     assert ok(put_budget(api, "m31", None), 200)["budget"] is None
-    refused(put_budget(api, "m32", "1"), 409, "too-many-member-budgets")
+    problem(put_budget(api, "m32", "1"), 409, "too-many-member-budgets")
     assert len(ok(api("GET", f"{W}/members"), 200)["items"]) == 32
     rooms_are_exact()
 
@@ -1033,8 +1004,8 @@ def test_replays_with_a_member_budget_return_the_first_result(
     assert charge(api, "2", "alice", key="k-charge")[::2] == first_charge[::2]
     assert table_items() == before
     # Another body with the same key is a conflict, not a budget refusal.
-    refused(reserve(api, "1", "alice", key="k-reserve"), 409, "idempotency-key-reused")
-    refused(charge(api, "1", "alice", key="k-charge"), 409, "idempotency-key-reused")
+    problem(reserve(api, "1", "alice", key="k-reserve"), 409, "idempotency-key-reused")
+    problem(charge(api, "1", "alice", key="k-charge"), 409, "idempotency-key-reused")
 
     ok(commit(api, rid, "3"), 200)
     assert usage(api, "alice") == ("5", "5", "0", "0")
@@ -1075,7 +1046,7 @@ def test_the_ledger_names_a_budgeted_hold_by_its_reservation_id(
 
 
 def test_the_ledger_names_an_expired_budgeted_hold_by_its_reservation_id(
-    api: Api, wallet: Json, now: Clock, project_ledger: Callable[[], None]
+    api: Api, wallet: Json, now: FakeClock, project_ledger: Callable[[], None]
 ) -> None:
     ok(put_budget(api, "alice", "10"), 200)
     rid = held(api, "3", "alice", expires_in=60)
@@ -1179,20 +1150,20 @@ def test_the_first_refusal_of_a_period_marks_the_wallet_once(
         return cast(dict[str, Any], item)
 
     assert "lhit" not in raw()
-    refused(
+    problem(
         api("POST", f"{W}/charges", {"feature": "chat", "credits": "11"}),
         403,
         "spending-limit-reached",
     )
     first = raw()
     assert first["lhit"] == first["ps"]
-    refused(
+    problem(
         api("POST", f"{W}/charges", {"feature": "chat", "credits": "12"}),
         403,
         "spending-limit-reached",
     )
     assert raw() == first  # the second refusal wrote nothing
-    refused(
+    problem(
         api("POST", f"{W}/charges", {"feature": "chat", "credits": "4", "member_id": "alice"}),
         403,
         "member-budget-reached",

@@ -31,7 +31,6 @@ W = "/v1/wallets/w1"
 NOWHERE = "/v1/wallets/no-such-wallet"
 BAD_ID = "/v1/wallets/-dash-first"
 
-NO_CONTENT_TYPE = {"content-type": None}
 
 LIMITS = f"{W}/limits"
 ALERTS = f"{W}/alerts"
@@ -56,28 +55,16 @@ READS: dict[str, str] = {
 OVERSIZED = json.dumps({"budget": "1", "pad": "x" * (16 * 1024)})
 
 
+# These routes read their body through the same code as every other route of the metering
+# function (its ``_body``), which tests/unit/test_bad_inputs.py runs through the whole table of
+# malformed bodies. Here each PUT gets one of each kind of refusal: JSON that does not parse,
+# JSON that is not an object, a media type that is not JSON, a body too large, none at all.
+
+
 def body_cases() -> list[Any]:
     """What is wrong with the body itself, before any field is looked at: every PUT."""
-    malformed = {
-        "malformed-json": '{"budget": ',
-        "trailing-garbage": "{} {}",
-        "json-array": "[]",
-        "json-string": '"40"',
-        "json-number": "40",
-        "json-null": "null",
-        "bare-NaN": '{"allowed_limit": NaN, "budget": NaN, "thresholds": NaN}',
-        "bare-Infinity": '{"allowed_limit": Infinity, "budget": Infinity}',
-        "single-quotes": "{'budget': '1'}",
-        "invalid-utf8": b'{"budget": "\xff"}',
-        "utf8-bom": '\ufeff{"budget": "1"}',
-        "blank-body": "  \n",
-    }
-    media: dict[str, tuple[dict[str, Any], str]] = {
-        "text-plain": ({"content-type": "text/plain"}, '{"budget": "1"}'),
-        "form-urlencoded": ({"content-type": "application/x-www-form-urlencoded"}, "budget=1"),
-        "no-content-type": (NO_CONTENT_TYPE, '{"budget": "1"}'),
-        "xml": ({"content-type": "application/xml"}, "<budget>1</budget>"),
-    }
+    malformed = {"malformed-json": '{"budget": ', "json-array": "[]"}
+    media = {"text-plain": ({"content-type": "text/plain"}, '{"budget": "1"}')}
     cases = []
     for route, (method, path, _) in ROUTES.items():
         for name, raw in malformed.items():

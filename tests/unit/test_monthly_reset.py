@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import importlib
 import json
 import os
 import warnings
@@ -27,11 +26,11 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore.exceptions import ClientError
 
-from credit_meter.core import clock
 from credit_meter.storage import items, store, wallet_record
 from credit_meter.storage.store import Store
 from devtools import monitoring, table
 from devtools.apigw import FakeContext
+from tests.helpers import FakeClock, frozen_clock, handler_module, ok
 
 Api = Callable[..., tuple[int, dict[str, str], Any]]
 
@@ -45,30 +44,17 @@ PERIOD_END = datetime(2026, 2, 28, tzinfo=UTC)
 DAY = timedelta(days=1)
 
 
-class Clock:
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def set(self, moment: datetime) -> None:
-        self.now = moment
-
-
 @pytest.fixture
-def now() -> Iterator[Clock]:
-    fake = Clock(T0)
-    clock.set_clock(lambda: fake.now.timestamp())
-    yield fake
-    clock.set_clock(None)
+def now() -> Iterator[FakeClock]:
+    with frozen_clock(T0) as fake:
+        yield fake
 
 
 @pytest.fixture(scope="module")
 def reset_app(aws: Any) -> Any:
     """``functions/monthly_reset/app.py``, imported once ``aws`` has set the functions'
     environment (Powertools reads it at import)."""
-    module = importlib.import_module("monthly_reset.app")
-    if module.metrics.namespace is None:  # imported earlier without that environment
-        module.metrics.namespace = "CreditMeter"
-    return module
+    return handler_module("monthly_reset.app")
 
 
 @pytest.fixture
@@ -126,12 +112,6 @@ def run_worker(reset_app: Any, event: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def ok(response: tuple[int, dict[str, str], Any], status: int) -> Any:
-    got, _, body = response
-    assert got == status, body
-    return body
-
-
 def create(api: Api, wallet_id: str, plan: str = "free") -> None:
     ok(api("PUT", f"/v1/wallets/{wallet_id}", {"plan": plan}), 201)
 
@@ -160,7 +140,7 @@ def test_the_sample_events_have_the_shapes_the_handlers_read() -> None:
 
 
 def test_dispatch_queues_exactly_the_due_wallets(
-    api: Api, now: Clock, queue: str, reset_app: Any
+    api: Api, now: FakeClock, queue: str, reset_app: Any
 ) -> None:
     create(api, "ended")  # period ends Feb 28
     now.set(datetime(2026, 2, 20, 9, tzinfo=UTC))
@@ -212,7 +192,7 @@ class Recording:
 
 
 def test_dispatch_reads_only_the_due_index(
-    api: Api, now: Clock, queue: str, reset_app: Any, monkeypatch: pytest.MonkeyPatch
+    api: Api, now: FakeClock, queue: str, reset_app: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for n in range(3):
         create(api, f"w{n}")
@@ -232,7 +212,7 @@ def test_dispatch_reads_only_the_due_index(
 
 
 def test_dispatch_finds_due_wallets_in_every_shard_and_sends_ten_per_request(
-    api: Api, now: Clock, queue: str, reset_app: Any, monkeypatch: pytest.MonkeyPatch
+    api: Api, now: FakeClock, queue: str, reset_app: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     wallets = [f"team-{n:02d}" for n in range(23)]
     for wallet_id in wallets:
@@ -254,7 +234,7 @@ def test_dispatch_finds_due_wallets_in_every_shard_and_sends_ten_per_request(
 
 
 def test_dispatch_retries_what_sqs_refused_and_fails_when_it_cannot_queue(
-    api: Api, now: Clock, queue: str, reset_app: Any, monkeypatch: pytest.MonkeyPatch
+    api: Api, now: FakeClock, queue: str, reset_app: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for wallet_id in ("alpha", "bravo", "charlie"):
         create(api, wallet_id)
@@ -287,7 +267,7 @@ def test_dispatch_retries_what_sqs_refused_and_fails_when_it_cannot_queue(
 
 
 def test_dispatch_fails_when_the_queue_is_unreachable(
-    api: Api, now: Clock, queue: str, reset_app: Any, monkeypatch: pytest.MonkeyPatch
+    api: Api, now: FakeClock, queue: str, reset_app: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     create(api, "alpha")
     monkeypatch.setenv("RESET_QUEUE_URL", queue + "-missing")
@@ -300,7 +280,7 @@ def test_dispatch_fails_when_the_queue_is_unreachable(
 
 
 def test_the_worker_resets_each_wallet_once(
-    api: Api, now: Clock, reset_app: Any, project_ledger: Callable[[], None]
+    api: Api, now: FakeClock, reset_app: Any, project_ledger: Callable[[], None]
 ) -> None:
     create(api, "w1")
     create(api, "w2", "pro")
@@ -331,7 +311,7 @@ def test_the_worker_resets_each_wallet_once(
     assert ok(api("GET", "/v1/wallets/w2/transactions"), 200)["items"] == entries["w2"]
 
 
-def test_an_unknown_wallet_in_a_message_is_not_a_failure(reset_app: Any, now: Clock) -> None:
+def test_an_unknown_wallet_in_a_message_is_not_a_failure(reset_app: Any, now: FakeClock) -> None:
     assert run_worker(reset_app, sqs_event(sqs_record("gone", 1))) == {"batchItemFailures": []}
 
 
@@ -356,7 +336,7 @@ class FailingFor:
 
 
 def test_a_wallet_that_fails_is_reported_and_the_others_are_reset(
-    api: Api, now: Clock, reset_app: Any, monkeypatch: pytest.MonkeyPatch
+    api: Api, now: FakeClock, reset_app: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for wallet_id in ("alpha", "bravo", "charlie"):
         create(api, wallet_id)
@@ -391,7 +371,7 @@ def test_a_wallet_that_fails_is_reported_and_the_others_are_reset(
 
 
 def test_a_batch_that_fails_entirely_fails_the_invocation(
-    api: Api, now: Clock, reset_app: Any, monkeypatch: pytest.MonkeyPatch
+    api: Api, now: FakeClock, reset_app: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     create(api, "bravo")
     now.set(PERIOD_END)
@@ -403,7 +383,7 @@ def test_a_batch_that_fails_entirely_fails_the_invocation(
 
 
 def test_dispatch_then_worker_end_to_end(
-    api: Api, now: Clock, queue: str, reset_app: Any, project_ledger: Callable[[], None]
+    api: Api, now: FakeClock, queue: str, reset_app: Any, project_ledger: Callable[[], None]
 ) -> None:
     """What the schedule and the queue do together, through a year of month ends."""
     create(api, "w1")
@@ -443,7 +423,7 @@ def test_dispatch_then_worker_end_to_end(
         assert wallet(api, wallet_id)["balance"] == "50"
 
 
-def test_the_due_index_follows_each_wallet(api: Api, now: Clock, aws: Any) -> None:
+def test_the_due_index_follows_each_wallet(api: Api, now: FakeClock, aws: Any) -> None:
     create(api, "w1")
     item = Store().get(wallet_record.key("w1"))
     assert item is not None
@@ -595,7 +575,9 @@ def test_template_alarms_on_both_functions_and_both_dead_letter_queues() -> None
         assert log_groups and log_groups[0]["RetentionInDays"] == 30
 
 
-def test_the_worker_balances_after_a_reset_are_exact(api: Api, now: Clock, reset_app: Any) -> None:
+def test_the_worker_balances_after_a_reset_are_exact(
+    api: Api, now: FakeClock, reset_app: Any
+) -> None:
     create(api, "w1", "scale")
     ok(api("POST", "/v1/wallets/w1/charges", {"feature": "x", "credits": "10000.5"}), 201)
     now.set(PERIOD_END)

@@ -33,6 +33,7 @@ from credit_meter.core import clock
 from credit_meter.storage import items
 from credit_meter.storage.store import Store
 from devtools import stripe_events as se
+from tests.helpers import PROBLEM_JSON, ok, pages, problem
 
 Api = Callable[..., tuple[int, dict[str, str], Any]]
 Json = dict[str, Any]
@@ -40,7 +41,6 @@ Json = dict[str, Any]
 pytestmark = pytest.mark.usefixtures("fresh_table")
 
 W = "/v1/wallets/w1"
-PROBLEM_JSON = "application/problem+json"
 URLS = {
     "success_url": "https://app.example.test/billing/done?session={CHECKOUT_SESSION_ID}",
     "cancel_url": "https://app.example.test/billing",
@@ -48,22 +48,6 @@ URLS = {
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-def ok(response: tuple[int, dict[str, str], Any], status: int) -> Any:
-    got, headers, body = response
-    assert got == status, body
-    assert headers["content-type"] == "application/json"
-    return body
-
-
-def problem(response: tuple[int, dict[str, str], Any], status: int, code: str) -> Json:
-    got, headers, body = response
-    assert got == status, body
-    assert headers["content-type"] == PROBLEM_JSON
-    assert body["type"] == f"/problems/{code}", body
-    assert body["status"] == status and body["title"] and body["detail"], body
-    return dict(body)
 
 
 def create(api: Api, wallet_id: str = "w1", plan: str = "free") -> Json:
@@ -85,20 +69,6 @@ def money(api: Api, wallet_id: str = "w1") -> tuple[str, str, str]:
 
 def payment_item(payment_id: str) -> Json | None:
     return Store().get(items.payment_key(payment_id))
-
-
-def pages(api: Api, url: str, limit: int = 100) -> list[Json]:
-    """Every item of a paginated list, following ``next_cursor``."""
-    found: list[Json] = []
-    cursor = None
-    while True:
-        query = {"limit": str(limit)} | ({"cursor": cursor} if cursor else {})
-        page = ok(api("GET", url, query=query), 200)
-        assert len(page["items"]) <= limit
-        found.extend(page["items"])
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return found
 
 
 def payments(api: Api, wallet_id: str = "w1") -> list[Json]:
@@ -1423,6 +1393,7 @@ API_KEY = "sk_test_unit_fake_key_DO_NOT_LEAK_42"  # the conftest's fake key
 
 def test_stripe_unreachable_is_502_without_the_key(
     api: Api,
+    stripe_env: dict[str, str],  # the key is set, or there would be no key to leak
     gateway_env: Callable[[str, str], None],
     logs: Callable[[], str],
     capsys: pytest.CaptureFixture[str],

@@ -100,14 +100,12 @@ def checkout_cases() -> list[Any]:
         case(f"checkout-{name}", "POST", CHECKOUT, body, 422, field)
         for name, (body, field) in CHECKOUT_FIELDS.items()
     ]
+    # The body and the Idempotency-Key are read as on every route of the metering function
+    # (tests/unit/test_bad_inputs.py has every bad body and key): one of each kind here.
     cases += [
         case("checkout-malformed-json", "POST", CHECKOUT, '{"pack": ', 400),
         case("checkout-json-array", "POST", CHECKOUT, "[]", 400),
-        case("checkout-json-string", "POST", CHECKOUT, '"pack_500"', 400),
-        case("checkout-json-null", "POST", CHECKOUT, "null", 400),
-        case("checkout-bare-NaN", "POST", CHECKOUT, '{"amount": NaN}', 400),
         case("checkout-empty-body", "POST", CHECKOUT, None, 400),
-        case("checkout-blank-body", "POST", CHECKOUT, "  \n", 400),
         case(
             "checkout-text-plain",
             "POST",
@@ -115,14 +113,6 @@ def checkout_cases() -> list[Any]:
             json.dumps(PACK),
             415,
             headers={"content-type": "text/plain"},
-        ),
-        case(
-            "checkout-form-urlencoded",
-            "POST",
-            CHECKOUT,
-            "pack=pack_500",
-            415,
-            headers={"content-type": "application/x-www-form-urlencoded"},
         ),
         case("checkout-oversized", "POST", CHECKOUT, json.dumps({**PACK, "x": "y" * 20000}), 413),
         case("checkout-unknown-wallet", "POST", f"{NOWHERE}/checkout", PACK, 404),
@@ -137,24 +127,6 @@ def checkout_cases() -> list[Any]:
             "Idempotency-Key",
             headers={"Idempotency-Key": "k" * 256},
         ),
-        case(
-            "checkout-idempotency-key-space",
-            "POST",
-            CHECKOUT,
-            PACK,
-            422,
-            "Idempotency-Key",
-            headers={"Idempotency-Key": "my key"},
-        ),
-        case(
-            "checkout-idempotency-key-empty",
-            "POST",
-            CHECKOUT,
-            PACK,
-            422,
-            "Idempotency-Key",
-            headers={"Idempotency-Key": ""},
-        ),
     ]
     return cases
 
@@ -164,8 +136,9 @@ def checkout_cases() -> list[Any]:
 
 def payments_cases() -> list[Any]:
     path = f"{W}/payments"
-    bad_limits = {"zero": "0", "101": "101", "abc": "abc", "negative": "-1", "fraction": "1.5"}
-    bad_limits["empty"] = ""
+    # the paging model of every list (PageQuery), tested in full on the transactions list
+    # (tests/unit/test_bad_inputs.py): one limit below the range, one not a number
+    bad_limits = {"zero": "0", "abc": "abc"}
     bad_cursors = {
         "garbage": "!!!not-a-cursor!!!",
         "empty": "",

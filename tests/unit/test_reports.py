@@ -56,7 +56,6 @@ import io
 import json
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -69,13 +68,14 @@ from hypothesis import strategies as st
 
 from credit_meter.billing.periods import Periods
 from credit_meter.billing.plans import Plans
-from credit_meter.core import clock, usage
+from credit_meter.core import usage
 from credit_meter.core.catalog import UsageLine, catalog
 from credit_meter.core.errors import Conflict
 from credit_meter.metering.service import Metering
 from credit_meter.storage.store import from_item
 from devtools import table
 from devtools.apigw import FakeContext, http_event
+from tests.helpers import FakeClock, frozen_clock, ok, problem
 from tests.principals import org_token, token
 
 Api = Callable[..., tuple[int, dict[str, str], Any]]
@@ -96,52 +96,14 @@ def api(api: Api) -> Api:
     return functools.partial(api, as_=ACME)
 
 
-PROBLEM_JSON = "application/problem+json"
-
-
-class Clock:
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def set(self, moment: datetime) -> None:
-        self.now = moment
-
-    def advance(self, seconds: float = 1) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@contextmanager
-def clock_at(moment: datetime) -> Iterator[Clock]:
-    fake = Clock(moment)
-    clock.set_clock(lambda: fake.now.timestamp())
-    try:
-        yield fake
-    finally:
-        clock.set_clock(None)
-
-
 @pytest.fixture
-def now() -> Iterator[Clock]:
+def now() -> Iterator[FakeClock]:
     """The reports' clock: 2026-04-12 12:00 UTC unless the test moves it."""
-    with clock_at(NOW) as fake:
+    with frozen_clock(NOW) as fake:
         yield fake
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-def ok(response: tuple[int, dict[str, str], Any], status: int = 200) -> Any:
-    got, headers, body = response
-    assert got == status, body
-    assert headers["content-type"] == "application/json"
-    return body
-
-
-def refused(response: tuple[int, dict[str, str], Any], status: int, code: str) -> Json:
-    got, headers, body = response
-    assert (got, body["type"]) == (status, f"/problems/{code}"), body
-    assert headers["content-type"] == PROBLEM_JSON
-    return dict(body)
 
 
 def tok(meter: str, model: str, quantity: int) -> Json:
@@ -231,7 +193,7 @@ def rollups(items: list[Json]) -> list[Json]:
 
 def build_world(api: Api, project_ledger: Callable[[], None]) -> Json:
     seen: Json = {}
-    with clock_at(T0) as t:
+    with frozen_clock(T0) as t:
         ok(api("PUT", A, {"plan": "starter", "org_id": "acme"}), 201)
         t.set(T0 + timedelta(minutes=10))
         # made before organisations were required: the API shows it to nobody until the
@@ -389,7 +351,7 @@ AT = {
 @pytest.fixture(scope="module")
 def seq_ids(world: Json, api: Api) -> dict[int, str]:
     """acme-main's transaction ids by seq (the whole log is one page of 100)."""
-    with clock_at(NOW):
+    with frozen_clock(NOW):
         body = log(api, A, "limit=100")
     assert body["next_cursor"] is None
     assert len(body["items"]) == 16
@@ -455,7 +417,7 @@ def test_summary_of_the_period_before_the_reset(world: Json) -> None:
 
 @pytest.mark.usefixtures("world")
 def test_summary_after_the_reset_counts_the_late_commit_in_the_new_period(
-    api: Api, now: Clock
+    api: Api, now: FakeClock
 ) -> None:
     assert ok(api("GET", f"{A}/usage/summary")) == {
         "wallet_id": "acme-main",
@@ -489,7 +451,7 @@ def test_summary_after_the_reset_counts_the_late_commit_in_the_new_period(
 
 def summary_at(api: Api, project: Callable[[], None], path: str, moment: datetime) -> Json:
     project()
-    with clock_at(moment):
+    with frozen_clock(moment):
         return dict(ok(api("GET", f"{path}/usage/summary")))
 
 
@@ -498,7 +460,7 @@ def test_summary_window_held_credits_and_uncategorized_usage(
     api: Api, project_ledger: Callable[[], None]
 ) -> None:
     w = "/v1/wallets/s1"
-    with clock_at(datetime(2026, 3, 1, tzinfo=UTC)) as t:
+    with frozen_clock(datetime(2026, 3, 1, tzinfo=UTC)) as t:
         ok(api("PUT", w, {"plan": "starter"}), 201)  # period March 1 - April 1
         t.set(datetime(2026, 3, 13, 23, 59, 59, tzinfo=UTC))  # a second before the window
         charge(api, w, "bulk", credits="100")
@@ -534,7 +496,7 @@ def test_summary_window_held_credits_and_uncategorized_usage(
 def test_summary_of_a_wallet_that_used_nothing(
     api: Api, project_ledger: Callable[[], None]
 ) -> None:
-    with clock_at(datetime(2026, 3, 1, tzinfo=UTC)):
+    with frozen_clock(datetime(2026, 3, 1, tzinfo=UTC)):
         ok(api("PUT", "/v1/wallets/idle", {"plan": "free"}), 201)
         ok(api("PUT", "/v1/wallets/trial", {"plan": "trial"}), 201)
     got = summary_at(api, project_ledger, "/v1/wallets/idle", datetime(2026, 3, 9, tzinfo=UTC))
@@ -552,7 +514,7 @@ def test_summary_runs_out_today_when_nothing_is_left(
     api: Api, project_ledger: Callable[[], None]
 ) -> None:
     w = "/v1/wallets/f1"
-    with clock_at(datetime(2026, 3, 1, tzinfo=UTC)) as t:
+    with frozen_clock(datetime(2026, 3, 1, tzinfo=UTC)) as t:
         ok(api("PUT", w, {"plan": "free"}), 201)
         t.set(datetime(2026, 3, 2, 10, 0, tzinfo=UTC))
         charge(api, w, "chat", credits="50")
@@ -566,7 +528,7 @@ def test_summary_forecasts_the_day_credits_run_out_before_the_renewal(
     api: Api, project_ledger: Callable[[], None]
 ) -> None:
     w = "/v1/wallets/f2"
-    with clock_at(datetime(2026, 3, 1, tzinfo=UTC)) as t:
+    with frozen_clock(datetime(2026, 3, 1, tzinfo=UTC)) as t:
         ok(api("PUT", w, {"plan": "free"}), 201)  # 50 credits, renews April 1
         t.set(datetime(2026, 3, 1, 10, 0, tzinfo=UTC))
         charge(api, w, "chat", credits="20")
@@ -582,27 +544,27 @@ def test_summary_with_a_tiny_burn_rate_lasts_past_the_renewal(
     api: Api, project_ledger: Callable[[], None]
 ) -> None:
     w = "/v1/wallets/f3"
-    with clock_at(datetime(2026, 3, 1, tzinfo=UTC)) as t:
+    with frozen_clock(datetime(2026, 3, 1, tzinfo=UTC)) as t:
         ok(api("PUT", w, {"plan": "free"}), 201)
         t.set(datetime(2026, 3, 2, 10, 0, tzinfo=UTC))
         charge(api, w, "chat", credits="0.0001")
     project_ledger()
-    with clock_at(datetime(2026, 3, 2, 12, 0, tzinfo=UTC)):
+    with frozen_clock(datetime(2026, 3, 2, 12, 0, tzinfo=UTC)):
         got = ok(api("GET", f"{w}/usage/summary"))
     # 49.9999 left at 0.000014 a day: some 3.6 million days, far past the renewal (and past
     # the last date a datetime holds)
     assert got["forecast"] == {"burn_rate_per_day": "0.000014", "runs_out_on": None}
 
 
-def test_summary_of_an_unknown_wallet_is_404(api: Api, world: Json, now: Clock) -> None:
-    refused(api("GET", "/v1/wallets/nobody/usage/summary"), 404, "wallet-not-found")
+def test_summary_of_an_unknown_wallet_is_404(api: Api, world: Json, now: FakeClock) -> None:
+    problem(api("GET", "/v1/wallets/nobody/usage/summary"), 404, "wallet-not-found")
 
 
 # -- series ---------------------------------------------------------------------------------
 
 
 def test_day_series_is_zero_filled_and_splits_days_at_utc_midnight(
-    api: Api, world: Json, now: Clock
+    api: Api, world: Json, now: FakeClock
 ) -> None:
     body = series(api, A, "from=2026-03-09&to=2026-03-12")
     assert body == {
@@ -651,7 +613,7 @@ DAY_GROUPS = {
 
 
 @pytest.mark.parametrize("group_by", sorted(DAY_GROUPS))
-def test_day_series_by_group(api: Api, world: Json, now: Clock, group_by: str) -> None:
+def test_day_series_by_group(api: Api, world: Json, now: FakeClock, group_by: str) -> None:
     body = series(api, A, f"from=2026-03-09&to=2026-03-12&group_by={group_by}")
     assert body["group_by"] == group_by
     assert grouped(body) == DAY_GROUPS[group_by]
@@ -694,7 +656,7 @@ MONTH_GROUPS = {
 
 
 @pytest.mark.parametrize("group_by", sorted(MONTH_GROUPS))
-def test_month_series_by_group(api: Api, world: Json, now: Clock, group_by: str) -> None:
+def test_month_series_by_group(api: Api, world: Json, now: FakeClock, group_by: str) -> None:
     body = series(api, A, f"granularity=month&from=2026-02&to=2026-04&group_by={group_by}")
     assert (body["granularity"], body["from"], body["to"]) == ("month", "2026-02", "2026-04")
     assert body["total"] == "62.1"
@@ -711,7 +673,7 @@ def test_month_series_by_group(api: Api, world: Json, now: Clock, group_by: str)
 
 
 def test_series_groups_have_no_null_when_all_is_attributed(
-    api: Api, world: Json, now: Clock
+    api: Api, world: Json, now: FakeClock
 ) -> None:
     # acme-lab on April 2: 10 free web searches and 2 credits of gemini-flash
     body = series(api, B, "from=2026-04-02&to=2026-04-02&group_by=model")
@@ -720,7 +682,7 @@ def test_series_groups_have_no_null_when_all_is_attributed(
     assert grouped(body) == {"2026-04-02": [("dee", "2")]}
 
 
-def test_series_default_ranges(api: Api, world: Json, now: Clock) -> None:
+def test_series_default_ranges(api: Api, world: Json, now: FakeClock) -> None:
     days = series(api, A)
     assert (days["granularity"], days["from"], days["to"]) == ("day", "2026-03-14", "2026-04-12")
     assert [p["date"] for p in days["points"]] == [
@@ -756,30 +718,32 @@ def test_series_default_ranges(api: Api, world: Json, now: Clock) -> None:
     assert series(api, A, "granularity=month&from=2026-01")["to"] == "2026-04"
 
 
-def test_series_maxima(api: Api, world: Json, now: Clock) -> None:
+def test_series_maxima(api: Api, world: Json, now: FakeClock) -> None:
     assert len(series(api, A, "from=2026-01-13&to=2026-04-12")["points"]) == 90
     assert len(series(api, A, "from=2026-01-13")["points"]) == 90
     for query in ("from=2026-01-12&to=2026-04-12", "from=2026-01-12"):
-        problem = refused(api("GET", f"{A}/usage", query=query), 422, "invalid-request")
-        assert [e["field"] for e in problem["errors"]] == ["from"]
+        refusal = problem(api("GET", f"{A}/usage", query=query), 422, "invalid-request")
+        assert [e["field"] for e in refusal["errors"]] == ["from"]
     months = series(api, A, "granularity=month&from=2024-05&to=2026-04")
     assert (len(months["points"]), months["total"]) == (24, "62.1")
     for query in ("granularity=month&from=2024-04&to=2026-04", "granularity=month&from=2024-04"):
-        problem = refused(api("GET", f"{A}/usage", query=query), 422, "invalid-request")
-        assert [e["field"] for e in problem["errors"]] == ["from"]
+        refusal = problem(api("GET", f"{A}/usage", query=query), 422, "invalid-request")
+        assert [e["field"] for e in refusal["errors"]] == ["from"]
     # from after to
     for query in (
         "from=2026-04-02&to=2026-04-01",
         "from=2026-04-13",  # after today
         "granularity=month&from=2026-04&to=2026-03",
     ):
-        problem = refused(api("GET", f"{A}/usage", query=query), 422, "invalid-request")
-        assert [e["field"] for e in problem["errors"]] == ["from"]
+        refusal = problem(api("GET", f"{A}/usage", query=query), 422, "invalid-request")
+        assert [e["field"] for e in refusal["errors"]] == ["from"]
     # one day, one month
     assert points(series(api, A, "from=2026-04-10&to=2026-04-10")) == {"2026-04-10": ("7", 1, 0)}
 
 
-def test_series_of_a_wallet_without_usage_and_of_none(api: Api, world: Json, now: Clock) -> None:
+def test_series_of_a_wallet_without_usage_and_of_none(
+    api: Api, world: Json, now: FakeClock
+) -> None:
     solo = functools.partial(api, as_=SOLO)
     body = series(solo, "/v1/wallets/solo", "from=2026-04-01&to=2026-04-03&group_by=feature")
     assert [(p["date"], p["credits"], p["groups"]) for p in body["points"]] == [
@@ -788,8 +752,8 @@ def test_series_of_a_wallet_without_usage_and_of_none(api: Api, world: Json, now
         ("2026-04-03", "0", []),
     ]
     assert body["total"] == "0"
-    refused(api("GET", "/v1/wallets/nobody/usage"), 404, "wallet-not-found")
-    refused(
+    problem(api("GET", "/v1/wallets/nobody/usage"), 404, "wallet-not-found")
+    problem(
         api("GET", "/v1/wallets/nobody/usage", query="granularity=month"), 404, "wallet-not-found"
     )
 
@@ -798,7 +762,7 @@ def test_series_of_a_wallet_without_usage_and_of_none(api: Api, world: Json, now
 
 
 def test_activity_log_is_the_ledger_with_a_running_balance(
-    api: Api, world: Json, now: Clock, seq_ids: dict[int, str]
+    api: Api, world: Json, now: FakeClock, seq_ids: dict[int, str]
 ) -> None:
     items = log(api, A, "limit=100")["items"]
     columns = ("type", "status", "credits", "balance_after", "feature", "member_id", "held")
@@ -816,7 +780,7 @@ def test_activity_log_is_the_ledger_with_a_running_balance(
 
 
 def test_activity_log_lines_and_tokens(
-    api: Api, world: Json, now: Clock, seq_ids: dict[int, str]
+    api: Api, world: Json, now: FakeClock, seq_ids: dict[int, str]
 ) -> None:
     items = {e["transaction_id"]: e for e in log(api, A, "limit=100")["items"]}
     agent = items[seq_ids[6]]
@@ -899,7 +863,7 @@ FILTERS = {
 
 @pytest.mark.parametrize("query", list(FILTERS))
 def test_activity_log_filters(
-    api: Api, world: Json, now: Clock, seq_ids: dict[int, str], query: str
+    api: Api, world: Json, now: FakeClock, seq_ids: dict[int, str], query: str
 ) -> None:
     body = log(api, A, query)
     assert ids(body["items"]) == [seq_ids[s] for s in FILTERS[query]]
@@ -926,7 +890,7 @@ PAGED = {
 @pytest.mark.parametrize("query", list(PAGED))
 @pytest.mark.parametrize("limit", [1, 2, 3])
 def test_activity_log_pages_until_exhausted(
-    api: Api, world: Json, now: Clock, seq_ids: dict[int, str], query: str, limit: int
+    api: Api, world: Json, now: FakeClock, seq_ids: dict[int, str], query: str, limit: int
 ) -> None:
     pages = all_pages(api, A, f"limit={limit}" + (f"&{query}" if query else ""))
     assert all(len(page) <= limit for page in pages)
@@ -958,7 +922,7 @@ def cursor_of(seq: int) -> str:
 def test_activity_log_cursor_from_another_page(
     api: Api,
     world: Json,
-    now: Clock,
+    now: FakeClock,
     seq_ids: dict[int, str],
     query: str,
     seq: int,
@@ -969,9 +933,9 @@ def test_activity_log_cursor_from_another_page(
     assert body["next_cursor"] is None
 
 
-def test_activity_log_of_an_unknown_wallet_is_404(api: Api, world: Json, now: Clock) -> None:
+def test_activity_log_of_an_unknown_wallet_is_404(api: Api, world: Json, now: FakeClock) -> None:
     for query in ("", "day=2026-03-11", "type=charge", "feature=chat&member_id=ana"):
-        refused(api("GET", "/v1/wallets/nobody/transactions", query=query), 404, "wallet-not-found")
+        problem(api("GET", "/v1/wallets/nobody/transactions", query=query), 404, "wallet-not-found")
     # a wallet with no activity that day is not unknown
     solo = functools.partial(api, as_=SOLO)
     assert log(solo, "/v1/wallets/solo", "day=2026-04-01") == {"items": [], "next_cursor": None}
@@ -1059,7 +1023,7 @@ def as_row(entry: Json) -> dict[str, str]:
 
 
 def test_csv_has_the_json_log_rows(
-    api: Api, get_csv: Csv, world: Json, now: Clock, seq_ids: dict[int, str]
+    api: Api, get_csv: Csv, world: Json, now: FakeClock, seq_ids: dict[int, str]
 ) -> None:
     headers, rows = csv_ok(get_csv, f"{A}/transactions.csv")
     assert headers["content-disposition"] == 'attachment; filename="acme-main-transactions.csv"'
@@ -1084,7 +1048,7 @@ def test_csv_has_the_json_log_rows(
 
 @pytest.mark.parametrize("query", [*[q for q in FILTERS if FILTERS[q]][:12], "day=2026-03-15"])
 def test_csv_filters_give_the_json_rows(
-    api: Api, get_csv: Csv, world: Json, now: Clock, query: str
+    api: Api, get_csv: Csv, world: Json, now: FakeClock, query: str
 ) -> None:
     _, rows = csv_ok(get_csv, f"{A}/transactions.csv", query)
     items = log(api, A, f"limit=100&{query}")["items"]
@@ -1093,7 +1057,7 @@ def test_csv_filters_give_the_json_rows(
 
 @pytest.mark.parametrize("query", ["limit=3", "limit=2&feature=chat", "limit=1&day=2026-03-11"])
 def test_csv_pages_follow_the_link_header(
-    api: Api, get_csv: Csv, world: Json, now: Clock, query: str
+    api: Api, get_csv: Csv, world: Json, now: FakeClock, query: str
 ) -> None:
     limit = int(dict(parse_qsl(query))["limit"])
     filters = "&".join(p for p in query.split("&") if not p.startswith("limit="))
@@ -1123,14 +1087,14 @@ def test_csv_pages_follow_the_link_header(
     assert got == expected
 
 
-def test_csv_takes_up_to_1000_rows_a_page(get_csv: Csv, world: Json, now: Clock) -> None:
+def test_csv_takes_up_to_1000_rows_a_page(get_csv: Csv, world: Json, now: FakeClock) -> None:
     for query in ("limit=1000", "limit=101", ""):
         headers, rows = csv_ok(get_csv, f"{A}/transactions.csv", query)
         assert len(rows) == 16 and "link" not in headers
 
 
-def test_csv_of_an_unknown_wallet_is_404(api: Api, world: Json, now: Clock) -> None:
-    refused(api("GET", "/v1/wallets/nobody/transactions.csv"), 404, "wallet-not-found")
+def test_csv_of_an_unknown_wallet_is_404(api: Api, world: Json, now: FakeClock) -> None:
+    problem(api("GET", "/v1/wallets/nobody/transactions.csv"), 404, "wallet-not-found")
 
 
 @pytest.mark.usefixtures("fresh_table")
@@ -1139,19 +1103,19 @@ def test_csv_cells_never_become_formulas(
 ) -> None:
     w = "/v1/wallets/x1"
     # Features and member ids must start with a letter or a digit: a formula cannot get in.
-    with clock_at(datetime(2026, 5, 1, 9, 0, tzinfo=UTC)) as t:
+    with frozen_clock(datetime(2026, 5, 1, 9, 0, tzinfo=UTC)) as t:
         ok(api("PUT", w, {"plan": "free"}), 201)
         for bad in ("=1+1", "+1", "-1", "@SUM(A1)"):
             for field in ("feature", "member_id"):
                 body = {"feature": "chat", "credits": "1", field: bad}
-                refused(api("POST", f"{w}/charges", body), 422, "invalid-request")
+                problem(api("POST", f"{w}/charges", body), 422, "invalid-request")
         # Free text can: an adjustment's reason.
         reasons = ["=1+1", "+1+1", "-1+1", "@SUM(A1)", "\t=1+1", "\r=1+1", "-5", "fine = ok"]
         for reason in reasons:
             t.advance(60)
             ok(api("POST", f"{w}/adjustments", {"credits": "-1", "reason": reason}), 201)
     project_ledger()
-    with clock_at(datetime(2026, 5, 2, tzinfo=UTC)):
+    with frozen_clock(datetime(2026, 5, 2, tzinfo=UTC)):
         _, rows = csv_ok(get_csv, f"{w}/transactions.csv", "type=adjustment")
         items = log(api, w, "type=adjustment")["items"]
     assert [i["reason"] for i in items] == reasons[::-1]
@@ -1172,7 +1136,7 @@ def test_csv_cells_never_become_formulas(
 # -- organisations --------------------------------------------------------------------------
 
 
-def test_org_usage_by_month_wallet_and_member(api: Api, world: Json, now: Clock) -> None:
+def test_org_usage_by_month_wallet_and_member(api: Api, world: Json, now: FakeClock) -> None:
     body = ok(api("GET", "/v1/orgs/acme/usage", query="from=2026-03&to=2026-04"))
     assert body == {
         "org_id": "acme",
@@ -1209,7 +1173,7 @@ def test_org_usage_by_month_wallet_and_member(api: Api, world: Json, now: Clock)
     }
 
 
-def test_org_usage_defaults_to_this_month(api: Api, world: Json, now: Clock) -> None:
+def test_org_usage_defaults_to_this_month(api: Api, world: Json, now: FakeClock) -> None:
     body = ok(api("GET", "/v1/orgs/acme/usage"))
     assert body == {
         "org_id": "acme",
@@ -1243,7 +1207,7 @@ def test_org_usage_defaults_to_this_month(api: Api, world: Json, now: Clock) -> 
     assert [m["credits"] for m in only_from["months"]] == ["0", "96.1", "11"]
 
 
-def test_org_usage_other_orgs_ranges_and_unknown(api: Api, world: Json, now: Clock) -> None:
+def test_org_usage_other_orgs_ranges_and_unknown(api: Api, world: Json, now: FakeClock) -> None:
     as_globex = functools.partial(api, as_=GLOBEX)
     globex = ok(as_globex("GET", "/v1/orgs/globex/usage", query="from=2026-03&to=2026-03"))
     assert (globex["credits"], globex["actions"], globex["wallets"], globex["top_consumers"]) == (
@@ -1259,34 +1223,34 @@ def test_org_usage_other_orgs_ranges_and_unknown(api: Api, world: Json, now: Clo
     twelve = ok(api("GET", "/v1/orgs/acme/usage", query="from=2025-05&to=2026-04"))
     assert (len(twelve["months"]), twelve["credits"]) == (12, "107.1")
     for query in ("from=2025-04&to=2026-04", "from=2026-04&to=2026-03"):
-        problem = refused(api("GET", "/v1/orgs/acme/usage", query=query), 422, "invalid-request")
-        assert [e["field"] for e in problem["errors"]] == ["from"]
+        refusal = problem(api("GET", "/v1/orgs/acme/usage", query=query), 422, "invalid-request")
+        assert [e["field"] for e in refusal["errors"]] == ["from"]
     # an organisation with no wallets (asked by its own member: others are refused before)
-    nobody = refused(
+    nobody = problem(
         api("GET", "/v1/orgs/nobody/usage", as_=org_token("nobody")), 404, "organisation-not-found"
     )
     # another organisation reads exactly as one without wallets
     assert api("GET", "/v1/orgs/nobody/usage")[2] == nobody
-    other = refused(api("GET", "/v1/orgs/globex/usage"), 404, "organisation-not-found")
+    other = problem(api("GET", "/v1/orgs/globex/usage"), 404, "organisation-not-found")
     assert other == {**nobody, "detail": "organisation globex has no wallets"}
     # an organisation id is not a wallet id: a wallet alone is no organisation
-    refused(api("GET", "/v1/orgs/solo/usage", as_=org_token("solo")), 404, "organisation-not-found")
+    problem(api("GET", "/v1/orgs/solo/usage", as_=org_token("solo")), 404, "organisation-not-found")
 
 
 def test_a_wallet_does_not_move_to_another_org(
     api: Api, world: Json, table_items: Callable[..., list[Json]]
 ) -> None:
     # within acme-lab's period (a PUT after its end would run the reset first)
-    with clock_at(datetime(2026, 4, 5, 12, 0, tzinfo=UTC)):
+    with frozen_clock(datetime(2026, 4, 5, 12, 0, tzinfo=UTC)):
         before = table_items()
         for org in ("globex", "acme2"):
             body = {"plan": "pro", "org_id": org}
             # acme may only name itself ...
-            problem = refused(api("PUT", B, body), 422, "invalid-request")
-            assert [e["field"] for e in problem["errors"]] == ["org_id"]
+            refusal = problem(api("PUT", B, body), 422, "invalid-request")
+            assert [e["field"] for e in refusal["errors"]] == ["org_id"]
             # ... and for anyone else acme's wallet does not exist
-            refused(api("PUT", B, body, as_=org_token(org)), 404, "wallet-not-found")
-            refused(api("PUT", B, {"plan": "pro"}, as_=org_token(org)), 404, "wallet-not-found")
+            problem(api("PUT", B, body, as_=org_token(org)), 404, "wallet-not-found")
+            problem(api("PUT", B, {"plan": "pro"}, as_=org_token(org)), 404, "wallet-not-found")
         assert table_items() == before
         # the service itself refuses a move (a request that raced the API's check)
         with pytest.raises(Conflict) as refusal:
@@ -1304,7 +1268,7 @@ def test_wallets_join_an_org_at_creation_or_later_once(
         functools.partial(api, as_=org_token("o1")),
         functools.partial(api, as_=org_token("o2")),
     )
-    with clock_at(datetime(2026, 6, 1, 8, 0, tzinfo=UTC)) as t:
+    with frozen_clock(datetime(2026, 6, 1, 8, 0, tzinfo=UTC)) as t:
         assert ok(o1("PUT", "/v1/wallets/w1", {"plan": "free", "org_id": "o1"}), 201)["org_id"] == (
             "o1"
         )
@@ -1312,13 +1276,13 @@ def test_wallets_join_an_org_at_creation_or_later_once(
         assert Plans().put_wallet("w2", "free")[1].org_id is None
         # the caller's organisation, named or not
         assert ok(o2("PUT", "/v1/wallets/w3", {"plan": "free"}), 201)["org_id"] == "o2"
-        refused(api("GET", "/v1/orgs/o3/usage", as_=org_token("o3")), 404, "organisation-not-found")
+        problem(api("GET", "/v1/orgs/o3/usage", as_=org_token("o3")), 404, "organisation-not-found")
         t.advance(60)
         # the org-less w2 is nobody's: only the platform (credits:admin) may adopt it
         before = table_items()
         owner = token("owner", org="o1", scopes=["credits:meter"])
-        refused(api("PUT", "/v1/wallets/w2", {"plan": "free"}, as_=owner), 404, "wallet-not-found")
-        refused(o1("GET", "/v1/wallets/w2"), 404, "wallet-not-found")
+        problem(api("PUT", "/v1/wallets/w2", {"plan": "free"}, as_=owner), 404, "wallet-not-found")
+        problem(o1("GET", "/v1/wallets/w2"), 404, "wallet-not-found")
         assert table_items() == before
         # adopted, then again (no change), then without naming it
         assert ok(o1("PUT", "/v1/wallets/w2", {"plan": "free", "org_id": "o1"}))["org_id"] == "o1"
@@ -1326,18 +1290,18 @@ def test_wallets_join_an_org_at_creation_or_later_once(
         assert ok(o1("PUT", "/v1/wallets/w2", {"plan": "free"}))["org_id"] == "o1"
         before = table_items()
         # another organisation's wallets do not exist for o1 or o2, whatever the body says
-        refused(
+        problem(
             o2("PUT", "/v1/wallets/w2", {"plan": "free", "org_id": "o2"}), 404, "wallet-not-found"
         )
-        refused(
+        problem(
             o1("PUT", "/v1/wallets/w3", {"plan": "free", "org_id": "o1"}), 404, "wallet-not-found"
         )
-        refused(o2("PUT", "/v1/wallets/w1", {"plan": "starter"}), 404, "wallet-not-found")
+        problem(o2("PUT", "/v1/wallets/w1", {"plan": "starter"}), 404, "wallet-not-found")
         # and a body may only name the caller's own
-        problem = refused(
+        refusal = problem(
             o1("PUT", "/v1/wallets/w1", {"plan": "starter", "org_id": "o2"}), 422, "invalid-request"
         )
-        assert [e["field"] for e in problem["errors"]] == ["org_id"]
+        assert [e["field"] for e in refusal["errors"]] == ["org_id"]
         assert table_items() == before
         assert ok(o1("GET", "/v1/wallets/w1"))["plan"] == "free"
         t.advance(60)
@@ -1361,14 +1325,14 @@ def test_org_usage_over_many_wallets_keeps_the_top_ten_members(
 ) -> None:
     # 9 wallets x 12 months: more rollup keys than one BatchGetItem takes (100)
     api = functools.partial(api, as_=org_token("big"))
-    with clock_at(datetime(2025, 6, 1, tzinfo=UTC)) as t:
+    with frozen_clock(datetime(2025, 6, 1, tzinfo=UTC)) as t:
         for n in range(9):
             ok(api("PUT", f"/v1/wallets/m{n}", {"plan": "pro", "org_id": "big"}), 201)
         for n in range(12):  # member u<n> spends n + 1 credits, in month n (June 2025 on)
             t.set(datetime(2025 + (5 + n) // 12, (5 + n) % 12 + 1, 15, tzinfo=UTC))
             charge(api, f"/v1/wallets/m{n % 9}", "chat", f"u{n:02d}", credits=str(n + 1))
     project_ledger()
-    with clock_at(datetime(2026, 5, 20, tzinfo=UTC)):
+    with frozen_clock(datetime(2026, 5, 20, tzinfo=UTC)):
         body = ok(api("GET", "/v1/orgs/big/usage", query="from=2025-06&to=2026-05"))
     assert (body["credits"], body["actions"]) == ("78", 12)  # 1 + 2 + ... + 12
     assert [m["credits"] for m in body["months"]] == [str(n + 1) for n in range(12)]
@@ -1433,7 +1397,7 @@ def test_replaying_the_stream_changes_no_rollup(
     api: Api, project_ledger: Callable[[], None], table_items: Callable[..., list[Json]]
 ) -> None:
     w = "/v1/wallets/r1"
-    with clock_at(datetime(2026, 1, 31, 23, 0, tzinfo=UTC)) as t:
+    with frozen_clock(datetime(2026, 1, 31, 23, 0, tzinfo=UTC)) as t:
         ok(api("PUT", w, {"plan": "free"}), 201)  # period January 31 - February 28
         charge(api, w, "chat", "ana", usage=[tok("output_tokens", "claude-haiku", 12500)])
         project_ledger()
@@ -1487,7 +1451,7 @@ def workload_usage(n: int) -> list[Json]:
     return lines
 
 
-def run_operation(api: Api, t: Clock, op: str, n: int) -> None:
+def run_operation(api: Api, t: FakeClock, op: str, n: int) -> None:
     w = "/v1/wallets/p1"
     member = (None, "ana", "bob")[n % 3]
     feature = ("chat", "agent")[n % 2]
@@ -1546,7 +1510,7 @@ def test_rollups_always_equal_the_fold_of_the_ledger(
     with (
         pytest.MonkeyPatch.context() as mp,
         table.temporary_table(aws, "ledger-fold") as name,
-        clock_at(datetime(2026, 1, 30, 22, 0, tzinfo=UTC)) as t,
+        frozen_clock(datetime(2026, 1, 30, 22, 0, tzinfo=UTC)) as t,
     ):
         mp.setenv("TABLE_NAME", name)
         ok(api("PUT", "/v1/wallets/p1", {"plan": "pro"}), 201)
