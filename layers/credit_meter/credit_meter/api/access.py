@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from credit_meter.api.models import ID_PATTERN
+from credit_meter.api.fields import ID_PATTERN
 from credit_meter.core.errors import Forbidden, OrgNotFound, Unauthenticated, no_wallet
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, WithJsonSchema
 
-from credit_meter.api.models import OrgId, RequestBody, _Out
+from credit_meter.api.fields import OrgId, RequestBody, ResponseBody
 
 if TYPE_CHECKING:
     from credit_meter.byok.keys import ByokView
@@ -62,7 +62,7 @@ class ByokIn(RequestBody):
     api_key: ApiKey
 
 
-class ByokOut(_Out):
+class ByokOut(ResponseBody):
     """What may be shown of a stored key: never the key, only its last four characters."""
 
     provider: str

@@ -8,13 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
-from credit_meter.api.models import (
-    AmountOut,
-    NonNegativeAmount,
-    PeriodOut,
-    RequestBody,
-    _Out,
-)
+from credit_meter.api.fields import AmountOut, NonNegativeAmount, RequestBody, ResponseBody
+from credit_meter.api.models import PeriodOut
 from credit_meter.api.schema_models import any_case, decimal_schema
 from credit_meter.api.topup_models import Currency
 from credit_meter.core.alerts import MAX_THRESHOLDS, Threshold
@@ -63,7 +58,7 @@ class LimitsIn(RequestBody):
         return self
 
 
-class FiatLimitsOut(_Out):
+class FiatLimitsOut(ResponseBody):
     currency: str
     alert_threshold: AmountOut | None
     allowed_limit: AmountOut | None
@@ -71,7 +66,7 @@ class FiatLimitsOut(_Out):
     remaining: AmountOut | None
 
 
-class LimitsOut(_Out):
+class LimitsOut(ResponseBody):
     wallet_id: str
     period: PeriodOut
     alert_threshold: AmountOut | None
@@ -175,13 +170,13 @@ class AlertsIn(RequestBody):
     ) = Field(description="null: back to the defaults (75, 90, 100% consumed); []: none.")
 
 
-class ThresholdOut(_Out):
+class ThresholdOut(ResponseBody):
     type: Literal["consumed_percent", "remaining_percent", "remaining_credits"]
     value: AmountOut
     crossed: bool
 
 
-class AlertsOut(_Out):
+class AlertsOut(ResponseBody):
     wallet_id: str
     thresholds: list[ThresholdOut]
     defaults: bool = Field(description="The wallet uses the default thresholds.")
@@ -206,7 +201,7 @@ class MemberBudgetIn(RequestBody):
     )
 
 
-class MemberBudgetOut(_Out):
+class MemberBudgetOut(ResponseBody):
     wallet_id: str
     member_id: str
     period: PeriodOut
@@ -228,5 +223,5 @@ class MemberBudgetOut(_Out):
         )
 
 
-class MemberBudgetsOut(_Out):
+class MemberBudgetsOut(ResponseBody):
     items: list[MemberBudgetOut]

@@ -13,18 +13,18 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AfterValidator, Field, WithJsonSchema
 
-from credit_meter.api.models import (
+from credit_meter.api.activity_models import TransactionOut
+from credit_meter.api.fields import (
     DAY_SCHEMA,
     MAX_YEAR,
     MIN_YEAR,
     MONTH_PATTERN,
     AmountOut,
-    PeriodOut,
     RequestBody,
-    TransactionOut,
+    ResponseBody,
     _day,
-    _Out,
 )
+from credit_meter.api.models import PeriodOut
 from credit_meter.core import clock
 from credit_meter.core.money import fmt
 
@@ -89,24 +89,24 @@ class OrgUsageQuery(RequestBody):
     to: Month | None = Field(default=None, description="Last month. Default: this month.")
 
 
-class ModelUsageOut(_Out):
+class ModelUsageOut(ResponseBody):
     model: str
     credits: AmountOut
 
 
-class TierUsageOut(_Out):
+class TierUsageOut(ResponseBody):
     tier: str
     credits: AmountOut
     models: list[ModelUsageOut]
 
 
-class CategoryOut(_Out):
+class CategoryOut(ResponseBody):
     category: str = Field(description="`uncategorized`: actions costed in plain credits.")
     credits: AmountOut
     tiers: list[TierUsageOut] = Field(description="Token meters only: by model tier.")
 
 
-class ForecastOut(_Out):
+class ForecastOut(ResponseBody):
     burn_rate_per_day: AmountOut = Field(description="Credits a day over the last 7 UTC days.")
     runs_out_on: date | None = Field(
         description="The UTC day credits run out at that rate; null when they last until the "
@@ -114,7 +114,7 @@ class ForecastOut(_Out):
     )
 
 
-class SummaryOut(_Out):
+class SummaryOut(ResponseBody):
     wallet_id: str
     plan: str
     period: PeriodOut
@@ -172,7 +172,7 @@ class SummaryOut(_Out):
         )
 
 
-class GroupOut(_Out):
+class GroupOut(ResponseBody):
     key: str | None = Field(
         description="The category, feature, model, tier or member; null: usage in none (an "
         "action costed in plain credits, or one with no member)."
@@ -180,7 +180,7 @@ class GroupOut(_Out):
     credits: AmountOut
 
 
-class PointOut(_Out):
+class PointOut(ResponseBody):
     date: str = Field(description="YYYY-MM-DD (day) or YYYY-MM (month), UTC.")
     credits: AmountOut
     actions: int = Field(description="Charges and committed reservations.")
@@ -203,7 +203,7 @@ class PointOut(_Out):
         )
 
 
-class SeriesOut(_Out):
+class SeriesOut(ResponseBody):
     wallet_id: str
     granularity: Literal["day", "month"]
     from_: str = Field(serialization_alias="from")
@@ -225,29 +225,29 @@ class SeriesOut(_Out):
         )
 
 
-class OrgMonthOut(_Out):
+class OrgMonthOut(ResponseBody):
     month: str
     credits: AmountOut
 
 
-class OrgWalletOut(_Out):
+class OrgWalletOut(ResponseBody):
     wallet_id: str
     credits: AmountOut
     actions: int
 
 
-class OrgMemberOut(_Out):
+class OrgMemberOut(ResponseBody):
     wallet_id: str
     member_id: str | None = Field(description="null: usage not attributed to a member.")
     credits: AmountOut
 
 
-class ConsumerOut(_Out):
+class ConsumerOut(ResponseBody):
     member_id: str
     credits: AmountOut = Field(description="Over all the organisation's wallets.")
 
 
-class OrgUsageOut(_Out):
+class OrgUsageOut(ResponseBody):
     org_id: str
     from_: str = Field(serialization_alias="from")
     to: str

@@ -9,16 +9,16 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field
 
-from credit_meter.api.models import (
+from credit_meter.api.fields import (
     AmountOut,
     Name,
     NonNegativeAmount,
     PageQuery,
     PositiveAmount,
     RequestBody,
+    ResponseBody,
     Timestamp,
     TimestampMs,
-    _Out,
 )
 from credit_meter.api.schema_models import any_case, catalog_names, not_null
 from credit_meter.core import clock
@@ -100,7 +100,7 @@ class CheckoutIn(RequestBody):
     save_payment_method: StrictBool = False  # keep the card for auto top-ups
 
 
-class CheckoutOut(_Out):
+class CheckoutOut(ResponseBody):
     checkout_session_id: str
     url: str
     expires_at: Timestamp | None
@@ -122,7 +122,7 @@ class CheckoutOut(_Out):
         )
 
 
-class PackOut(_Out):
+class PackOut(ResponseBody):
     pack: str
     name: str
     credits: AmountOut
@@ -130,7 +130,7 @@ class PackOut(_Out):
     currency: str
 
 
-class FiatOut(_Out):
+class FiatOut(ResponseBody):
     currency: str
     presets: list[AmountOut]
     minimum: AmountOut
@@ -138,7 +138,7 @@ class FiatOut(_Out):
     credits_per_unit: AmountOut
 
 
-class OffersOut(_Out):
+class OffersOut(ResponseBody):
     packs: list[PackOut]
     amounts: FiatOut | None
 
@@ -164,7 +164,7 @@ class OffersOut(_Out):
         )
 
 
-class PaymentOut(_Out):
+class PaymentOut(ResponseBody):
     payment_id: str
     created_at: TimestampMs
     status: Literal["pending", "paid", "failed", "refunded", "disputed"]
@@ -204,7 +204,7 @@ class PaymentOut(_Out):
         )
 
 
-class PaymentsOut(_Out):
+class PaymentsOut(ResponseBody):
     items: list[PaymentOut]
     next_cursor: str | None
 
@@ -234,7 +234,7 @@ class AutoTopupIn(RequestBody):
     payment_method_id: StripeId | None = None
 
 
-class AutoTopupOut(_Out):
+class AutoTopupOut(ResponseBody):
     wallet_id: str
     enabled: bool
     threshold: AmountOut | None
@@ -263,7 +263,7 @@ class AutoTopupOut(_Out):
         )
 
 
-class WebhookOut(_Out):
+class WebhookOut(ResponseBody):
     """The webhook's answer to Stripe (read by nobody but Stripe's delivery log)."""
 
     received: bool

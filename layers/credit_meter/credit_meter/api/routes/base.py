@@ -18,11 +18,8 @@ from pydantic import BaseModel
 
 from credit_meter.api import access
 from credit_meter.api.body import body_text, json_object
-from credit_meter.api.models import (
-    ID_PATTERN,
-    RequestBody,
-    dump,
-)
+from credit_meter.api.fields import ID_PATTERN, RequestBody
+from credit_meter.api.models import dump
 from credit_meter.core.errors import (
     FieldProblem,
     InvalidRequest,

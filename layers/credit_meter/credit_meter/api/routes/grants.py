@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.event_handler import Response
 
 from credit_meter.api import access
-from credit_meter.api.models import (
+from credit_meter.api.grant_models import (
     AdjustmentIn,
     AdjustmentOut,
     GrantIn,

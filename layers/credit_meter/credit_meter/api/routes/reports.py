@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 from aws_lambda_powertools.event_handler import Response
 
-from credit_meter.api.models import (
+from credit_meter.api.activity_models import (
     TransactionOut,
     TransactionsCsvQuery,
     TransactionsOut,

@@ -6,12 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import Response
 
-from credit_meter.api.models import (
-    BypassIn,
-    PricesOut,
-    WalletIn,
-    WalletOut,
-)
+from credit_meter.api.models import BypassIn, PricesOut, WalletIn, WalletOut
 from credit_meter.api.routes.base import (
     current_grant,
     json_response,
