@@ -32,6 +32,7 @@ from credit_meter.payments.auto_topup import AutoTopups
 from credit_meter.payments.stripe_gateway import StripeGateway
 from credit_meter.storage import wallet_record
 from credit_meter.storage.store import from_item
+from credit_meter.storage.test_clock import with_test_clock
 from credit_meter.storage.wallet_record import WALLET_SK
 
 logger = Logger()
@@ -107,6 +108,7 @@ def watch(record: DynamoDBRecord, lambda_context: LambdaContext | None = None) -
 
 @logger.inject_lambda_context
 @metrics.log_metrics
+@with_test_clock
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(
         event=event, record_handler=watch, processor=processor, context=context

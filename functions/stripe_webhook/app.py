@@ -26,6 +26,7 @@ from credit_meter.core.errors import DomainError
 from credit_meter.payments import stripe_webhooks
 from credit_meter.payments.payments import Payments
 from credit_meter.storage.secret_values import secret
+from credit_meter.storage.test_clock import with_test_clock
 
 logger = Logger()
 metrics = Metrics()
@@ -150,5 +151,6 @@ def unexpected(error: Exception) -> Response[str]:
 
 @logger.inject_lambda_context
 @metrics.log_metrics
+@with_test_clock
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
