@@ -190,3 +190,12 @@ def test_the_schedules_handlers_run_at_the_moved_time(api: Api, now: FakeClock) 
     sweeper = handler_module("hold_sweeper.app")
     assert sweeper.handler({}, FakeContext())["expired"] == 1
     assert ok(api("GET", W))["held"] == "0"
+
+
+@pytest.mark.usefixtures("test_mode")
+def test_a_long_advance_brings_the_period_up_to_the_new_time(api: Api, now: FakeClock) -> None:
+    ok(api("PUT", W, {"plan": "free"}), 201)
+    moved = ok(api("POST", CLOCK, {"advance_seconds": MAX}))
+    assert moved["wallets_reset"] == 1
+    period = ok(api("GET", W))["period"]
+    assert period["start"] <= moved["now"] < period["end"], (period, moved["now"])
