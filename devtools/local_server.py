@@ -250,6 +250,8 @@ def configure_environment(endpoint: str, table_name: str) -> None:
     # --workers 0 invocations share one process, whose Metrics buffer would mix them).
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.pop("AWS_PROFILE", None)
+    # Test clocks (POST /v1/test-clock) are on locally unless TEST_MODE says otherwise.
+    os.environ.setdefault("TEST_MODE", "true")
     os.environ.setdefault("STRIPE_API_KEY", LOCAL_STRIPE_KEY)
     os.environ.setdefault("STRIPE_WEBHOOK_SECRET", LOCAL_WEBHOOK_SECRET)
     # Alerts go to the local sink (credit_meter.controls.notify), never to a real bus or topic.

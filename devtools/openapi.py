@@ -39,6 +39,7 @@ try:
     from credit_meter.api import grant_models as g
     from credit_meter.api import models as m
     from credit_meter.api import report_models as r
+    from credit_meter.api import test_clock_models as tc
     from credit_meter.api import topup_models as t
     from credit_meter.api.body import MAX_BODY_BYTES
     from credit_meter.core.catalog import catalog
@@ -88,6 +89,7 @@ REQUEST_MODELS: list[type[m.BaseModel]] = [
     c.MemberBudgetIn,
     m.BypassIn,
     b.ByokIn,
+    tc.ClockAdvanceIn,
 ]
 RESPONSE_MODELS: list[type[m.BaseModel]] = [
     m.WalletOut,
@@ -118,6 +120,7 @@ RESPONSE_MODELS: list[type[m.BaseModel]] = [
     r.SeriesOut,
     r.OrgUsageOut,
     b.ByokOut,
+    tc.ClockOut,
     m.ProblemOut,
 ]
 
@@ -326,6 +329,12 @@ PROBLEMS: dict[str, tuple[int, str, str]] = {
         "ProblemOut",
     ),
     "ServerError": (500, "Something went wrong on the server (`internal-error`).", "ProblemOut"),
+    "TopupsDisabled": (
+        501,
+        "Top-ups are disabled (`topups-disabled`): the deployment was made without the Stripe "
+        "keys, so nothing can be bought here (docs/payments.md); nothing was written.",
+        "ProblemOut",
+    ),
     "PaymentProvider": (
         502,
         "Stripe refused or failed the request made on the caller's behalf "
@@ -950,7 +959,9 @@ def _paths() -> dict[str, Any]:
                 "top-ups",
                 "What can be bought",
                 "The credit packs (credits for a price) and, if offered, top-ups by amount: "
-                "presets, the minimum and maximum, and the credits each unit buys.",
+                "presets, the minimum and maximum, and the credits each unit buys. Empty (no "
+                "packs, `amounts` null) in a deployment without Stripe keys, where nothing can "
+                "be bought.",
                 _responses({200: ("OffersOut", "The offers.")}, []),
             ),
         },
@@ -968,7 +979,7 @@ def _paths() -> dict[str, Any]:
                 "the same session.",
                 _responses(
                     {201: ("CheckoutOut", "The checkout to send the buyer to.")},
-                    [*BODY_PROBLEMS, "NotFound", "Conflict", "PaymentProvider"],
+                    [*BODY_PROBLEMS, "NotFound", "Conflict", "TopupsDisabled", "PaymentProvider"],
                 ),
                 body=_body("CheckoutIn"),
                 idempotent=True,
@@ -1010,7 +1021,7 @@ def _paths() -> dict[str, Any]:
                         "description": "Found: `Location` is the document.",
                         "headers": {"Location": {"schema": {"type": "string"}}},
                     },
-                    **_responses({}, ["NotFound", "Invalid", "PaymentProvider"]),
+                    **_responses({}, ["NotFound", "Invalid", "TopupsDisabled", "PaymentProvider"]),
                 },
             ),
         },
@@ -1026,7 +1037,8 @@ def _paths() -> dict[str, Any]:
                 "or above the threshold. After a decline it waits at least an hour "
                 "(`retry_after`). `enabled: false` turns it off.",
                 _responses(
-                    {200: ("AutoTopupOut", "The settings and state.")}, [*BODY_PROBLEMS, "NotFound"]
+                    {200: ("AutoTopupOut", "The settings and state.")},
+                    [*BODY_PROBLEMS, "NotFound", "TopupsDisabled"],
                 ),
                 body=_body("AutoTopupIn"),
             ),
@@ -1184,9 +1196,12 @@ def _paths() -> dict[str, Any]:
                 "an operator, never credited), and signed events outside Stripe's own limits "
                 "(an id over 255 characters, a metadata value over 500, an amount beyond "
                 "99,999,999 minor units: logged and counted, never recorded) are answered 200 "
-                "so Stripe stops retrying.",
+                "so Stripe stops retrying. A deployment without Stripe keys takes no events "
+                "(501 `topups-disabled`).",
                 _responses(
-                    {200: ("WebhookOut", "Received.")}, ["BadSignature", "Busy"], public=True
+                    {200: ("WebhookOut", "Received.")},
+                    ["BadSignature", "TopupsDisabled", "Busy"],
+                    public=True,
                 ),
                 parameters=[
                     {
@@ -1202,6 +1217,36 @@ def _paths() -> dict[str, Any]:
                 },
             ),
         },
+        "/v1/test-clock": {
+            "get": _test_mode_only(
+                _operation(
+                    "getTestClock",
+                    "test-clocks",
+                    "Where the test clock stands",
+                    "The service's time (the real time plus the offset) and the offset. "
+                    + TEST_MODE_ONLY,
+                    _responses({200: ("ClockOut", "The clock.")}, ["NotFound", "Invalid"]),
+                )
+            ),
+            "post": _test_mode_only(
+                _operation(
+                    "advanceTestClock",
+                    "test-clocks",
+                    "Move the test clock forward",
+                    "Moves the service's one clock forward by `advance_seconds` (1 to 400 days' "
+                    "worth; 10 years in all at most) for every function, then runs the hold "
+                    "sweeper's and the monthly reset's work (periods, allowances, grant "
+                    "expiry) up to the new time before answering: what it did is in the "
+                    "answer, and `more_due` says the rest was left to the schedules. "
+                    + TEST_MODE_ONLY,
+                    _responses(
+                        {200: ("ClockOut", "The clock moved and the schedules run.")},
+                        [*BODY_PROBLEMS, "NotFound", "Busy"],
+                    ),
+                    body=_body("ClockAdvanceIn"),
+                )
+            ),
+        },
         "/v1/prices": {
             "get": _operation(
                 "listPrices",
@@ -1213,6 +1258,17 @@ def _paths() -> dict[str, Any]:
             ),
         },
     }
+
+
+TEST_MODE_ONLY = (
+    "Test mode only (`make run`, or a deployment made with `TestMode=true`; never "
+    "production): elsewhere the route does not exist and answers 404 `not-found`."
+)
+
+
+def _test_mode_only(operation: dict[str, Any]) -> dict[str, Any]:
+    """Marks an operation that exists in test mode only (``x-test-mode-only``)."""
+    return {**operation, "x-test-mode-only": True}
 
 
 def _bearer_auth() -> dict[str, Any]:
@@ -1276,6 +1332,11 @@ def document() -> dict[str, Any]:
             {"name": "limits"},
             {"name": "usage"},
             {"name": "byok", "description": "A user's own AI provider key."},
+            {
+                "name": "test-clocks",
+                "description": "Test mode only (`make run`, or a deployment with "
+                "`TestMode=true`; never production): elsewhere these routes answer 404.",
+            },
         ],
         "security": [{"bearerAuth": []}],
         "paths": paths(),

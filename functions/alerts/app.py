@@ -3,7 +3,8 @@ shard throttles beyond two), fed every wallet write (the event source's filter: 
 
 For each write it publishes the alerts the write fired (:func:`credit_meter.core.alerts.crossings`,
 delivered once by :func:`credit_meter.controls.notify.publish`; docs/events.md) and runs the auto
-top-up (:meth:`credit_meter.payments.auto_topup.AutoTopups.on_wallet_change`; docs/payments.md).
+top-up (:meth:`credit_meter.payments.auto_topup.AutoTopups.on_wallet_change`; docs/payments.md),
+except in a deployment without Stripe keys (``TOPUPS_ENABLED=false``).
 
 A record that fails is reported as a batch item failure and retried from there; both steps are
 safe to repeat (alerts by their ids, purchases by their crossing number).
@@ -30,8 +31,10 @@ from credit_meter.controls import notify
 from credit_meter.core.alerts import DEPLETED, LIMIT_REACHED, RESTORED, THRESHOLD_CROSSED, crossings
 from credit_meter.payments.auto_topup import AutoTopups
 from credit_meter.payments.stripe_gateway import StripeGateway
+from credit_meter.payments.topups import enabled as topups_enabled
 from credit_meter.storage import wallet_record
 from credit_meter.storage.store import from_item
+from credit_meter.storage.test_clock import with_test_clock
 from credit_meter.storage.wallet_record import WALLET_SK
 
 logger = Logger()
@@ -48,6 +51,8 @@ ALERT_METRICS = {
 
 
 def top_up(old: dict[str, Any] | None, wallet: dict[str, Any]) -> None:
+    if not topups_enabled():  # no Stripe keys in this deployment: nothing to buy with
+        return
     attempt = AutoTopups().on_wallet_change(old, wallet, StripeGateway)
     if attempt is None:
         return
@@ -107,6 +112,7 @@ def watch(record: DynamoDBRecord, lambda_context: LambdaContext | None = None) -
 
 @logger.inject_lambda_context
 @metrics.log_metrics
+@with_test_clock
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(
         event=event, record_handler=watch, processor=processor, context=context

@@ -24,6 +24,7 @@ from credit_meter.api.byok_models import USER_ID, ByokIn, ByokOut
 from credit_meter.api.models import dump
 from credit_meter.byok.keys import Byok
 from credit_meter.core.errors import FieldProblem, InvalidRequest
+from credit_meter.storage.test_clock import with_test_clock
 
 logger = Logger()
 # debug=False whatever the environment says: the resolver's debug mode prints whole events.
@@ -89,5 +90,6 @@ problems.install(app, logger)
 @logger.inject_lambda_context(
     correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False, clear_state=True
 )
+@with_test_clock
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

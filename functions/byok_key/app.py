@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from credit_meter.api.byok_models import RevealIn
 from credit_meter.byok.keys import Byok
 from credit_meter.core.errors import ByokNotFound
+from credit_meter.storage.test_clock import with_test_clock
 
 logger = Logger()
 
@@ -38,6 +39,7 @@ def _fields(error: ValidationError) -> list[dict[str, str]]:
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
+@with_test_clock
 def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     try:
         request = RevealIn.model_validate(event)

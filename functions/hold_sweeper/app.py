@@ -13,6 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from credit_meter.metering.service import Metering
+from credit_meter.storage.test_clock import with_test_clock
 
 logger = Logger()
 metrics = Metrics()
@@ -26,6 +27,7 @@ class SweepIncomplete(RuntimeError):
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@with_test_clock
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     report = Metering().sweep()
     metrics.add_metric(name="HoldsExpired", unit=MetricUnit.Count, value=report.expired)

@@ -22,12 +22,21 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from credit_meter.api import access, problems
-from credit_meter.api.routes import controls, grants, metering, reports, topups, wallets
+from credit_meter.api.routes import (
+    controls,
+    grants,
+    metering,
+    reports,
+    test_clock,
+    topups,
+    wallets,
+)
 from credit_meter.api.routes.base import metrics, router, valid_member, valid_org, valid_wallet
 from credit_meter.core.errors import DomainError, InsufficientCredits, SpendingLimitReached
+from credit_meter.storage.test_clock import test_mode, with_test_clock
 
 # Importing the route modules registers their routes on the one router.
-ROUTE_MODULES = (wallets, metering, grants, reports, topups, controls)
+ROUTE_MODULES = (wallets, metering, grants, reports, topups, controls, test_clock)
 
 logger = Logger()
 app = APIGatewayHttpResolver()
@@ -60,6 +69,8 @@ def _authorized(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) ->
     key = _route_key(app)
     if key is None:  # no such route: the 404 says nothing about anyone's data
         return next_middleware(app)
+    if key in test_clock.ROUTES and not test_mode():  # not a route outside test mode
+        return problems.not_found(app.current_event.path)
     principal = access.principal_of(app.current_event.raw_event)
     params = app.request.path_parameters
     grant = access.authorize(principal, key, params)
@@ -92,5 +103,6 @@ problems.install(app, logger, _refused)
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics
+@with_test_clock
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

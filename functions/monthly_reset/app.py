@@ -31,6 +31,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from credit_meter.billing.periods import Periods
+from credit_meter.storage.test_clock import with_test_clock
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
@@ -90,6 +91,7 @@ def queue_wallets(wallet_ids: list[str], scheduled_time: str | None) -> list[str
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@with_test_clock
 def dispatch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     due = list(Periods().due_wallets())
     failed = queue_wallets(due, event.get("scheduled_time")) if due else []
@@ -115,6 +117,7 @@ def advance(record: SQSRecord) -> None:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@with_test_clock
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(
         event=event, record_handler=advance, processor=processor, context=context

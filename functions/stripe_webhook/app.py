@@ -25,7 +25,9 @@ from credit_meter.api.topup_models import WebhookOut
 from credit_meter.core.errors import DomainError
 from credit_meter.payments import stripe_webhooks
 from credit_meter.payments.payments import Payments
+from credit_meter.payments.topups import enabled as topups_enabled
 from credit_meter.storage.secret_values import secret
+from credit_meter.storage.test_clock import with_test_clock
 
 logger = Logger()
 metrics = Metrics()
@@ -70,6 +72,13 @@ def _short(value: object) -> object:
 
 @app.post("/v1/webhooks/stripe")
 def stripe_webhook() -> Response[Any]:
+    if not topups_enabled():  # no signing secret to check against: nothing is accepted
+        return problems.problem(
+            501,
+            "topups-disabled",
+            "Top-ups are disabled",
+            "this deployment has no Stripe keys, so it takes no Stripe events",
+        )
     payload = _payload()
     signature = app.current_event.headers.get("stripe-signature")
     if payload is None or len(payload) > MAX_BODY_BYTES:
@@ -150,5 +159,6 @@ def unexpected(error: Exception) -> Response[str]:
 
 @logger.inject_lambda_context
 @metrics.log_metrics
+@with_test_clock
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

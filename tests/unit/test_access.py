@@ -101,6 +101,8 @@ EXPECTED: dict[str, str] = {
     "PUT /v1/users/{user_id}/byok":                                       "self self self self — —",
     "GET /v1/users/{user_id}/byok":                                       "self self self self — —",
     "DELETE /v1/users/{user_id}/byok":                                    "self self self self — —",
+    "GET /v1/test-clock":                                                 "— — — — — ✓",
+    "POST /v1/test-clock":                                                "— — — — — ✓",
 }  # fmt: skip
 # Served by the BYOK function (functions/byok_api), not by the metering handler.
 BYOK_ROUTES = {key for key in RULES if key.endswith("/byok")}
@@ -153,6 +155,17 @@ def unauthenticated(response: tuple[int, dict[str, str], Any]) -> None:
     assert (status, body["type"], body["status"]) == (401, "/problems/unauthenticated", 401), body
     assert headers["content-type"] == PROBLEM_JSON
     assert headers["www-authenticate"].startswith("Bearer")
+
+
+@pytest.fixture(autouse=True)
+def _test_clocks_in_test_mode(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The test clock's routes exist in test mode only (without it they are 404 to everyone:
+    tests/unit/test_test_clock.py), so their rows are checked in test mode."""
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and str(callspec.params.get("route", "")).endswith("/test-clock"):
+        monkeypatch.setenv("TEST_MODE", "true")
 
 
 # -- the world --------------------------------------------------------------------------------

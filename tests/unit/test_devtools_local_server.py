@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import os
 import socket
 import threading
 import time
@@ -111,6 +112,20 @@ def test_function_environment_from_template() -> None:
     env = local_server.function_environment_from_template()
     assert env["POWERTOOLS_SERVICE_NAME"] == "credit-meter"
     assert "TABLE_NAME" not in env  # !Ref: set by the server itself
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "true"), ("false", "false")])
+def test_the_local_functions_are_in_test_mode_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch, given: str | None, expected: str
+) -> None:
+    # A copy of the environment: configure_environment rewrites much of it.
+    env = {k: v for k, v in os.environ.items() if k != "TEST_MODE"}
+    if given is not None:
+        env["TEST_MODE"] = given
+    monkeypatch.setattr(os, "environ", env)
+    local_server.configure_environment("http://127.0.0.1:9", "ledger-local")
+    assert env["TEST_MODE"] == expected
+    assert "TOPUPS_ENABLED" not in env  # top-ups stay on locally
 
 
 @pytest.fixture

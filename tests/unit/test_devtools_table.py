@@ -215,6 +215,8 @@ EXPECTED_ROUTES = {
     ("POST", "/v1/wallets/{wallet_id}/referral"),
     ("GET", "/v1/wallets/{wallet_id}/transactions"),
     ("GET", "/v1/prices"),
+    ("GET", "/v1/test-clock"),  # test mode only: a 404 elsewhere
+    ("POST", "/v1/test-clock"),
     ("GET", "/v1/topups/offers"),
     ("POST", "/v1/wallets/{wallet_id}/checkout"),
     ("GET", "/v1/wallets/{wallet_id}/payments"),
@@ -277,6 +279,12 @@ TABLE = repr({"Fn::GetAtt": ["LedgerTable", "Arn"]})
 STREAM = repr({"Fn::GetAtt": ["LedgerTable", "StreamArn"]})
 API_KEY = repr({"Ref": "StripeApiKeySecretArn"})
 WEBHOOK_SECRET = repr({"Ref": "StripeWebhookSecretArn"})
+TEST_MODE_INDEXES = repr(
+    [
+        {"Fn::Sub": "${LedgerTable.Arn}/index/SweepIndex"},
+        {"Fn::Sub": "${LedgerTable.Arn}/index/DueIndex"},
+    ]
+)
 
 
 def test_api_function_is_least_privilege() -> None:
@@ -290,6 +298,8 @@ def test_api_function_is_least_privilege() -> None:
             "dynamodb:ConditionCheckItem",  # a wallet joining an org copies its BYOK flags
         },
         API_KEY: {"secretsmanager:GetSecretValue"},  # checkouts and invoice links
+        # test mode only (TestModeOn): advancing the test clock runs the sweep and the resets
+        TEST_MODE_INDEXES: {"dynamodb:Query"},
     }
 
 

@@ -234,7 +234,15 @@ def test_posts_that_write_take_an_idempotency_key(doc: dict[str, Any]) -> None:
         # Quote writes nothing; a void, a promo code's definition and a referral are
         # idempotent by what they name (the grant, the code, the referred wallet).
         # Stripe's webhook: by the event (a payment is credited once, whatever arrives).
-        natural = ("/quote", "/void", "/promo-codes", "/referral", "/webhooks/stripe")
+        # The test clock's advance is a test's own step (test mode only), never retried.
+        natural = (
+            "/quote",
+            "/void",
+            "/promo-codes",
+            "/referral",
+            "/webhooks/stripe",
+            "/test-clock",
+        )
         writes = method == "POST" and not path.endswith(natural)
         assert ("Idempotency-Key" in names) == writes, (method, path)
 
@@ -511,7 +519,9 @@ def test_responses_validate_against_the_document(
     byok_app: Any,
     project_ledger: Callable[[], None],
     fake_stripe: FakeStripe,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("TEST_MODE", "true")  # the test clock's routes exist in test mode only
     call = Contract(doc, _with_functions(api, byok_app))
     w = "/v1/wallets/w1"
     hold = {"feature": "chat", "member_id": "m-1", "credits": "2.5"}
@@ -674,6 +684,18 @@ def test_responses_validate_against_the_document(
     call("GET", byok, as_=token("owner"), status=403)
     call("DELETE", byok, as_=ana, status=204)
     call("GET", byok, as_=ana, status=404)
+
+    # a deployment without Stripe keys refuses to sell, and takes no Stripe events
+    monkeypatch.setenv("TOPUPS_ENABLED", "false")
+    call("POST", f"{w}/checkout", {"pack": "pack_500", **urls}, status=501)
+    call("PUT", f"{w}/auto-topup", {**topup, **card}, status=501)
+    call("POST", hook, event.decode(), {"content-type": "application/json", **signed}, status=501)
+    monkeypatch.delenv("TOPUPS_ENABLED")
+
+    # test clocks: a month passes, the schedules run
+    call("GET", "/v1/test-clock", status=200)
+    call("POST", "/v1/test-clock", {"advance_seconds": 31 * 86400}, status=200)
+    call("POST", "/v1/test-clock", {"advance_seconds": 0}, status=422)
 
     # every operation answers 401 without a token (the function's problem, with its
     # WWW-Authenticate) and 403 to a token its rule refuses, as documented

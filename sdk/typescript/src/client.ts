@@ -13,6 +13,7 @@ import {
   Promotions,
   Reservations,
   type Schemas,
+  TestClock,
   Topups,
   Transactions,
   UsageReports,
@@ -87,6 +88,7 @@ export class CreditMeter {
   readonly alerts: Alerts;
   readonly budgets: Budgets;
   readonly byok: Byok;
+  readonly testClock: TestClock;
   #catalogModels: Promise<string[]> | null = null;
 
   constructor(options: ClientOptions) {
@@ -105,6 +107,7 @@ export class CreditMeter {
     this.alerts = new Alerts(t);
     this.budgets = new Budgets(t);
     this.byok = new Byok(t);
+    this.testClock = new TestClock(t);
   }
 
   /** Hold credits while `work` runs: `await cm.hold("w1", {credits: "5", feature: "chat"},

@@ -236,6 +236,18 @@ export class Byok extends Resource {
   }
 }
 
+/** The test clock: a test deployment's (`make run`, `TestMode=true`) only; elsewhere both
+ * calls fail with the 404 `not-found` error. */
+export class TestClock extends Resource {
+  get(): Promise<Schemas["ClockOut"]> {
+    return this.t.run({ method: "GET", path: "/v1/test-clock" });
+  }
+  /** Move the clock `seconds` forward; the schedules run up to then before it answers. */
+  advance(seconds: number): Promise<Schemas["ClockOut"]> {
+    return this.t.run({ method: "POST", path: "/v1/test-clock", body: { advance_seconds: seconds } });
+  }
+}
+
 /** operationId (docs/openapi.yaml) -> method; a test checks every operation but Stripe's
  * webhook (called by Stripe, never by a product) has one. */
 export const OPERATIONS: Record<string, string> = {
@@ -277,4 +289,6 @@ export const OPERATIONS: Record<string, string> = {
   getByok: "byok.get",
   deleteByok: "byok.delete",
   listPrices: "prices.get",
+  getTestClock: "testClock.get",
+  advanceTestClock: "testClock.advance",
 };

@@ -444,7 +444,7 @@ export interface paths {
         };
         /**
          * What can be bought
-         * @description The credit packs (credits for a price) and, if offered, top-ups by amount: presets, the minimum and maximum, and the credits each unit buys. Who may call: roles `owner`, `admin`, `member`, `viewer`; scopes `credits:meter`, `credits:admin`.
+         * @description The credit packs (credits for a price) and, if offered, top-ups by amount: presets, the minimum and maximum, and the credits each unit buys. Empty (no packs, `amounts` null) in a deployment without Stripe keys, where nothing can be bought. Who may call: roles `owner`, `admin`, `member`, `viewer`; scopes `credits:meter`, `credits:admin`.
          */
         get: operations["listTopupOffers"];
         put?: never;
@@ -693,9 +693,33 @@ export interface paths {
         put?: never;
         /**
          * Stripe's webhook endpoint
-         * @description For Stripe only (a separate function). Verifies `Stripe-Signature`, then records the event: checkout completion and asynchronous success or failure, PaymentIntent success or failure, charges (receipts, refunds) and disputes. A payment is credited once however often and in whatever order its events arrive. Events of other types, payments for unknown wallets (recorded for an operator, never credited), and signed events outside Stripe's own limits (an id over 255 characters, a metadata value over 500, an amount beyond 99,999,999 minor units: logged and counted, never recorded) are answered 200 so Stripe stops retrying.
+         * @description For Stripe only (a separate function). Verifies `Stripe-Signature`, then records the event: checkout completion and asynchronous success or failure, PaymentIntent success or failure, charges (receipts, refunds) and disputes. A payment is credited once however often and in whatever order its events arrive. Events of other types, payments for unknown wallets (recorded for an operator, never credited), and signed events outside Stripe's own limits (an id over 255 characters, a metadata value over 500, an amount beyond 99,999,999 minor units: logged and counted, never recorded) are answered 200 so Stripe stops retrying. A deployment without Stripe keys takes no events (501 `topups-disabled`).
          */
         post: operations["stripeWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/test-clock": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Where the test clock stands
+         * @description The service's time (the real time plus the offset) and the offset. Test mode only (`make run`, or a deployment made with `TestMode=true`; never production): elsewhere the route does not exist and answers 404 `not-found`. Who may call: scope `credits:admin`.
+         */
+        get: operations["getTestClock"];
+        put?: never;
+        /**
+         * Move the test clock forward
+         * @description Moves the service's one clock forward by `advance_seconds` (1 to 400 days' worth; 10 years in all at most) for every function, then runs the hold sweeper's and the monthly reset's work (periods, allowances, grant expiry) up to the new time before answering: what it did is in the answer, and `more_due` says the rest was left to the schedules. Test mode only (`make run`, or a deployment made with `TestMode=true`; never production): elsewhere the route does not exist and answers 404 `not-found`. Who may call: scope `credits:admin`.
+         */
+        post: operations["advanceTestClock"];
         delete?: never;
         options?: never;
         head?: never;
@@ -965,6 +989,57 @@ export interface components {
             amount: string;
             /** Currency */
             currency: string;
+        };
+        /**
+         * ClockAdvanceIn
+         * @description How far to move the service's clock forward.
+         */
+        ClockAdvanceIn: {
+            /**
+             * Advance Seconds
+             * @description Seconds to move the clock forward: 1 to 400 days' worth.
+             */
+            advance_seconds: number;
+        };
+        /**
+         * ClockOut
+         * @description Where the service's clock stands (and, after an advance, what the schedules did).
+         */
+        ClockOut: {
+            /**
+             * Now
+             * Format: date-time
+             * @description The service's time: the real time plus the offset.
+             */
+            now: string;
+            /**
+             * Offset Seconds
+             * @description How far the clock is ahead of the real time.
+             */
+            offset_seconds: number;
+            /**
+             * Test Mode
+             * @description Always true: without test mode the route is a 404.
+             */
+            test_mode: boolean;
+            /**
+             * Holds Expired
+             * @description Reservations the hold sweeper expired.
+             * @default 0
+             */
+            holds_expired?: number;
+            /**
+             * Wallets Reset
+             * @description Wallets whose period the reset renewed.
+             * @default 0
+             */
+            wallets_reset?: number;
+            /**
+             * More Due
+             * @description The schedules' work went past this call's bound: the rest is done by the schedules (or the next call).
+             * @default false
+             */
+            more_due?: boolean;
         };
         /**
          * CommitIn
@@ -2168,6 +2243,15 @@ export interface components {
                 "application/problem+json": components["schemas"]["ProblemOut"];
             };
         };
+        /** @description Top-ups are disabled (`topups-disabled`): the deployment was made without the Stripe keys, so nothing can be bought here (docs/payments.md); nothing was written. */
+        TopupsDisabled: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["ProblemOut"];
+            };
+        };
         /** @description Stripe refused or failed the request made on the caller's behalf (`payment-provider-error`); nothing was written. */
         PaymentProvider: {
             headers: {
@@ -3054,6 +3138,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Invalid"];
             500: components["responses"]["ServerError"];
+            501: components["responses"]["TopupsDisabled"];
             502: components["responses"]["PaymentProvider"];
         };
     };
@@ -3115,6 +3200,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             422: components["responses"]["Invalid"];
             500: components["responses"]["ServerError"];
+            501: components["responses"]["TopupsDisabled"];
             502: components["responses"]["PaymentProvider"];
         };
     };
@@ -3177,6 +3263,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Invalid"];
             500: components["responses"]["ServerError"];
+            501: components["responses"]["TopupsDisabled"];
         };
     };
     getLimits: {
@@ -3508,6 +3595,65 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadSignature"];
+            500: components["responses"]["ServerError"];
+            501: components["responses"]["TopupsDisabled"];
+            503: components["responses"]["Busy"];
+        };
+    };
+    getTestClock: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The clock. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClockOut"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["Invalid"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    advanceTestClock: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ClockAdvanceIn"];
+            };
+        };
+        responses: {
+            /** @description The clock moved and the schedules run. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClockOut"];
+                };
+            };
+            400: components["responses"]["Malformed"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Invalid"];
             500: components["responses"]["ServerError"];
             503: components["responses"]["Busy"];
         };

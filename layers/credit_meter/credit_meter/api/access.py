@@ -177,6 +177,9 @@ RULES: dict[str, Rule] = {
     "PUT /v1/users/{user_id}/byok": _rule(self_only=True),
     "GET /v1/users/{user_id}/byok": _rule(self_only=True),
     "DELETE /v1/users/{user_id}/byok": _rule(self_only=True),
+    # test clocks: test mode only (otherwise no such route), the platform's alone
+    "GET /v1/test-clock": _rule(scopes=(PLATFORM,)),
+    "POST /v1/test-clock": _rule(scopes=(PLATFORM,)),
 }
 
 

@@ -29,6 +29,7 @@ from credit_meter.core.errors import (
     PromoCodeNotFound,
     ReservationNotFound,
     SpendingLimitReached,
+    TopupsDisabled,
     Unauthenticated,
     UnsupportedMediaType,
     WalletNotFound,
@@ -59,6 +60,7 @@ _STATUS: list[tuple[type[DomainError], int, str]] = [
     (PayloadTooLarge, 413, "Payload too large"),
     (UnsupportedMediaType, 415, "Unsupported media type"),
     (InvalidRequest, 422, "Invalid request"),
+    (TopupsDisabled, 501, "Top-ups are disabled"),
     (PaymentProviderError, 502, "Payment provider error"),
     (Contention, 503, "Busy, retry"),
 ]

@@ -101,6 +101,12 @@ class PaymentProviderError(DomainError):
     code = "payment-provider-error"
 
 
+class TopupsDisabled(DomainError):
+    """The deployment has no Stripe keys: nothing can be bought (``TOPUPS_ENABLED=false``)."""
+
+    code = "topups-disabled"
+
+
 class InsufficientCredits(DomainError):
     code = "insufficient-credits"
 

@@ -28,15 +28,17 @@ class SweepReport:
     wallets: int = 0
     expired: int = 0
     failed: dict[str, str] = field(default_factory=dict)
+    more: bool = False  # stopped at its limit with wallets still due
 
 
 class HoldExpiry:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def sweep(self) -> SweepReport:
+    def sweep(self, limit: int | None = None) -> SweepReport:
         """Expire the holds past their ``expires_at`` in every wallet the sweep index says is
-        due. A wallet that fails is reported and left due, so the next run tries it again."""
+        due (at most ``limit`` wallets). A wallet that fails is reported and left due, so the
+        next run tries it again."""
         report = SweepReport()
         now = Decimal(int(clock.now_ts()))
         for shard in range(wallet_record.SWEEP_SHARDS):
@@ -48,6 +50,9 @@ class HoldExpiry:
                 now,
             )
             for key in due:
+                if limit is not None and report.wallets + len(report.failed) >= limit:
+                    report.more = True
+                    return report
                 wallet_id = items.wallet_id_of(key["pk"])
                 try:
                     report.expired += self.expire_holds(wallet_id)

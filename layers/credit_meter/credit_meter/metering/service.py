@@ -73,8 +73,8 @@ class Metering:
     ) -> Charge:
         return self.charges.charge(wallet_id, cost, request, feature, member_id)
 
-    def sweep(self) -> SweepReport:
-        return self.expiry.sweep()
+    def sweep(self, limit: int | None = None) -> SweepReport:
+        return self.expiry.sweep(limit)
 
     def expire_holds(self, wallet_id: str) -> int:
         return self.expiry.expire_holds(wallet_id)

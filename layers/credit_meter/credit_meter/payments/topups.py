@@ -10,7 +10,23 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
+from credit_meter.core.errors import TopupsDisabled
 from credit_meter.core.offers import Offer
+
+
+def enabled() -> bool:
+    """Whether this deployment sells credits: ``TOPUPS_ENABLED`` is "false" when it was
+    deployed without the Stripe secrets (docs/payments.md); unset (locally) means on."""
+    return os.environ.get("TOPUPS_ENABLED", "true").lower() != "false"
+
+
+def require_enabled() -> None:
+    """Refuse a purchase (501 ``topups-disabled``) in a deployment without Stripe keys."""
+    if not enabled():
+        raise TopupsDisabled(
+            "this deployment has no Stripe keys, so credits cannot be bought here; "
+            "ask the operator to deploy it with StripeApiKeySecretArn and StripeWebhookSecretArn"
+        )
 
 
 @dataclass(frozen=True, slots=True)

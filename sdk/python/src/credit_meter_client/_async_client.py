@@ -20,6 +20,7 @@ from credit_meter_client._async_resources import (
     AsyncPrices,
     AsyncPromotions,
     AsyncReservations,
+    AsyncTestClockOps,
     AsyncTopups,
     AsyncTransactions,
     AsyncUsageReports,
@@ -67,6 +68,7 @@ class AsyncCreditMeter:
         self.transactions = AsyncTransactions(self)
         self.usage = AsyncUsageReports(self)
         self.prices = AsyncPrices(self)
+        self.test_clock = AsyncTestClockOps(self)
         self.topups = AsyncTopups(self)
         self.payments = AsyncPayments(self)
         self.limits = AsyncLimits(self)

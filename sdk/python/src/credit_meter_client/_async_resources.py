@@ -425,3 +425,19 @@ class AsyncByok(_Resource):
     async def delete(self, user_id: str) -> None:
         path = f"/v1/users/{segment(user_id)}/byok"
         await self._runner.run(Call("DELETE", path, None, parse=lambda _r: None))
+
+
+class AsyncTestClockOps(_Resource):
+    """The test clock: a test deployment's (``make run``, ``TestMode=true``) only; elsewhere
+    both calls raise the 404 ``not-found`` error."""
+
+    __test__ = False  # not a test class, whatever its name says
+
+    async def get(self) -> m.ClockOut:
+        """Where the service's clock stands."""
+        return await self._runner.run(Call("GET", "/v1/test-clock", m.ClockOut))
+
+    async def advance(self, seconds: int) -> m.ClockOut:
+        """Move the clock ``seconds`` forward; the schedules run up to then before it answers."""
+        body = {"advance_seconds": seconds}
+        return await self._runner.run(Call("POST", "/v1/test-clock", m.ClockOut, body))

@@ -37,6 +37,7 @@ from credit_meter_client._resources_more import (
     Limits,
     Payments,
     Prices,
+    TestClockOps,
     Topups,
     UsageReports,
 )
@@ -80,6 +81,7 @@ class CreditMeter:
         self.transactions = Transactions(self)
         self.usage = UsageReports(self)
         self.prices = Prices(self)
+        self.test_clock = TestClockOps(self)
         self.topups = Topups(self)
         self.payments = Payments(self)
         self.limits = Limits(self)

@@ -172,6 +172,22 @@ class Byok(_Resource):
         self._runner.run(Call("DELETE", path, None, parse=lambda _r: None))
 
 
+class TestClockOps(_Resource):
+    """The test clock: a test deployment's (``make run``, ``TestMode=true``) only; elsewhere
+    both calls raise the 404 ``not-found`` error."""
+
+    __test__ = False  # not a test class, whatever its name says
+
+    def get(self) -> m.ClockOut:
+        """Where the service's clock stands."""
+        return self._runner.run(Call("GET", "/v1/test-clock", m.ClockOut))
+
+    def advance(self, seconds: int) -> m.ClockOut:
+        """Move the clock ``seconds`` forward; the schedules run up to then before it answers."""
+        body = {"advance_seconds": seconds}
+        return self._runner.run(Call("POST", "/v1/test-clock", m.ClockOut, body))
+
+
 # operationId (docs/openapi.yaml) -> the method that calls it; a test checks every operation
 # but Stripe's webhook (called by Stripe, never by a product) has one.
 OPERATIONS = {
@@ -213,4 +229,6 @@ OPERATIONS = {
     "getByok": "byok.get",
     "deleteByok": "byok.delete",
     "listPrices": "prices.get",
+    "getTestClock": "test_clock.get",
+    "advanceTestClock": "test_clock.advance",
 }

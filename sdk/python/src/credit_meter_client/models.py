@@ -13,7 +13,7 @@ from typing import Any
 
 from credit_meter_client._model import Model
 
-__all__ = ['AdjustmentOut', 'AlertsOut', 'AutoTopupOut', 'BucketOut', 'ByokOut', 'CategoryOut', 'ChargeOut', 'CheckoutOut', 'CommitOut', 'ConsumerOut', 'FiatLimitsOut', 'FiatOut', 'ForecastOut', 'GrantLineOut', 'GrantOut', 'GrantsOut', 'GroupOut', 'LimitsOut', 'LineOut', 'MemberBudgetOut', 'MemberBudgetsOut', 'MeterOut', 'ModelTierOut', 'ModelUsageOut', 'OffersOut', 'OrgMemberOut', 'OrgMonthOut', 'OrgUsageOut', 'OrgWalletOut', 'PackOut', 'PaymentOut', 'PaymentsOut', 'PeriodOut', 'PlanOut', 'PointOut', 'PricesOut', 'ProblemOut', 'PromoCodeOut', 'QuoteOut', 'ReferralOut', 'ReleaseOut', 'ReservationOut', 'SeriesOut', 'SpendingOut', 'SummaryOut', 'ThresholdOut', 'TierUsageOut', 'TokensOut', 'TransactionOut', 'TransactionsOut', 'TransferOut', 'VoidOut', 'WalletOut', 'WebhookOut']
+__all__ = ['AdjustmentOut', 'AlertsOut', 'AutoTopupOut', 'BucketOut', 'ByokOut', 'CategoryOut', 'ChargeOut', 'CheckoutOut', 'ClockOut', 'CommitOut', 'ConsumerOut', 'FiatLimitsOut', 'FiatOut', 'ForecastOut', 'GrantLineOut', 'GrantOut', 'GrantsOut', 'GroupOut', 'LimitsOut', 'LineOut', 'MemberBudgetOut', 'MemberBudgetsOut', 'MeterOut', 'ModelTierOut', 'ModelUsageOut', 'OffersOut', 'OrgMemberOut', 'OrgMonthOut', 'OrgUsageOut', 'OrgWalletOut', 'PackOut', 'PaymentOut', 'PaymentsOut', 'PeriodOut', 'PlanOut', 'PointOut', 'PricesOut', 'ProblemOut', 'PromoCodeOut', 'QuoteOut', 'ReferralOut', 'ReleaseOut', 'ReservationOut', 'SeriesOut', 'SpendingOut', 'SummaryOut', 'ThresholdOut', 'TierUsageOut', 'TokensOut', 'TransactionOut', 'TransactionsOut', 'TransferOut', 'VoidOut', 'WalletOut', 'WebhookOut']
 
 
 
@@ -84,6 +84,18 @@ class CheckoutOut(Model):
     credits: Decimal
     amount: Decimal
     currency: str
+
+
+@dataclass(frozen=True)
+class ClockOut(Model):
+    """Where the service's clock stands (and, after an advance, what the schedules did)."""
+
+    now: _dt.datetime
+    offset_seconds: int
+    test_mode: bool
+    holds_expired: int | None = None
+    wallets_reset: int | None = None
+    more_due: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""Top-up routes: offers, checkout, payments and invoices, auto top-up (docs/payments.md)."""
+"""Top-up routes: offers, checkout, payments and invoices, auto top-up (docs/payments.md).
+
+In a deployment without Stripe keys (``TOPUPS_ENABLED=false``) the routes that would call
+Stripe or arm a purchase answer 501 ``topups-disabled``; the offers are empty (nothing can be
+bought) and the reads of payments and auto top-up settings answer as usual."""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from credit_meter.core.catalog import catalog
 from credit_meter.core.errors import (
     PaymentNotFound,
 )
+from credit_meter.payments.topups import enabled, require_enabled
 
 if TYPE_CHECKING:
     from credit_meter.payments.auto_topup import AutoTopups
@@ -48,6 +53,8 @@ def _gateway() -> Gateway:
 def offers() -> Response[Any]:
     from credit_meter.api.topup_models import OffersOut
 
+    if not enabled():  # nothing can be bought here
+        return json_response(200, OffersOut(packs=[], amounts=None))
     return json_response(200, OffersOut.of(catalog().topups))
 
 
@@ -55,6 +62,7 @@ def offers() -> Response[Any]:
 def checkout(wallet_id: str) -> Response[Any]:
     from credit_meter.api.topup_models import CheckoutIn, CheckoutOut
 
+    require_enabled()
     body = read_body(CheckoutIn)
     request = idempotent_request(body, "checkout")
     done = _payments().checkout(
@@ -83,6 +91,7 @@ def payments(wallet_id: str) -> Response[Any]:
 
 @router.get("/v1/wallets/<wallet_id>/payments/<payment_id>/invoice")
 def invoice(wallet_id: str, payment_id: str) -> Response[Any]:
+    require_enabled()
     if not PAYMENT_ID.fullmatch(payment_id):
         raise PaymentNotFound(f"payment {payment_id!r} does not exist")
     link = _payments().invoice_link(valid_wallet(wallet_id), payment_id, _gateway)
@@ -93,6 +102,7 @@ def invoice(wallet_id: str, payment_id: str) -> Response[Any]:
 def put_auto_topup(wallet_id: str) -> Response[Any]:
     from credit_meter.api.topup_models import AutoTopupIn, AutoTopupOut
 
+    require_enabled()
     body = read_body(AutoTopupIn)
     done = _auto_topups().set_auto_topup(
         valid_wallet(wallet_id),
