@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import Field
 
-from credit_meter.api.models import RequestBody, Timestamp, _Out
+from credit_meter.api.fields import RequestBody, ResponseBody, Timestamp
 
 if TYPE_CHECKING:
     from credit_meter.billing.test_clock import ClockPosition
@@ -23,7 +23,7 @@ class ClockAdvanceIn(RequestBody):
     )
 
 
-class ClockOut(_Out):
+class ClockOut(ResponseBody):
     """Where the service's clock stands (and, after an advance, what the schedules did)."""
 
     now: Timestamp = Field(description="The service's time: the real time plus the offset.")
