@@ -22,6 +22,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from credit_meter.api import access, problems
+from credit_meter.api.body import decoded_path
 from credit_meter.api.routes import (
     controls,
     grants,
@@ -105,4 +106,4 @@ problems.install(app, logger, _refused)
 @metrics.log_metrics
 @with_test_clock
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return app.resolve(decoded_path(event), context)

@@ -29,12 +29,6 @@ pytestmark = [
 # Schema-valid requests refused (ST202): (pattern of the 422's detail, why).
 KNOWN_REFUSED = [
     (
-        r"^(wallet_id: use 1-128|member_id: use 1-64|reservation_id|grant_id)",
-        "the metering function matches routes on the raw (percent-encoded) path and does not "
-        "decode the parameters it takes from it, so `X%3A0` is checked as written, not as "
-        "`X:0` (the BYOK function decodes its user_id)",
-    ),
-    (
         r": Input should be a valid integer",
         "an integer written with a zero fraction (`1690.0`) is an integer to JSON Schema, but "
         "the models take integers strictly",

@@ -637,3 +637,12 @@ def test_transactions_pages_follow_the_cursor(
 def test_transactions_of_a_new_wallet(api: Api, wallet: dict[str, Any]) -> None:
     # before the projector has run there are no entries, and that is not an error
     assert ok(api("GET", f"{W}/transactions"), 200) == {"items": [], "next_cursor": None}
+
+
+def test_a_percent_encoded_wallet_id_names_the_same_wallet(api: Any) -> None:
+    # Clients that encode every reserved character send ':' as %3A; API Gateway routes on the
+    # decoded id, and so does the handler (the router alone would see "w%3Aenc").
+    assert api("PUT", "/v1/wallets/w:enc", {"plan": "starter"})[0] == 201
+    status, _, body = api("GET", "/v1/wallets/w%3Aenc")
+    assert (status, body["wallet_id"]) == (200, "w:enc")
+    assert api("GET", "/v1/wallets/w%3aenc/limits")[0] == 200

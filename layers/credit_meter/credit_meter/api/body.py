@@ -1,4 +1,5 @@
-"""Reading an HTTP request body: media type, size, strict JSON (no floats, no NaN)."""
+"""Reading an HTTP request: its path as routes see it, and its body (media type, size, strict
+JSON: no floats, no NaN)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,23 @@ import binascii
 import json
 from decimal import Decimal
 from typing import Any
+from urllib.parse import unquote
 
 from credit_meter.core.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
 
 MAX_BODY_BYTES = 16 * 1024
+
+
+def decoded_path(event: dict[str, Any]) -> dict[str, Any]:
+    """The event with its path percent-decoded. API Gateway hands over the path as the client
+    sent it (``rawPath``), and Powertools' router takes route parameters from that text as it
+    is, so ``/v1/wallets/w%3A1`` would name the wallet ``w%3A1`` and fail the id rule (422),
+    although it is ``w:1`` — the id API Gateway itself routes on. Decoded once, here (the BYOK
+    function decodes its one path parameter itself)."""
+    raw = event.get("rawPath")
+    if isinstance(raw, str) and "%" in raw:
+        return {**event, "rawPath": unquote(raw)}
+    return event
 
 
 def _no_constants(name: str) -> Any:
