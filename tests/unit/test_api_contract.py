@@ -646,3 +646,20 @@ def test_a_percent_encoded_wallet_id_names_the_same_wallet(api: Any) -> None:
     status, _, body = api("GET", "/v1/wallets/w%3Aenc")
     assert (status, body["wallet_id"]) == (200, "w:enc")
     assert api("GET", "/v1/wallets/w%3aenc/limits")[0] == 200
+
+
+@pytest.mark.parametrize("day", ["5.0", "5.000", "0.5e1"])
+def test_a_whole_number_written_with_a_fraction_is_an_integer(api: Any, day: str) -> None:
+    # JSON Schema counts 5.0 an integer (the document says `integer`), so the API does too.
+    wallet = f"w-int-{day.replace('.', '-')}"
+    body = '{"plan": "starter", "anchor_day": ' + day + "}"
+    status, _, answer = api("PUT", f"/v1/wallets/{wallet}", body)
+    assert (status, answer["anchor_day"]) == (201, 5)
+
+
+@pytest.mark.parametrize("day", ["5.5", "1e400", "5e-1"])
+def test_a_number_with_a_fraction_is_not_an_integer(api: Any, day: str) -> None:
+    status, _, answer = api(
+        "PUT", "/v1/wallets/w-frac", '{"plan": "starter", "anchor_day": ' + day + "}"
+    )
+    assert status == 422, answer

@@ -22,9 +22,22 @@ def decoded_path(event: dict[str, Any]) -> dict[str, Any]:
     although it is ``w:1`` — the id API Gateway itself routes on. Decoded once, here (the BYOK
     function decodes its one path parameter itself)."""
     raw = event.get("rawPath")
-    if isinstance(raw, str) and "%" in raw:
-        return {**event, "rawPath": unquote(raw)}
-    return event
+    if not isinstance(raw, str) or "%" not in raw:
+        return event
+    # Segment by segment: an encoded "/" stays inside its segment, as API Gateway keeps it
+    # (so `a%2Fb` is one id, and refused by the id rule, not another route).
+    segments = (unquote(segment).replace("/", "%2F") for segment in raw.split("/"))
+    return {**event, "rawPath": "/".join(segments)}
+
+
+def _json_number(text: str) -> int | Decimal:
+    """A JSON number written with a fraction or an exponent: ``Decimal``, never ``float``. A
+    whole one of sane size (``1690.0``, ``1e3``) is an ``int``, since JSON Schema counts it an
+    integer; one with a huge exponent stays ``Decimal`` (its ``int`` would cost CPU)."""
+    value = Decimal(text)
+    if value.is_finite() and value.adjusted() < 19 and value == value.to_integral_value():
+        return int(value)
+    return value
 
 
 def _no_constants(name: str) -> Any:
@@ -55,7 +68,7 @@ def json_object(body: str | None, content_type: str | None, optional: bool = Fal
     ):
         raise UnsupportedMediaType("send the body as application/json")
     try:
-        value = json.loads(body, parse_float=Decimal, parse_constant=_no_constants)
+        value = json.loads(body, parse_float=_json_number, parse_constant=_no_constants)
     except (ValueError, RecursionError) as err:
         raise MalformedRequest(f"the body is not valid JSON: {err}") from None
     if not isinstance(value, dict):
