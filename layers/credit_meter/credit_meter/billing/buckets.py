@@ -1,17 +1,16 @@
 """The bucket change every grant-like write makes: a new bucket list in place of the one read,
-guarded by its version (``bver``), with the balance moved relative to what is stored. Shared by
-the billing use cases and by payments (a purchase is a bucket too).
+guarded by its version, with the balance moved relative to what is stored. Shared by the
+billing use cases and by payments (a purchase is a bucket too).
 
 Read, compute the new list in :mod:`credit_meter.core.wallets`, write on condition that the
-version is still the one read, and read again if another bucket change won the race. Amounts
-are applied relative to what is stored (``bal = bal + :g``), so metering writes that land
-between the read and the write are neither blocked nor lost. ``docs/data-model.md`` lists every
-condition.
+version is still the one read, and read again if another bucket change won the race. The write
+itself (:class:`BucketChange`, :func:`bucket_update`) is spelt in
+:mod:`credit_meter.storage.wallet_record.lifecycle`, the owner of the wallet's stored shape, and
+re-exported here for the use cases; ``docs/data-model.md`` lists every condition.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -21,7 +20,8 @@ from credit_meter.core.errors import Conflict
 from credit_meter.core.idempotency import Request, key_reused
 from credit_meter.core.wallets import Bucket, Granted
 from credit_meter.storage import wallet_record
-from credit_meter.storage.store import Update
+from credit_meter.storage.wallet_record import BucketChange as BucketChange
+from credit_meter.storage.wallet_record import bucket_update as bucket_update
 
 ATTEMPTS = 10
 DAY = 86400
@@ -30,69 +30,6 @@ MAX_GRANT_SECONDS = 100 * 365 * 86400
 # write is billed per started KB of it) and the item must stay far below DynamoDB's 400 KB;
 # the allowance, its upgrade and rollover are never refused for it.
 MAX_BUCKETS = 32
-
-
-@dataclass(frozen=True, slots=True)
-class BucketChange:
-    """A write that replaces a wallet's bucket list; what else it sets rides along."""
-
-    buckets: list[Bucket]
-    drawn_delta: Decimal
-    balance_delta: Decimal
-    posts: list[dict[str, Any]]
-    period_end: int
-    sets: dict[str, Any] = field(default_factory=dict)  # attribute -> value
-    removes: tuple[str, ...] = ()
-    clauses: tuple[str, ...] = ()  # more SET clauses, their values in ``values``
-    condition: str = ""
-    values: dict[str, Any] = field(default_factory=dict)
-    names: dict[str, str] = field(default_factory=dict)  # for ``clauses``
-
-
-def bucket_update(wallet_id: str, wallet: dict[str, Any], change: BucketChange) -> Update:
-    """The conditional write of ``change`` to the wallet as read (its ``bver``)."""
-    names = {f"#s{i}": name for i, name in enumerate(change.sets)} | change.names
-    values: dict[str, Any] = {
-        ":bk": [wallet_record.bucket_item(b) for b in change.buckets],
-        ":one": 1,
-        ":dd": change.drawn_delta,
-        ":g": change.balance_delta,
-        ":n": len(change.posts),
-        ":posts": change.posts,
-        ":due": periods.due_at(change.buckets, change.period_end),
-        ":dsh": wallet_record.due_shard(wallet_id),
-        ":bver": wallet[wallet_record.BUCKETS_VERSION],
-        **{f":s{i}": value for i, value in enumerate(change.sets.values())},
-        **change.values,
-    }
-    w = wallet_record
-    sets = [
-        f"{w.BUCKETS} = :bk",
-        f"{w.BUCKETS_VERSION} = {w.BUCKETS_VERSION} + :one",
-        f"{w.DRAWN} = {w.DRAWN} + :dd",
-        f"{w.BALANCE} = {w.BALANCE} + :g",
-        f"{w.AVAILABLE} = {w.AVAILABLE} + :g",
-        f"{w.SEQ} = {w.SEQ} + :n",
-        f"{w.POSTS} = :posts",
-        f"{w.DUE_AT} = :due",
-        f"{w.DUE_SHARD} = :dsh",
-        *(f"#s{i} = :s{i}" for i in range(len(change.sets))),
-        *change.clauses,
-    ]
-    expression = "SET " + ", ".join(sets)
-    if change.removes:
-        names.update({f"#r{i}": name for i, name in enumerate(change.removes)})
-        expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(change.removes)))
-    condition = f"{w.BUCKETS_VERSION} = :bver"
-    if change.condition:
-        condition += f" AND {change.condition}"
-    return Update(
-        key=wallet_record.key(wallet_id),
-        expression=expression,
-        condition=condition,
-        names=names,
-        values=values,
-    )
 
 
 def add_bucket(

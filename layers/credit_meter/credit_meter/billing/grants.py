@@ -28,7 +28,7 @@ from credit_meter.storage import items, wallet_record
 from credit_meter.storage.items import GRANT_RECORD, VOID_RECORD
 from credit_meter.storage.pages import decode_cursor, encode_cursor
 from credit_meter.storage.records import now_ms, record_ttl
-from credit_meter.storage.store import Put, Store, Update, WriteRejected
+from credit_meter.storage.store import Put, Store, WriteRejected
 
 # Grants that cannot be voided: the allowance (it follows the plan), purchases (paid for: taken
 # back only by a refund) and transfers (the sender paid for them).
@@ -193,14 +193,15 @@ class Grants:
                 source=bucket.source,
                 bucket_id=gid,
             )
+            guard, guard_values = wallet_record.void_guard(voided.amount, voided.drawn_before)
             change = BucketChange(
                 buckets=voided.buckets,
                 drawn_delta=ZERO,
                 balance_delta=-voided.amount,
                 posts=[post],
                 period_end=wallet_record.period_end(wallet),
-                condition="avail >= :amt AND drawn <= :before",
-                values={":amt": voided.amount, ":before": voided.drawn_before},
+                condition=guard,
+                values=guard_values,
             )
             record = {
                 **items.record_key(wallet_id, VOID_RECORD, gid),
@@ -244,20 +245,10 @@ class Grants:
         aid = f"adj_{key}"
         at = now_ms()
         amount = -credits
-        wallet_update = Update(
-            key=wallet_record.key(wallet_id),
-            expression=(
-                "SET bal = bal - :a, avail = avail - :a, drawn = drawn + :a, seq = seq + :one, "
-                "posts = :posts"
-            ),
-            condition="attribute_exists(pk)",
-            values={
-                ":a": amount,
-                ":one": 1,
-                ":posts": [
-                    wallet_record.posting(aid, "adjustment", credits, "posted", at, reason=reason)
-                ],
-            },
+        wallet_update = wallet_record.adjustment_debit_update(
+            wallet_id,
+            amount,
+            wallet_record.posting(aid, "adjustment", credits, "posted", at, reason=reason),
         )
         record = {
             # Under the same key as a positive adjustment's grant record: one Idempotency-Key

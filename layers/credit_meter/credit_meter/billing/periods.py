@@ -17,7 +17,7 @@ from credit_meter.core.money import ZERO
 from credit_meter.core.periods import Posting, Rolled
 from credit_meter.storage import items, wallet_record
 from credit_meter.storage.records import now_ms
-from credit_meter.storage.store import Store, Update, WriteRejected
+from credit_meter.storage.store import Store, WriteRejected
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,14 +101,11 @@ class Periods:
             return
         version = int(wallet[wallet_record.BUCKETS_VERSION])
         at = now_ms()
-        condition = "pe = :pe"
-        values: dict[str, Any] = {":pe": wallet_record.period_end(wallet)}
-        if rolled.balance_delta < 0:
-            # What is expired was computed from the wallet as read. A debit or hold that landed
-            # since may have used those very credits: then available would end below zero, so
-            # the write is refused and the wallet read again.
-            condition += " AND avail >= :floor"
-            values[":floor"] = -rolled.balance_delta
+        # What is expired was computed from the wallet as read. A debit or hold that landed
+        # since may have used those very credits: then available would end below zero, so the
+        # write is refused and the wallet read again.
+        floor = -rolled.balance_delta if rolled.balance_delta < 0 else None
+        condition, values = wallet_record.roll_guard(wallet_record.period_end(wallet), floor)
         change = BucketChange(
             buckets=rolled.buckets,
             drawn_delta=rolled.drawn_delta,
@@ -123,18 +120,8 @@ class Periods:
         self.store.update(bucket_update(wallet_id, wallet, change))
 
     def _reschedule(self, wallet_id: str, wallet: dict[str, Any], due_at: int) -> None:
-        self.store.update(
-            Update(
-                key=wallet_record.key(wallet_id),
-                expression="SET due_at = :due, due_shard = :dsh REMOVE posts",
-                condition="bver = :bver",
-                values={
-                    ":due": due_at,
-                    ":dsh": wallet_record.due_shard(wallet_id),
-                    ":bver": wallet[wallet_record.BUCKETS_VERSION],
-                },
-            )
-        )
+        version = wallet[wallet_record.BUCKETS_VERSION]
+        self.store.update(wallet_record.reschedule_update(wallet_id, version, due_at))
 
 
 def _next_period(
@@ -145,17 +132,12 @@ def _next_period(
     Relative: usage committed between the read and this write counts in the new period. The
     spending limit's room and each member budget's room get back what the ended period used.
     """
-    used = wallet_record.used(wallet)
-    clauses: tuple[str, ...] = ("used = used - :used", "lrem = if_not_exists(lrem, :unl) + :used")
-    values = {**change.values, ":used": used, ":unl": wallet_record.NO_LIMIT_ROOM}
-    names: dict[str, str] = {}
     budgets = sorted(wallet_record.member_budgets(wallet).items())
-    for i, (tag, budget) in enumerate(budgets):
-        spent = wallet_record.budget_used(budget)
-        if spent != 0:
-            names[f"#m{i}"] = tag
-            values[f":u{i}"] = spent
-            clauses += (f"mb.#m{i}.r = mb.#m{i}.r + :u{i}", f"mb.#m{i}.u = mb.#m{i}.u - :u{i}")
+    clauses, reset_values, names = wallet_record.period_reset_clauses(
+        wallet_record.used(wallet),
+        [(tag, wallet_record.budget_used(budget)) for tag, budget in budgets],
+    )
+    values = {**change.values, **reset_values}
     return BucketChange(
         buckets=change.buckets,
         drawn_delta=change.drawn_delta,

@@ -16,7 +16,7 @@ from credit_meter.core.money import ZERO
 from credit_meter.core.wallets import Bucket, WalletView
 from credit_meter.storage import items, wallet_record
 from credit_meter.storage.records import now_ms
-from credit_meter.storage.store import Put, Store, Update, WriteRejected
+from credit_meter.storage.store import Put, Store, WriteRejected
 
 
 class Plans:
@@ -105,12 +105,7 @@ class Plans:
         if current is None:
             try:
                 self.store.transact(
-                    Update(
-                        key=wallet_record.key(wallet_id),
-                        expression="SET org = :org",
-                        condition="attribute_exists(pk) AND attribute_not_exists(org)",
-                        values={":org": org_id},
-                    ),
+                    wallet_record.join_org_update(wallet_id, org_id),
                     Put(items.membership(org_id, wallet_id), None),
                 )
                 self._byok_flags(org_id, wallet_id)
@@ -136,14 +131,7 @@ class Plans:
         its usage lines) at 0 credits, so no balance, limit, budget or alert moves. A
         reservation keeps the mode it was made in until it ends."""
         try:
-            self.store.update(
-                Update(
-                    key=wallet_record.key(wallet_id),
-                    expression="SET bp = :on" if enabled else "REMOVE bp",
-                    condition="attribute_exists(pk)",
-                    values={":on": True} if enabled else {},
-                )
-            )
+            self.store.update(wallet_record.bypass_update(wallet_id, enabled))
         except WriteRejected:
             raise no_wallet(wallet_id) from None
         return self._view(wallet_id)
@@ -152,28 +140,16 @@ class Plans:
         self, wallet_id: str, wallet: dict[str, Any], terms: Plan, allow: Decimal
     ) -> None:
         current = wallet_record.allowance(wallet)
-        guard = {":bver": wallet[wallet_record.BUCKETS_VERSION], ":one": 1}
+        version = wallet[wallet_record.BUCKETS_VERSION]
         if wallet_record.plan(wallet) == terms.name and allow == current:
             if wallet_record.PENDING_PLAN in wallet:  # back to the current plan: no change due
-                self.store.update(
-                    Update(
-                        key=wallet_record.key(wallet_id),
-                        expression="SET bver = bver + :one REMOVE pn, pa, posts",
-                        condition="bver = :bver",
-                        values=guard,
-                    )
-                )
+                self.store.update(wallet_record.pending_plan_clear_update(wallet_id, version))
             return
         if allow <= current:  # a downgrade (or a sideways move): from the next period
+            # bver moves too: a reset that read the wallet before this change must read it
+            # again, or it would start the next period on the old plan.
             self.store.update(
-                Update(
-                    key=wallet_record.key(wallet_id),
-                    # bver moves too: a reset that read the wallet before this change must
-                    # read it again, or it would start the next period on the old plan.
-                    expression="SET pn = :plan, pa = :allow, bver = bver + :one REMOVE posts",
-                    condition="bver = :bver",
-                    values={**guard, ":plan": terms.name, ":allow": allow},
-                )
+                wallet_record.pending_plan_update(wallet_id, version, terms.name, allow)
             )
             return
         self.store.update(bucket_update(wallet_id, wallet, self._upgrade(wallet, terms, allow)))

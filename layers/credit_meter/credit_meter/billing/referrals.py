@@ -68,7 +68,7 @@ class Referrals:
                     self._bucket(wallet_id, referrer, at, expires, referee=True),
                     f"referred by {referrer}",
                     sets={wallet_record.REFERRED_BY: mark},
-                    condition="attribute_not_exists(rby)",
+                    condition=wallet_record.not_referred_guard(),
                 )
             ]
             if rewarded:

@@ -106,20 +106,10 @@ class Transfers:
 
 
 def _debit(wallet_id: str, credits: Decimal, tid: str, at: int, reason: str | None) -> Update:
-    return Update(
-        key=wallet_record.key(wallet_id),
-        expression=(
-            "SET bal = bal - :a, avail = avail - :a, drawn = drawn + :a, "
-            "seq = seq + :one, posts = :posts"
-        ),
-        condition="attribute_exists(pk) AND avail >= :a",
-        values={
-            ":a": credits,
-            ":one": 1,
-            ":posts": [
-                wallet_record.posting(tid, "transfer", -credits, "posted", at, reason=reason)
-            ],
-        },
+    return wallet_record.transfer_debit_update(
+        wallet_id,
+        credits,
+        wallet_record.posting(tid, "transfer", -credits, "posted", at, reason=reason),
     )
 
 

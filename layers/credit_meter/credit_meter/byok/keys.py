@@ -215,15 +215,7 @@ def _flag(store: Store, org_id: str, user_id: str, wallet_id: str, present: bool
         key_of(org_id, user_id),
         "attribute_exists(pk)" if present else "attribute_not_exists(pk)",
     )
-    update = Update(
-        key=wallet_record.key(wallet_id),
-        expression=f"{'ADD' if present else 'DELETE'} #ky :u",
-        # Never creates a wallet: ADD on a missing item would make a stub one.
-        condition="attribute_exists(pk)",
-        names={"#ky": FLAG},
-        values={":u": {user_id}},
-        return_old=False,  # a refusal says enough; the wallet item is not wanted back
-    )
+    update = wallet_record.byok_member_update(wallet_id, user_id, present)
     try:
         store.transact(check, update)
     except WriteRejected:

@@ -66,14 +66,7 @@ class AutoTopups:
         if customer_id is not None and enabled:
             # A new card ends a back-off after a decline: the next write below tries it.
             with contextlib.suppress(WriteRejected):
-                self.store.update(
-                    Update(
-                        key=wallet_record.key(wallet_id),
-                        expression="SET ats = :armed REMOVE atb",
-                        condition="ats = :declined",
-                        values={":armed": "armed", ":declined": "declined"},
-                    )
-                )
+                self.store.update(wallet_record.auto_topup_rearm_update(wallet_id))
         return self.auto_topup(wallet_id)
 
     def _problems(
@@ -163,32 +156,15 @@ class AutoTopups:
         # Refused: the state moved on meanwhile (its own write is on the stream too).
         with contextlib.suppress(WriteRejected):
             self.store.update(
-                Update(
-                    key=wallet_record.key(wallet_id),
-                    expression="SET ats = :s REMOVE atb",
-                    condition="ats = :seen AND atn = :n",
-                    values={":s": state, ":seen": seen, ":n": crossing},
-                )
+                wallet_record.auto_topup_state_update(wallet_id, crossing, seen, state)
             )
 
     def _fire(self, wallet_id: str, crossing: int, seen: str) -> int | None:
         """Claim the next crossing number; None if another record claimed it or the settings
         changed (the stream will show that write too)."""
         try:
-            self.store.update(
-                Update(
-                    key=wallet_record.key(wallet_id),
-                    expression="SET ats = :fired, atn = :next REMOVE atb",
-                    # Still below now, not only in the (maybe late) stream record.
-                    condition="ats = :seen AND atn = :n AND avail < atx",
-                    values={
-                        ":fired": "fired",
-                        ":seen": seen,
-                        ":n": crossing,
-                        ":next": crossing + 1,
-                    },
-                )
-            )
+            # Still below now, not only in the (maybe late) stream record.
+            self.store.update(wallet_record.auto_topup_fire_update(wallet_id, crossing, seen))
         except WriteRejected as rejected:
             now = rejected.old[0] or {}
             # Claimed by an earlier delivery of this same record that did not finish: resume.
@@ -244,36 +220,17 @@ class AutoTopups:
         until = int(clock.now_ts()) + self.catalog.topups.auto_topup_backoff_seconds
         # Settings changed or a later crossing began: nothing to back off from.
         with contextlib.suppress(WriteRejected):
-            self.store.update(
-                Update(
-                    key=wallet_record.key(wallet_id),
-                    expression="SET ats = :d, atb = :until",
-                    condition="atn = :n AND ats = :fired",
-                    values={":d": "declined", ":until": until, ":n": crossing, ":fired": "fired"},
-                )
-            )
+            self.store.update(wallet_record.auto_topup_declined_update(wallet_id, crossing, until))
 
 
 def _state_write(wallet_id: str, enabled: bool, threshold: Decimal | None) -> Update:
     """The wallet's side of saving the settings; its condition is the wallet's existence."""
-    if enabled:
-        # The state rides on the wallet, where the stream shows every balance change. A
-        # state already there stays: saving the settings again while a purchase is on its
-        # way (fired) or backing off (declined) must not look like a new crossing.
-        return Update(
-            key=wallet_record.key(wallet_id),
-            expression="SET atx = :x, ats = if_not_exists(ats, :armed), "
-            "atn = if_not_exists(atn, :zero)",
-            condition="attribute_exists(pk)",
-            values={":x": threshold, ":armed": "armed", ":zero": 0},
-        )
-    # Without atx the auto top-up function no longer sees the wallet. Its state and crossing
-    # count stay: turning it on again while a purchase is on its way must not buy a second time.
-    return Update(
-        key=wallet_record.key(wallet_id),
-        expression="REMOVE atx",
-        condition="attribute_exists(pk)",
-    )
+    # The state rides on the wallet, where the stream shows every balance change. A state
+    # already there stays: saving the settings again while a purchase is on its way (fired)
+    # or backing off (declined) must not look like a new crossing. Turned off, the auto top-up
+    # function no longer sees the wallet (no threshold), but its state and crossing count
+    # stay: turning it on again while a purchase is on its way must not buy a second time.
+    return wallet_record.auto_topup_settings_update(wallet_id, threshold if enabled else None)
 
 
 def _crossing(wallet: dict[str, Any], default: int) -> int:

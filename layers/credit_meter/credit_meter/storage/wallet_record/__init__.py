@@ -7,13 +7,35 @@ on the item's whole size, names included. Use cases read the item through the fu
 and never index it with a literal name; ``tests/unit/test_wallet_record.py`` keeps the names
 here and the table in the docs one to one.
 
-It is one import for its users and three modules inside: the names and key
-(:mod:`.names`), the readers and mappings (:mod:`.readers`) and the update expressions
-(:mod:`.writes`), each small enough to read at once.
+It is one import for its users and four modules inside: the names and key
+(:mod:`.names`), the readers and mappings (:mod:`.readers`), the hot path's update
+expressions (:mod:`.writes`) and the other writes (:mod:`.lifecycle`: bucket changes, plan,
+due date, auto top-up state), each small enough to read at once.
 """
 
 from __future__ import annotations
 
+from credit_meter.storage.wallet_record.lifecycle import (
+    BucketChange,
+    adjustment_debit_update,
+    auto_topup_declined_update,
+    auto_topup_fire_update,
+    auto_topup_rearm_update,
+    auto_topup_settings_update,
+    auto_topup_state_update,
+    bucket_update,
+    byok_member_update,
+    bypass_update,
+    join_org_update,
+    not_referred_guard,
+    pending_plan_clear_update,
+    pending_plan_update,
+    period_reset_clauses,
+    reschedule_update,
+    roll_guard,
+    transfer_debit_update,
+    void_guard,
+)
 from credit_meter.storage.wallet_record.names import (
     ALERT_THRESHOLDS,
     ALLOWANCE,
@@ -204,16 +226,24 @@ __all__ = [
     "WALLET_ID",
     "WALLET_SK",
     "ZERO",
+    "BucketChange",
     "DebitTerms",
     "Item",
+    "adjustment_debit_update",
     "alert_facts",
     "alert_thresholds",
     "alert_thresholds_update",
     "allowance",
+    "auto_topup_declined_update",
+    "auto_topup_fire_update",
+    "auto_topup_rearm_update",
+    "auto_topup_settings_update",
+    "auto_topup_state_update",
     "available",
     "balance",
     "bucket",
     "bucket_item",
+    "bucket_update",
     "buckets",
     "budget_add_update",
     "budget_cap",
@@ -222,8 +252,10 @@ __all__ = [
     "budget_member",
     "budget_room",
     "budget_used",
+    "byok_member_update",
     "byok_members",
     "bypass",
+    "bypass_update",
     "charge_update",
     "drawn",
     "due_shard",
@@ -238,6 +270,7 @@ __all__ = [
     "hold_end_update",
     "hold_expires_at",
     "hold_mode",
+    "join_org_update",
     "key",
     "limit",
     "limit_alert",
@@ -246,22 +279,30 @@ __all__ = [
     "limits_update",
     "member_budgets",
     "new_hold",
+    "not_referred_guard",
     "open_holds",
     "org",
     "overage",
+    "pending_plan_clear_update",
+    "pending_plan_update",
     "period_end",
+    "period_reset_clauses",
     "period_start",
     "plan",
     "posting",
     "posts",
     "read",
     "refusal_mark_update",
+    "reschedule_update",
     "reserve_update",
+    "roll_guard",
     "room_under",
     "seq",
     "sweep_shard",
     "threshold_items",
+    "transfer_debit_update",
     "used",
     "view",
+    "void_guard",
     "wallet_id",
 ]
