@@ -392,7 +392,17 @@ def _response(err: Exception) -> dict[str, Any]:
     return response if isinstance(response, dict) else {}
 
 
+# botocore's errors for a request DynamoDB did not answer (by name: botocore is not imported
+# at module load). The write may or may not have happened; the same request again, with its
+# Idempotency-Key, is safe, so the caller gets a 503 to retry rather than a 500.
+_NO_ANSWER = frozenset(
+    {"ReadTimeoutError", "ConnectTimeoutError", "EndpointConnectionError", "ConnectionClosedError"}
+)
+
+
 def _rejected(err: Exception, count: int) -> Exception:
+    if type(err).__name__ in _NO_ANSWER:
+        return Contention("the database did not answer in time; retry the request")
     response = _response(err)
     code = response.get("Error", {}).get("Code")
     if code == "ConditionalCheckFailedException":
