@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import difflib
 import re
 import sys
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 import yaml
 
 from devtools import table
+from devtools.generated import write_or_check
 from devtools.monitoring_alarms import FUNCTIONS, QUEUES, TOPIC, Ref, Sub, alarms
 from devtools.monitoring_dashboard import dashboard_body
 
@@ -221,26 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--output", type=Path, default=TEMPLATE, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    text = render()
-    current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-    if args.check:
-        if current == text:
-            return 0
-        diff = difflib.unified_diff(
-            current.splitlines(keepends=True),
-            text.splitlines(keepends=True),
-            fromfile=f"{args.output} (on disk)",
-            tofile="generated",
-            n=2,
-        )
-        sys.stderr.writelines(list(diff)[:60])
-        print(f"{args.output} is out of date: run python -m devtools.monitoring", file=sys.stderr)
-        return 1
-    if current != text:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text, encoding="utf-8")
-        print(f"wrote {args.output}")
-    return 0
+    return write_or_check(
+        args.output, render(), check=args.check, command="python -m devtools.monitoring"
+    )
 
 
 if __name__ == "__main__":

@@ -23,12 +23,13 @@ generator.
 from __future__ import annotations
 
 import argparse
-import difflib
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from devtools.generated import write_or_check
 
 try:
     from credit_meter.api import access
@@ -1421,26 +1422,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--output", type=Path, default=DOCUMENT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    text = render()
-    current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-    if args.check:
-        if current == text:
-            return 0
-        diff = difflib.unified_diff(
-            current.splitlines(keepends=True),
-            text.splitlines(keepends=True),
-            fromfile=f"{args.output} (on disk)",
-            tofile="generated",
-            n=2,
-        )
-        sys.stderr.writelines(list(diff)[:60])
-        print(f"{args.output} is out of date: run python -m devtools.openapi", file=sys.stderr)
-        return 1
-    if current != text:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text, encoding="utf-8")
-        print(f"wrote {args.output}")
-    return 0
+    return write_or_check(
+        args.output, render(), check=args.check, command="python -m devtools.openapi"
+    )
 
 
 if __name__ == "__main__":
